@@ -1,0 +1,126 @@
+"""What every command shares: paths and URLs from the group options, and lazily opened
+config, catalog and stores. Opening is lazy so that ``--help`` and commands that need none of
+them stay fast and never touch a database.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from snapshot.errors import StigmemError, UsageError
+
+if TYPE_CHECKING:
+    from catalog.database import Catalog
+    from snapshot.config import Config
+    from snapshot.retention import Policy
+    from store.repository import Store
+
+FALLBACK_TIER = "local"
+
+
+@dataclass
+class Tier:
+    name: str
+    url: str
+    storage_options: dict[str, Any]
+    policy: Policy = field(default_factory=lambda: _empty_policy())
+    grace_seconds: float = 3600.0
+
+
+def _empty_policy() -> Policy:
+    from snapshot.retention import Policy
+
+    return Policy()
+
+
+@dataclass
+class App:
+    home: Path
+    config_path: Path | None
+    catalog_url: str | None
+    store_url: str | None
+    _config: Config | None = None
+    _catalog: Catalog | None = None
+    _stores: dict[str, Store] = field(default_factory=dict)
+
+    @property
+    def host(self) -> str:
+        return socket.gethostname()
+
+    def config(self) -> Config:
+        if self._config is None:
+            from snapshot.config import load_config
+
+            self._config = load_config(self.config_path, default_path=self.home / "config.toml")
+        return self._config
+
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            from catalog.database import Catalog, default_catalog_url
+
+            url = self.catalog_url or default_catalog_url(self.home)
+            self._catalog = Catalog.open(url)
+        return self._catalog
+
+    def fallback_store_url(self) -> str:
+        return self.store_url or str(self.home / "store")
+
+    def tier(self, name: str | None) -> Tier:
+        """The named tier, or the default one (DESIGN.md section 9)."""
+        config = self.config()
+        if name is None:
+            name = config.default_tier_name()
+            if name is None:
+                return Tier(FALLBACK_TIER, self.fallback_store_url(), {})
+        if name == FALLBACK_TIER and not config.tiers:
+            return Tier(FALLBACK_TIER, self.fallback_store_url(), {})
+        tier = config.tier(name)
+        return Tier(name, tier.store, dict(tier.storage_options), tier.policy, tier.grace_seconds)
+
+    def all_tiers(self) -> list[Tier]:
+        config = self.config()
+        if not config.tiers:
+            return [self.tier(None)]
+        first = self.tier(None)
+        return [first] + [self.tier(n) for n in config.tiers if n != first.name]
+
+    def grace_seconds(self, tier: Tier) -> float:
+        return tier.grace_seconds
+
+    def store(self, tier: Tier, create: bool = False) -> Store:
+        key = f"{tier.name}\0{tier.url}"
+        if key not in self._stores:
+            from store.repository import Store
+
+            self._stores[key] = Store.open(tier.url, tier.storage_options, create=create)
+        return self._stores[key]
+
+    def close(self) -> None:
+        if self._catalog is not None:
+            self._catalog.close()
+
+
+def db_path_option(value: Path | None) -> Path:
+    if value is not None:
+        return value
+    env = os.environ.get("STIGMEM_DB_PATH")
+    if env:
+        return Path(env)
+    raise UsageError("no node database given: pass --db or set STIGMEM_DB_PATH")
+
+
+def is_snapshot_ref(text: str) -> bool:
+    """A store id or prefix rather than a file path."""
+    return len(text) >= 6 and all(c in "0123456789abcdef" for c in text.lower())
+
+
+def require_file(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise StigmemError(f"no such file: {path}")
+    if path.is_dir():
+        raise StigmemError(f"{what} is a directory: {path}")
+    return path

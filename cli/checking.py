@@ -1,0 +1,127 @@
+"""``store check``, ``catalog reindex`` and ``catalog metrics``: the store as source of truth."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from cli.app import App, Tier
+from cli.output import emit_json, note
+from snapshot.errors import StigmemError, VerificationError
+from snapshot.manifest import CURSOR_MEMBER, manifest_from_dict, parse_cursor
+
+
+def check_store(app: App, tier: Tier, fraction: float, as_json: bool) -> None:
+    store = app.store(tier)
+    report = store.check(read_data_fraction=fraction)
+    problems: dict[str, list[str]] = {}
+    for sid, problem in report.problems:
+        problems.setdefault(sid, []).append(problem)
+    for sid in store.snapshot_ids():
+        try:
+            manifest = manifest_from_dict(store.load_document(sid)["manifest"])
+        except (VerificationError, StigmemError, KeyError) as exc:
+            problems.setdefault(sid, []).append(f"document unreadable: {exc}")
+            continue
+        if manifest.snapshot_id != sid:
+            problems.setdefault(sid, []).append("document id differs from its manifest")
+        elif not manifest.signature_valid():
+            problems.setdefault(sid, []).append("signature does not verify")
+    catalog = app.catalog()
+    known = set(catalog.known_ids(store.snapshot_ids()))
+    mode = f"check {fraction:.0%}"
+    for sid in sorted(known):
+        found = problems.get(sid)
+        outcome = (
+            "ok"
+            if not found
+            else ("missing_data" if any("missing" in p for p in found) else "checksum_error")
+        )
+        catalog.record_verification(sid, mode, "check", outcome, "; ".join(found or []) or mode)
+    summary = (
+        f"{store.url}: {len(store.snapshot_ids())} snapshots, "
+        f"{report.chunks_checked} chunks checked, {report.bytes_read} bytes read, "
+        f"{sum(len(v) for v in problems.values())} problems"
+    )
+    catalog.record_event("check", None, summary)
+    if as_json:
+        emit_json(
+            {
+                "store": store.url,
+                "ok": not problems,
+                "problems": [
+                    {"snapshot_id": s, "problem": p}
+                    for s, ps in sorted(problems.items())
+                    for p in ps
+                ],
+                **report.to_json(),
+            }
+        )
+    else:
+        for sid, found in sorted(problems.items()):
+            for problem in found:
+                click.echo(f"FAIL: {sid}: {problem}")
+        click.echo(("OK: " if not problems else "FAIL: ") + summary)
+    if problems:
+        raise click.exceptions.Exit(3)
+
+
+def reindex(app: App, as_json: bool) -> None:
+    """Rebuild snapshot and placement rows from every store; history rows are kept.
+
+    A document whose signature fails is skipped, never adopted: it names an id that no key
+    signed. A validly signed one from an unknown key is catalogued, and shows as untrusted.
+    """
+    from cli.recording import catalog_snapshot
+
+    catalog = app.catalog()
+    counts: dict[str, int] = {}
+    skipped: list[str] = []
+    for tier in app.all_tiers():
+        store = app.store(tier)
+        counts[tier.name] = 0
+        for sid in store.snapshot_ids():
+            doc = store.load_document(sid)
+            try:
+                manifest = manifest_from_dict(doc["manifest"])
+            except VerificationError as exc:
+                skipped.append(f"{sid}: {exc.detail}")
+                continue
+            if manifest.snapshot_id != sid or not manifest.signature_valid():
+                skipped.append(f"{sid}: signature does not verify")
+                continue
+            cursor = io.BytesIO()
+            try:
+                store.read_artifact(sid, CURSOR_MEMBER, cursor)
+                applied = parse_cursor(cursor.getvalue())
+            except VerificationError:
+                applied = []
+            size = int(doc.get("artifacts", {}).get("artifacts/stigmem.db", {}).get("size", 0))
+            catalog_snapshot(catalog, manifest, applied, size, store.url)
+            catalog.record_placement(sid, tier.name, store.url)
+            counts[tier.name] += 1
+    catalog.record_event("reindex", None, ", ".join(f"{t}: {n}" for t, n in counts.items()))
+    for line in skipped:
+        note(f"skipped {line}")
+    if as_json:
+        emit_json({"tiers": counts, "skipped": skipped})
+    else:
+        for tier_name, count in counts.items():
+            click.echo(f"tier {tier_name}: {count} snapshots catalogued")
+
+
+def metrics_text(app: App) -> str:
+    from catalog.metrics import render_prometheus
+
+    samples: list[Any] = list(app.catalog().metrics(datetime.now(UTC)))
+    for tier in app.all_tiers():
+        try:
+            stored = app.store(tier).stats().stored_bytes
+        except StigmemError as exc:
+            note(f"tier {tier.name}: {exc}")
+            continue
+        samples.append(("stigmem_store_bytes", {"tier": tier.name}, float(stored)))
+    return str(render_prometheus(samples))

@@ -1,0 +1,126 @@
+"""``stigmem keys ...``: generate, trust, revoke, list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cli.app import App
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Signing keys and the keys this catalog trusts."""
+
+
+@keys_group.command(
+    "generate",
+    epilog="""\b
+Examples:
+  stigmem keys generate --out /etc/stigmem/node.key
+  stigmem keys generate            # prints priv: and pub: like the runbook's snippet""",
+)
+@click.option("--out", type=click.Path(path_type=Path), help="Write the private key here (0600).")
+@click.option("--json", "as_json", is_flag=True)
+def generate_cmd(out: Path | None, as_json: bool) -> None:
+    """Generate an Ed25519 key pair."""
+    from cli.output import emit_json, note
+    from snapshot.errors import StigmemError
+    from snapshot.fileio import atomic_write_bytes
+    from snapshot.keys import b64url_encode, generate, key_id, public_key_bytes, seed_bytes
+
+    private = generate()
+    pub = public_key_bytes(private)
+    priv_text = b64url_encode(seed_bytes(private))
+    doc = {"pub": b64url_encode(pub), "key_id": key_id(pub)}
+    if out is not None:
+        if out.is_dir():
+            raise StigmemError(f"--out is a directory: {out}")
+        if out.exists():
+            raise StigmemError(f"refusing to overwrite existing key file: {out}")
+        if not out.parent.is_dir():
+            raise StigmemError(f"no such directory for --out: {out.parent}")
+        atomic_write_bytes(out, (priv_text + "\n").encode(), 0o600)
+        doc["out"] = str(out)
+        if as_json:
+            emit_json(doc)
+            return
+        click.echo(f"pub: {doc['pub']}")
+        click.echo(f"key id: {doc['key_id']}")
+        return
+    if as_json:
+        emit_json({"priv": priv_text, **doc})
+    else:
+        click.echo(f"priv: {priv_text}")
+        click.echo(f"pub: {doc['pub']}")
+        click.echo(f"key id: {doc['key_id']}")
+    note("note: a private key was printed; keep it secret (use --out to write it to a 0600 file)")
+
+
+@keys_group.command(
+    "trust",
+    epilog="""\b
+Examples:
+  stigmem keys trust Xk3...base64url... --label node-a""",
+)
+@click.argument("key")
+@click.option("--label", help="A name for the key (usable as --signer in snapshot list).")
+@click.pass_obj
+def trust_cmd(app: App, key: str, label: str | None) -> None:
+    """Trust a public key for default-mode verification."""
+    from snapshot.keys import b64url_encode, key_id, parse_public_key
+
+    raw = parse_public_key(key, "KEY")
+    catalog = app.catalog()
+    catalog.trust_key(b64url_encode(raw), key_id(raw), label)
+    catalog.record_event(
+        "key-trust", None, f"key id {key_id(raw)} trusted" + (f" as {label}" if label else "")
+    )
+    click.echo(f"trusted key id {key_id(raw)}")
+
+
+@keys_group.command(
+    "revoke",
+    epilog="""\b
+Examples:
+  stigmem keys revoke 0123456789abcdef
+  stigmem keys revoke node-a""",
+)
+@click.argument("key")
+@click.pass_obj
+def revoke_cmd(app: App, key: str) -> None:
+    """Revoke a key (by key id, public key or label): its signatures never verify again."""
+    catalog = app.catalog()
+    row = catalog.revoke_key(key)
+    catalog.record_event("key-revoke", None, f"key id {row.key_id} revoked")
+    click.echo(f"revoked key id {row.key_id}")
+
+
+@keys_group.command("list", epilog="Examples:\n\n  stigmem keys list --json")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def list_cmd(app: App, as_json: bool) -> None:
+    """Keys seen or trusted, with their key ids."""
+    from cli.output import emit_json, table
+
+    rows = app.catalog().keys()
+    if as_json:
+        emit_json([row.to_json() for row in rows])
+        return
+    table(
+        ["key id", "label", "trusted", "revoked", "first seen", "public key"],
+        [
+            [
+                r.key_id,
+                r.label or "",
+                "yes" if r.trusted else "no",
+                "REVOKED" if r.revoked else "",
+                r.first_seen.isoformat() if r.first_seen else "",
+                r.public_key,
+            ]
+            for r in rows
+        ],
+    )

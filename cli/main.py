@@ -1,0 +1,114 @@
+"""The ``stigmem`` console script: group options, logging and the one place errors are shown.
+
+Only click is imported here; every heavy library (cryptography, SQLAlchemy, fsspec, rich) is
+imported inside the command that needs it, so ``stigmem --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from cli.app import App
+from cli.catalog_cmds import catalog_group
+from cli.federation_cmds import federation_group
+from cli.keys_cmds import keys_group
+from cli.snapshot_cmds import snapshot_group
+from cli.store_cmds import store_group
+from snapshot.errors import StigmemError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(
+    context_settings=CONTEXT,
+    epilog="""\b
+Examples:
+  stigmem keys generate --out node.key
+  stigmem snapshot create --db /var/lib/stigmem/stigmem.db --sign-with node.key
+  stigmem snapshot list --since 7d
+  stigmem snapshot restore 3fa2c1 --db /var/lib/stigmem/stigmem.db --trusted-keys keys.json
+""",
+)
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path),
+    envvar="STIGMEM_HOME",
+    default=Path("~/.stigmem"),
+    show_default=True,
+    help="State folder.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    envvar="STIGMEM_CONFIG",
+    help="Config file (TOML). Default: $STIGMEM_HOME/config.toml",
+)
+@click.option(
+    "--catalog",
+    "catalog_url",
+    envvar="STIGMEM_CATALOG_URL",
+    help="Catalog SQLAlchemy URL. Default: sqlite:///$STIGMEM_HOME/catalog.db",
+)
+@click.option(
+    "--store",
+    "store_url",
+    envvar="STIGMEM_STORE_URL",
+    help="Store URL when no tier is configured. Default: $STIGMEM_HOME/store",
+)
+@click.option(
+    "--log-level",
+    envvar="STIGMEM_LOG_LEVEL",
+    default="WARNING",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    home: Path,
+    config_path: Path | None,
+    catalog_url: str | None,
+    store_url: str | None,
+    log_level: str,
+) -> None:
+    """Signed, deduplicated snapshots of Stigmem node databases."""
+    logging.basicConfig(
+        level=log_level.upper(), stream=sys.stderr, format="%(levelname)s: %(message)s"
+    )
+    app = App(home.expanduser(), config_path, catalog_url, store_url)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+cli.add_command(snapshot_group)
+cli.add_command(store_group)
+cli.add_command(keys_group)
+cli.add_command(federation_group)
+cli.add_command(catalog_group)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except StigmemError as exc:
+        click.echo(f"stigmem: {exc}" if exc.exit_code != 3 else str(exc), err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("stigmem: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("stigmem: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
+    sys.exit(0)

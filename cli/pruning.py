@@ -1,0 +1,105 @@
+"""``snapshot prune``: plan from the catalog, remove documents, then gc the store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from cli.app import App
+from cli.output import emit_json, table
+from snapshot.errors import UsageError
+
+
+def trusted_key_ids(app: App) -> tuple[set[str], set[str]]:
+    """Key ids that count for retention (node and catalog-trusted) and revoked ones."""
+    import os
+    from pathlib import Path
+
+    from cli.trust_keys import node_public_keys
+    from snapshot.keys import key_id, parse_public_key
+
+    catalog = app.catalog()
+    db_env = os.environ.get("STIGMEM_DB_PATH")
+    trusted = {key_id(k) for k in node_public_keys(Path(db_env) if db_env else None)}
+    trusted |= {key_id(parse_public_key(k, "the catalog")) for k in catalog.trusted_keys()}
+    revoked = {key_id(parse_public_key(k, "the catalog")) for k in catalog.revoked_keys()}
+    return trusted - revoked, revoked
+
+
+def prune(
+    app: App, tier_name: str | None, dry_run: bool, flags: dict[str, Any], as_json: bool
+) -> None:
+    from snapshot.durations import DurationError
+    from snapshot.retention import EmptyPolicyError, SnapshotInfo, plan_prune
+
+    tier = app.tier(tier_name)
+    try:
+        policy = tier.policy.with_overrides(**flags)
+    except DurationError as exc:
+        raise UsageError(f"--keep-within: {exc}") from None
+    if policy.is_empty():
+        raise EmptyPolicyError()
+    store = app.store(tier)
+    catalog = app.catalog()
+    trusted, _revoked = trusted_key_ids(app)
+    present = set(store.snapshot_ids())
+    infos = [
+        SnapshotInfo(
+            id=row.id,
+            node_id=row.node_id,
+            created_at=row.created_at,
+            trusted=row.signer_key_id in trusted,
+            pinned=row.pinned,
+            last_verify_ok=row.last_verify_outcome == "ok",
+        )
+        for row in catalog.snapshots_for_prune(tier.name)
+        if row.id in present
+    ]
+    plan = plan_prune(policy, infos)
+    removed: list[str] = []
+    bytes_freed = 0
+    if not dry_run and plan.remove:
+        with store.lock("exclusive"):
+            for sid in plan.remove:
+                store.delete_snapshot(sid)
+                catalog.mark_removed(sid, tier.name)
+                removed.append(sid)
+        report = store.gc(grace_seconds=tier.grace_seconds)
+        bytes_freed = report.freed_bytes
+    catalog.record_prune(tier.name, policy.to_json(), plan.to_json(), removed, bytes_freed, dry_run)
+    catalog.record_event(
+        "prune-dry-run" if dry_run else "prune",
+        None,
+        f"tier {tier.name}: {policy.describe()}; removed {len(removed)}, freed {bytes_freed} bytes",
+    )
+    doc = {
+        "tier": tier.name,
+        "dry_run": dry_run,
+        "policy": policy.to_json(),
+        "plan": plan.to_json(),
+        "removed": removed,
+        "bytes_freed": bytes_freed,
+    }
+    if as_json:
+        emit_json(doc)
+        return
+    table(
+        ["id", "created (UTC)", "node", "action", "reasons"],
+        [
+            [
+                e.id[:12],
+                e.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                e.node_id,
+                e.action,
+                ", ".join(e.reasons),
+            ]
+            for e in plan.entries
+        ],
+        title=f"prune plan for tier {tier.name}: {policy.describe()}",
+    )
+    verb = "would remove" if dry_run else "removed"
+    count = len(plan.remove) if dry_run else len(removed)
+    click.echo(
+        f"{verb} {count} of {len(plan.entries)} snapshots; freed {bytes_freed} bytes", err=True
+    )

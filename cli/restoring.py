@@ -1,0 +1,138 @@
+"""``snapshot restore``: verify while streaming into a temp file beside the target, then swap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import click
+
+from cli.app import App
+from cli.sources import ReadResult, Source, StoreSource, verify
+from snapshot.errors import VerificationError
+from snapshot.trust import TrustPolicy, VerifyResult
+
+FORCED_WARNING = (
+    "WARNING: restoring snapshot {sid} despite failed verification ({outcome}: {detail}) "
+    "because --force-unverified was given"
+)
+
+
+@dataclass
+class Restored:
+    verdict: VerifyResult
+    target: Path
+    backup: Path | None
+    migrations_replayed: list[str]
+    federation_cursors: int
+    forced: bool
+    created_at: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "snapshot_id": self.verdict.snapshot_id,
+            "node_id": self.verdict.node_id,
+            "created_at": self.created_at,
+            "target": str(self.target),
+            "backup": str(self.backup) if self.backup else None,
+            "migrations_replayed": self.migrations_replayed,
+            "federation_cursors": self.federation_cursors,
+            "forced": self.forced,
+            "verification": self.verdict.to_json(),
+        }
+
+
+def restore_snapshot(
+    app: App,
+    source: Source,
+    target: Path,
+    policy: TrustPolicy,
+    migrations_dir: Path | None,
+    backup: bool,
+) -> Restored:
+    from snapshot.restore import restore_database
+
+    outcome: dict[str, Any] = {}
+
+    def write_new(out: BinaryIO) -> None:
+        verdict, state = verify(source, policy, lambda data: out.write(data) and None)
+        outcome["verdict"], outcome["state"] = verdict, state
+        if not verdict.ok:
+            record_verification(app, verdict, state, source, "restore")
+            if not policy.forced:
+                raise VerificationError(verdict.outcome, verdict.detail, verdict.snapshot_id)
+            # Whatever the log level: an operator must always see a forced restore.
+            click.echo(
+                FORCED_WARNING.format(
+                    sid=verdict.snapshot_id or source.label,
+                    outcome=verdict.outcome,
+                    detail=verdict.detail,
+                ),
+                err=True,
+            )
+
+    result = restore_database(target, write_new, backup=backup, migrations_dir=migrations_dir)
+    verdict: VerifyResult = outcome["verdict"]
+    state: ReadResult = outcome["state"]
+    if verdict.ok:
+        record_verification(app, verdict, state, source, "restore")
+    restored = Restored(
+        verdict=verdict,
+        target=target,
+        backup=result.backup_path,
+        migrations_replayed=list(result.migrations_replayed),
+        federation_cursors=result.federation_cursors,
+        forced=policy.forced,
+        created_at=state.manifest.raw["created_at"] if state.manifest else None,
+    )
+    if verdict.snapshot_id is not None and state.manifest is not None:
+        catalog = app.catalog()
+        ensure_catalogued(app, state, source)
+        catalog.record_restore(
+            verdict.snapshot_id, str(target), restored.forced, restored.migrations_replayed
+        )
+        replayed = ", ".join(restored.migrations_replayed) or "none"
+        catalog.record_event(
+            "restore-forced" if restored.forced else "restore",
+            verdict.snapshot_id,
+            f"to {target}; migrations replayed: {replayed}",
+        )
+    return restored
+
+
+def ensure_catalogued(app: App, state: ReadResult, source: Source) -> None:
+    """A snapshot we verified or restored from a tarball gets a catalog row of its own."""
+    from cli.recording import catalog_snapshot
+
+    assert state.manifest is not None
+    catalog_snapshot(
+        app.catalog(), state.manifest, state.applied_migrations, state.db_size, source.label
+    )
+    if isinstance(source, StoreSource):
+        app.catalog().record_placement(
+            state.manifest.snapshot_id, source.tier.name, source.store.url
+        )
+
+
+def record_verification(
+    app: App, verdict: VerifyResult, state: ReadResult, source: Source, kind: str
+) -> None:
+    """Record a verification against the snapshot when its manifest is genuine, else an event.
+
+    A manifest whose signature fails names an id nobody signed: cataloguing it would let an
+    attacker plant rows. Its failure still goes to the audit log.
+    """
+    catalog = app.catalog()
+    genuine = state.manifest is not None and state.manifest.signature_valid()
+    if genuine and verdict.snapshot_id is not None:
+        ensure_catalogued(app, state, source)
+        catalog.record_verification(
+            verdict.snapshot_id, verdict.mode, kind, verdict.outcome, verdict.detail
+        )
+    catalog.record_event(
+        f"{kind}-{'ok' if verdict.ok else 'failed'}",
+        verdict.snapshot_id if genuine else None,
+        f"{source.label}: {verdict.line()}",
+    )

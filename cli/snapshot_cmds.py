@@ -1,0 +1,392 @@
+"""``stigmem snapshot ...``: create, verify, restore, list, show, history, export, import,
+prune, pin, unpin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cli.app import App
+
+pass_app = click.make_pass_decorator(App)
+JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+MAX_SIZE = click.option(
+    "--max-size",
+    type=int,
+    default=64 << 30,
+    show_default=True,
+    help="Largest database member accepted in a tarball, in bytes.",
+)
+
+
+def trust_options(f: click.decorators.FC) -> click.decorators.FC:
+    f = click.option(
+        "--trusted-keys",
+        "trusted_keys_file",
+        type=click.Path(path_type=Path),
+        help="JSON array of trusted public keys (strict mode).",
+    )(f)
+    f = click.option(
+        "--trusted-key",
+        "trusted_key",
+        multiple=True,
+        help="A trusted public key, base64url (strict mode; repeatable).",
+    )(f)
+    return f
+
+
+@click.group("snapshot")
+def snapshot_group() -> None:
+    """Create, verify, restore and manage snapshots."""
+
+
+@snapshot_group.command(
+    "create",
+    epilog="""\b
+Examples:
+  stigmem snapshot create --db /var/lib/stigmem/stigmem.db
+  stigmem snapshot create --db node.db --sign-with node.key --out /backups/
+  stigmem snapshot create --no-store --out snapshot.tar.gz --json""",
+)
+@click.option("--db", type=click.Path(path_type=Path), help="Node database [STIGMEM_DB_PATH].")
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="Also write the tarball (file or dir)."
+)
+@click.option("--sign-with", type=click.Path(path_type=Path), help="Private key file.")
+@click.option("--tier", help="Tier to store into (default: the config's default tier).")
+@click.option("--no-store", is_flag=True, help="Write only the tarball, as the Stigmem node does.")
+@JSON
+@pass_app
+def create_cmd(
+    app: App,
+    db: Path | None,
+    out: Path | None,
+    sign_with: Path | None,
+    tier: str | None,
+    no_store: bool,
+    as_json: bool,
+) -> None:
+    """Take a consistent, signed snapshot of a live node database."""
+    from cli.app import db_path_option
+    from cli.creating import create_snapshot
+    from cli.output import emit_json
+
+    created = create_snapshot(app, db_path_option(db), out, sign_with, tier, no_store)
+    if as_json:
+        emit_json(created.to_json())
+        return
+    click.echo(f"snapshot {created.manifest.snapshot_id}")
+    click.echo(f"name     {created.name}")
+    if created.store:
+        click.echo(f"stored   {created.store} (tier {created.tier})")
+    if created.tarball:
+        click.echo(f"tarball  {created.tarball}")
+
+
+@snapshot_group.command(
+    "verify",
+    epilog="""\b
+Examples:
+  stigmem snapshot verify stigmem-snapshot-20260601T030000Z-0123456789ab.tar.gz
+  stigmem snapshot verify 3fa2c1 --trusted-keys trusted.json
+  stigmem snapshot verify 3fa2c1 --json""",
+)
+@click.argument("snapshot")
+@trust_options
+@MAX_SIZE
+@JSON
+@pass_app
+def verify_cmd(
+    app: App,
+    snapshot: str,
+    trusted_key: tuple[str, ...],
+    trusted_keys_file: Path | None,
+    max_size: int,
+    as_json: bool,
+) -> None:
+    """Check checksums and signature of a tarball or a stored snapshot. Exit 3 on failure."""
+    import os
+
+    from cli.output import emit_json
+    from cli.restoring import record_verification
+    from cli.sources import resolve, verify
+    from cli.trust_keys import build_policy
+
+    db_env = os.environ.get("STIGMEM_DB_PATH")
+    policy = build_policy(
+        app, trusted_key, trusted_keys_file, False, Path(db_env) if db_env else None
+    )
+    source = resolve(app, snapshot, max_size)
+    verdict, state = verify(source, policy)
+    record_verification(app, verdict, state, source, "verify")
+    if as_json:
+        emit_json(verdict.to_json())
+    else:
+        click.echo(verdict.line())
+        for notice in verdict.notices:
+            click.echo(notice)
+    if not verdict.ok:
+        raise click.exceptions.Exit(3)
+
+
+@snapshot_group.command(
+    "restore",
+    epilog="""\b
+Examples:
+  stigmem snapshot restore snapshot.tar.gz --db /var/lib/stigmem/stigmem.db
+  stigmem snapshot restore --from snapshot.tar.gz --db node.db --migrations-dir migrations/
+  stigmem snapshot restore 3fa2c1 --db node.db --trusted-keys trusted.json""",
+)
+@click.argument("snapshot", required=False)
+@click.option("--from", "from_file", type=click.Path(path_type=Path), help="Tarball to restore.")
+@click.option("--db", type=click.Path(path_type=Path), help="Target database [STIGMEM_DB_PATH].")
+@trust_options
+@click.option("--force-unverified", is_flag=True, help="Restore even if verification fails.")
+@click.option(
+    "--migrations-dir",
+    type=click.Path(path_type=Path),
+    envvar="STIGMEM_MIGRATIONS_DIR",
+    help="Replay NNN_name.sql migrations newer than the snapshot.",
+)
+@click.option("--no-backup", is_flag=True, help="Do not keep <db>.pre-restore-backup.")
+@MAX_SIZE
+@JSON
+@pass_app
+def restore_cmd(
+    app: App,
+    snapshot: str | None,
+    from_file: Path | None,
+    db: Path | None,
+    trusted_key: tuple[str, ...],
+    trusted_keys_file: Path | None,
+    force_unverified: bool,
+    migrations_dir: Path | None,
+    no_backup: bool,
+    max_size: int,
+    as_json: bool,
+) -> None:
+    """Verify a snapshot and atomically replace the node database with it."""
+    from cli.app import db_path_option
+    from cli.output import emit_json
+    from cli.restoring import restore_snapshot
+    from cli.sources import resolve
+    from cli.trust_keys import build_policy
+    from snapshot.errors import StigmemError, UsageError
+
+    if (snapshot is None) == (from_file is None):
+        raise UsageError("give exactly one of SNAPSHOT or --from FILE")
+    target = db_path_option(db)
+    if target.is_dir():
+        raise StigmemError(f"--db is a directory: {target}")
+    if migrations_dir is not None and not migrations_dir.is_dir():
+        raise StigmemError(f"no such migrations directory: {migrations_dir}")
+    ref = str(from_file) if from_file is not None else str(snapshot)
+    source = resolve(app, ref, max_size)
+    policy = build_policy(app, trusted_key, trusted_keys_file, force_unverified, target)
+    restored = restore_snapshot(app, source, target, policy, migrations_dir, not no_backup)
+    if as_json:
+        emit_json(restored.to_json())
+        return
+    verdict = restored.verdict
+    click.echo(verdict.line())
+    for notice in verdict.notices:
+        click.echo(notice)
+    click.echo(f"restored {verdict.snapshot_id} to {restored.target}")
+    click.echo(f"  node        {verdict.node_id}")
+    click.echo(f"  created at  {restored.created_at}")
+    if restored.backup:
+        click.echo(f"  backup      {restored.backup}")
+    replayed = ", ".join(restored.migrations_replayed) or "none"
+    click.echo(f"  migrations replayed: {replayed}")
+    click.echo(f"  federation cursors present: {restored.federation_cursors}")
+
+
+def _filter_options(f: click.decorators.FC) -> click.decorators.FC:
+    for decorator in reversed(
+        [
+            click.option("--node", help="Node id."),
+            click.option("--since", help="Date/time (2026-06-01) or age (7d)."),
+            click.option("--until", help="Date/time or age."),
+            click.option("--signer", help="Signer key id or key label."),
+            click.option("--tier", help="Only snapshots placed in this tier."),
+            click.option("--verified", type=click.Choice(["ok", "failed", "never"])),
+            click.option("--not-verified-since", help="Age (30d) or date: not verified ok since."),
+            click.option("--limit", type=click.IntRange(min=1)),
+        ]
+    ):
+        f = decorator(f)
+    return f
+
+
+@snapshot_group.command(
+    "list",
+    epilog="""\b
+Examples:
+  stigmem snapshot list --since 7d
+  stigmem snapshot list --node stigmem:node:1b4e... --verified never --json
+  stigmem snapshot list --not-verified-since 30d --tier offsite""",
+)
+@_filter_options
+@JSON
+@pass_app
+def list_cmd(app: App, as_json: bool, **filters: object) -> None:
+    """List catalogued snapshots, newest first."""
+    from cli.listing import build_filter, print_list
+
+    rows = app.catalog().list_snapshots(build_filter(filters))
+    print_list(rows, as_json)
+
+
+@snapshot_group.command(
+    "show",
+    epilog="""\b
+Examples:
+  stigmem snapshot show 3fa2c1
+  stigmem snapshot show 3fa2c1 --json""",
+)
+@click.argument("snapshot")
+@JSON
+@pass_app
+def show_cmd(app: App, snapshot: str, as_json: bool) -> None:
+    """Manifest, signer, placements, verifications and restores of one snapshot."""
+    from cli.listing import print_show
+
+    catalog = app.catalog()
+    print_show(catalog.show(catalog.resolve(snapshot.lower())), as_json)
+
+
+@snapshot_group.command(
+    "history",
+    epilog="""\b
+Examples:
+  stigmem snapshot history --since 7d
+  stigmem snapshot history --snapshot 3fa2c1 --json""",
+)
+@click.option("--snapshot", "snapshot_ref", help="Only events of this snapshot (id or prefix).")
+@click.option("--event", help="Only this kind of event (create, verify-ok, restore, prune...).")
+@click.option("--since", help="Date/time or age (7d).")
+@click.option("--limit", type=click.IntRange(min=1))
+@JSON
+@pass_app
+def history_cmd(
+    app: App,
+    snapshot_ref: str | None,
+    event: str | None,
+    since: str | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """The audit log: every create, verify, restore, import, export, prune."""
+    from datetime import UTC, datetime
+
+    from cli.listing import print_history, time_bound
+
+    catalog = app.catalog()
+    sid = catalog.resolve(snapshot_ref.lower()) if snapshot_ref else None
+    bound = time_bound(since, datetime.now(UTC), "--since") if since else None
+    print_history(catalog.history(snapshot_id=sid, since=bound, event=event, limit=limit), as_json)
+
+
+@snapshot_group.command(
+    "export",
+    epilog="""\b
+Examples:
+  stigmem snapshot export 3fa2c1 --out /tmp/
+  stigmem snapshot export 3fa2c1 --format markdown""",
+)
+@click.argument("snapshot")
+@click.option("--out", type=click.Path(path_type=Path), help="File or directory.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["tar.gz", "markdown"]),
+    default="tar.gz",
+    show_default=True,
+)
+@pass_app
+def export_cmd(app: App, snapshot: str, out: Path | None, fmt: str) -> None:
+    """Write a stored snapshot as a Stigmem tarball (byte-identical every time) or a report."""
+    from cli.exporting import export_markdown, export_tarball
+
+    if fmt == "markdown":
+        export_markdown(app, snapshot, out)
+    else:
+        click.echo(str(export_tarball(app, snapshot, out)))
+
+
+@snapshot_group.command(
+    "import",
+    epilog="""\b
+Examples:
+  stigmem snapshot import stigmem-snapshot-20260601T030000Z-0123456789ab.tar.gz
+  stigmem snapshot import /backups/*.tar.gz --tier offsite""",
+)
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--tier", help="Tier to store into.")
+@trust_options
+@MAX_SIZE
+@JSON
+@pass_app
+def import_cmd(
+    app: App,
+    files: tuple[Path, ...],
+    tier: str | None,
+    trusted_key: tuple[str, ...],
+    trusted_keys_file: Path | None,
+    max_size: int,
+    as_json: bool,
+) -> None:
+    """Verify tarballs (ours or the Stigmem node's) and add them to the store."""
+    from cli.exporting import import_tarballs
+
+    import_tarballs(app, files, tier, trusted_key, trusted_keys_file, max_size, as_json)
+
+
+@snapshot_group.command(
+    "prune",
+    epilog="""\b
+Examples:
+  stigmem snapshot prune --tier local --dry-run
+  stigmem snapshot prune --tier offsite --keep-daily 90 --json""",
+)
+@click.option("--tier", help="Tier to prune (default: the default tier).")
+@click.option("--dry-run", is_flag=True, help="Show the plan, remove nothing.")
+@click.option("--keep-last", type=click.IntRange(min=0))
+@click.option("--keep-hourly", type=click.IntRange(min=0))
+@click.option("--keep-daily", type=click.IntRange(min=0))
+@click.option("--keep-weekly", type=click.IntRange(min=0))
+@click.option("--keep-monthly", type=click.IntRange(min=0))
+@click.option("--keep-yearly", type=click.IntRange(min=0))
+@click.option("--keep-within", help="Keep all within this age of the newest (30d, 12h).")
+@JSON
+@pass_app
+def prune_cmd(app: App, tier: str | None, dry_run: bool, as_json: bool, **keep: object) -> None:
+    """Remove snapshots the tier's retention policy no longer keeps, then collect garbage."""
+    from cli.pruning import prune
+
+    prune(app, tier, dry_run, keep, as_json)
+
+
+@snapshot_group.command("pin", epilog="Example:\n\n  stigmem snapshot pin 3fa2c1")
+@click.argument("snapshot")
+@pass_app
+def pin_cmd(app: App, snapshot: str) -> None:
+    """Never prune this snapshot."""
+    catalog = app.catalog()
+    sid = catalog.resolve(snapshot.lower())
+    catalog.set_pinned(sid, True)
+    catalog.record_event("pin", sid, "pinned")
+    click.echo(f"pinned {sid}")
+
+
+@snapshot_group.command("unpin", epilog="Example:\n\n  stigmem snapshot unpin 3fa2c1")
+@click.argument("snapshot")
+@pass_app
+def unpin_cmd(app: App, snapshot: str) -> None:
+    """Let the retention policy decide about this snapshot again."""
+    catalog = app.catalog()
+    sid = catalog.resolve(snapshot.lower())
+    catalog.set_pinned(sid, False)
+    catalog.record_event("unpin", sid, "unpinned")
+    click.echo(f"unpinned {sid}")

@@ -1,0 +1,142 @@
+"""A snapshot named on the command line: a tarball path or a store id / prefix.
+
+Both kinds are read the same way: one streaming pass that yields the manifest, the digests of
+the artifacts actually read, and the database bytes to whoever wants them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from cli.app import App, Tier, is_snapshot_ref
+from snapshot.errors import StigmemError, StoreError, VerificationError
+from snapshot.manifest import CURSOR_MEMBER, DB_MEMBER, Manifest, manifest_from_dict, parse_cursor
+from snapshot.trust import TrustPolicy, VerifyResult, evaluate, failed
+
+if TYPE_CHECKING:
+    from store.repository import Store
+
+OnDb = Callable[[bytes], None]
+
+
+@dataclass
+class ReadResult:
+    manifest: Manifest | None
+    actual: dict[str, str] = field(default_factory=dict)
+    applied_migrations: list[str] = field(default_factory=list)
+    db_size: int = 0
+    cursor: bytes = b""
+
+
+class _HashSink:
+    def __init__(self, on_db: OnDb | None) -> None:
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.on_db = on_db
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        if self.on_db is not None:
+            self.on_db(bytes(data))
+        return len(data)
+
+
+@dataclass
+class TarballSource:
+    path: Path
+    max_size: int
+
+    @property
+    def label(self) -> str:
+        return str(self.path)
+
+    def peek(self) -> Manifest:
+        """The manifest, read with a full streaming pass but nothing kept."""
+        from snapshot.tarball import read_tarball
+
+        return read_tarball(self.path, None, self.max_size).manifest
+
+    def read(self, on_db: OnDb | None, state: ReadResult) -> None:
+        from snapshot.tarball import read_tarball
+
+        contents = read_tarball(self.path, on_db, self.max_size)
+        state.manifest = contents.manifest
+        state.actual = contents.actual
+        state.applied_migrations = contents.applied_migrations
+        state.db_size = contents.db_size
+        state.cursor = contents.cursor
+
+
+@dataclass
+class StoreSource:
+    store: Store
+    tier: Tier
+    snapshot_id: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.snapshot_id} in {self.store.url}"
+
+    def peek(self) -> Manifest:
+        return manifest_from_dict(self.store.load_document(self.snapshot_id)["manifest"])
+
+    def read(self, on_db: OnDb | None, state: ReadResult) -> None:
+        state.manifest = self.peek()
+        cursor = io.BytesIO()
+        self.store.read_artifact(self.snapshot_id, CURSOR_MEMBER, cursor)
+        state.actual[CURSOR_MEMBER] = "sha256:" + hashlib.sha256(cursor.getvalue()).hexdigest()
+        state.cursor = cursor.getvalue()
+        state.applied_migrations = parse_cursor(state.cursor)
+        sink = _HashSink(on_db)
+        self.store.read_artifact(self.snapshot_id, DB_MEMBER, sink)  # type: ignore[arg-type]
+        state.actual[DB_MEMBER] = "sha256:" + sink.digest.hexdigest()
+        state.db_size = sink.size
+
+
+Source = TarballSource | StoreSource
+
+
+def resolve(app: App, ref: str, max_size: int) -> Source:
+    """A tarball when ``ref`` names an existing path, else an id or prefix in the stores."""
+    path = Path(ref)
+    if path.exists() or not is_snapshot_ref(ref):
+        if path.is_dir():
+            raise StigmemError(f"is a directory, not a snapshot tarball: {path}")
+        if not path.exists():
+            raise StigmemError(f"no such file or snapshot id: {ref}")
+        return TarballSource(path, max_size)
+    misses: list[str] = []
+    for tier in app.all_tiers():
+        try:
+            store = app.store(tier)
+            return StoreSource(store, tier, store.resolve(ref.lower()))
+        except StoreError as exc:
+            if "ambiguous" in str(exc):
+                raise
+            misses.append(str(exc))
+    raise StigmemError(f"no snapshot matches {ref}: " + "; ".join(misses))
+
+
+def verify(
+    source: Source, policy: TrustPolicy, on_db: OnDb | None = None
+) -> tuple[VerifyResult, ReadResult]:
+    """Read ``source`` once and judge it. Never raises for a bad snapshot: the result says."""
+    state = ReadResult(None)
+    try:
+        source.read(on_db, state)
+    except VerificationError as exc:
+        if exc.snapshot_id is None and isinstance(source, StoreSource):
+            exc.snapshot_id = source.snapshot_id
+        return failed(exc, policy, state.manifest), state
+    assert state.manifest is not None
+    return evaluate(state.manifest, state.actual, policy), state
+
+
+def copy_into(out: BinaryIO) -> OnDb:
+    return lambda data: out.write(data) and None

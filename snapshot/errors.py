@@ -1,0 +1,58 @@
+"""The few error classes of the tool. Each carries its one-line message and its exit code.
+
+The command line prints ``str(error)`` on stderr and exits with ``error.exit_code``; no
+traceback is ever shown for these. Anything else escaping is a bug.
+"""
+
+from __future__ import annotations
+
+
+class StigmemError(Exception):
+    """A user-facing failure: bad input, missing file, unusable database."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(StigmemError):
+    """The command was called wrongly (conflicting or missing options)."""
+
+    exit_code = 2
+
+
+class VerificationError(StigmemError):
+    """A snapshot failed verification. ``outcome`` is one of DESIGN.md section 3's outcomes."""
+
+    exit_code = 3
+
+    def __init__(self, outcome: str, detail: str, snapshot_id: str | None = None) -> None:
+        super().__init__(f"FAIL: {outcome}: {detail}")
+        self.outcome = outcome
+        self.detail = detail
+        self.snapshot_id = snapshot_id
+
+
+def malformed(detail: str) -> VerificationError:
+    return VerificationError("malformed", detail)
+
+
+class StoreError(StigmemError):
+    """The store is unreachable, not a store, of a newer format, or damaged beyond one chunk."""
+
+
+class CatalogError(StigmemError):
+    """The catalog database cannot be opened, is of a newer schema, or refused a write."""
+
+
+class ConfigError(StigmemError):
+    """The config file is unreadable or names an unknown key, tier or duration."""
+
+
+class LockedError(StigmemError):
+    """Another process holds a lock we need (database in use, store prune lock)."""
