@@ -1,0 +1,196 @@
+"""The TOML config file: tiers (a store URL, fsspec options, a retention policy, a gc grace).
+
+```toml
+default_tier = "local"              # optional; else the first tier
+
+[tiers.local]
+store = "/var/lib/stigmem/store"
+keep_daily = 30
+grace = "1h"                        # gc grace period, optional (default 1h)
+
+[tiers.offsite]
+store = "s3://your-bucket/stigmem"
+keep_daily = 90
+keep_within = "14d"
+
+[tiers.offsite.storage_options]     # passed to fsspec as is
+endpoint_url = "https://s3.example.net"
+```
+
+Every problem is a :class:`ConfigError` of one line naming the file and the dotted key, e.g.
+``/etc/stigmem/config.toml: unknown key 'tiers.local.keep_dayly' (did you mean 'keep_daily'?)``.
+Unknown keys are errors because a misspelt retention key would otherwise silently prune by
+another rule.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from snapshot.durations import DurationError, parse_duration
+from snapshot.errors import ConfigError
+from snapshot.retention import BUCKET_RULES, Policy
+
+DEFAULT_GRACE = timedelta(hours=1)
+TOP_LEVEL_KEYS = ("default_tier", "tiers")
+TIER_KEYS = ("store", "storage_options", *BUCKET_RULES, "keep_within", "grace")
+# Tier names appear on the command line, in the catalog and in metric labels.
+_TIER_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    store: str
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    policy: Policy = field(default_factory=Policy)
+    grace: timedelta = DEFAULT_GRACE
+
+    @property
+    def grace_seconds(self) -> float:
+        return self.grace.total_seconds()
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded config. ``path`` is None when no file was read (empty config)."""
+
+    path: Path | None = None
+    default_tier: str | None = None
+    tiers: dict[str, Tier] = field(default_factory=dict)  # in file order
+
+    def tier(self, name: str) -> Tier:
+        found = self.tiers.get(name)
+        if found is None:
+            known = ", ".join(self.tiers) or "none"
+            where = f"in {self.path}" if self.path is not None else "(no config file)"
+            raise ConfigError(f"unknown tier {name!r} (known: {known}) {where}")
+        return found
+
+    def default_tier_name(self, fallback: str | None = None) -> str | None:
+        """DESIGN.md section 9: ``default_tier``, else the first tier, else ``fallback``
+        (the caller then uses the ``--store`` / ``STIGMEM_STORE_URL`` store as tier "local")."""
+        if self.default_tier is not None:
+            return self.default_tier
+        return next(iter(self.tiers), fallback)
+
+
+def load_config(path: Path | None, *, default_path: Path | None = None) -> Config:
+    """Load ``path`` (given explicitly: ``--config`` or ``STIGMEM_CONFIG``; it must exist),
+    else ``default_path`` (``$STIGMEM_HOME/config.toml``) when it exists, else an empty
+    Config."""
+    if path is None:
+        if default_path is None or not default_path.exists():
+            return Config()
+        path = default_path
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
+    return parse_config(raw, path)
+
+
+def parse_config(raw: bytes | str, path: Path) -> Config:
+    """Parse config text; ``path`` is only used to name the file in errors."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: not UTF-8 ({exc.reason})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return _Reader(path).config(data)
+
+
+class _Reader:
+    """Validates the parsed TOML; knows the file name for every message."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.path}: key {key!r}: {problem}")
+
+    def check_keys(self, table: Mapping[str, Any], allowed: tuple[str, ...], prefix: str) -> None:
+        for key in table:
+            if key not in allowed:
+                hint = difflib.get_close_matches(key, allowed, n=1)
+                suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise ConfigError(f"{self.path}: unknown key {prefix + key!r}{suggestion}")
+
+    def config(self, data: dict[str, Any]) -> Config:
+        self.check_keys(data, TOP_LEVEL_KEYS, "")
+        tiers_raw = data.get("tiers", {})
+        if not isinstance(tiers_raw, dict):
+            raise self.error("tiers", "expected a table of tiers ([tiers.NAME])")
+        tiers = {name: self.tier(name, value) for name, value in tiers_raw.items()}
+        default = data.get("default_tier")
+        if default is not None:
+            if not isinstance(default, str):
+                raise self.error("default_tier", f"expected a tier name, got {default!r}")
+            if default not in tiers:
+                known = ", ".join(tiers) or "none"
+                raise self.error("default_tier", f"unknown tier {default!r} (known: {known})")
+        return Config(path=self.path, default_tier=default, tiers=tiers)
+
+    def tier(self, name: str, table: Any) -> Tier:
+        prefix = f"tiers.{name}"
+        if not _TIER_NAME.fullmatch(name):
+            raise self.error(prefix, "a tier name is letters, digits, '-' and '_'")
+        if not isinstance(table, dict):
+            raise self.error(prefix, "expected a table ([tiers.NAME] with a 'store')")
+        self.check_keys(table, TIER_KEYS, prefix + ".")
+        store = table.get("store")
+        if store is None:
+            raise ConfigError(f"{self.path}: tier {name!r} has no 'store' (key '{prefix}.store')")
+        if not isinstance(store, str) or not store.strip():
+            raise self.error(f"{prefix}.store", f"expected a store URL or path, got {store!r}")
+        options = table.get("storage_options", {})
+        if not isinstance(options, dict):
+            raise self.error(f"{prefix}.storage_options", "expected a table of fsspec options")
+        counts: dict[str, int | None] = {}
+        for key in BUCKET_RULES:
+            value = table.get(key)
+            # bool is an int in Python: "keep_daily = true" must not mean 1.
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 0
+            ):
+                raise self.error(
+                    f"{prefix}.{key}", f"expected a non-negative integer, got {value!r}"
+                )
+            counts[key] = value
+        within = self.duration(table, "keep_within", prefix)
+        grace = self.duration(table, "grace", prefix)
+        policy = Policy(**counts, keep_within=within)
+        return Tier(
+            name=name,
+            store=store,
+            storage_options=dict(options),
+            policy=policy,
+            grace=DEFAULT_GRACE if grace is None else grace,
+        )
+
+    def duration(self, table: Mapping[str, Any], key: str, prefix: str) -> timedelta | None:
+        value = table.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self.error(
+                f"{prefix}.{key}", f'expected a duration string such as "30d", got {value!r}'
+            )
+        try:
+            return parse_duration(value)
+        except DurationError as exc:
+            raise self.error(f"{prefix}.{key}", str(exc)) from None
