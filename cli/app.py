@@ -60,7 +60,8 @@ class App:
 
     def catalog(self) -> Catalog:
         if self._catalog is None:
-            from catalog.database import Catalog, default_catalog_url
+            from catalog.database import Catalog
+            from catalog.engine import default_catalog_url
 
             url = self.catalog_url or default_catalog_url(self.home)
             self._catalog = Catalog.open(url)

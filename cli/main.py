@@ -94,7 +94,7 @@ cli.add_command(catalog_group)
 
 def main() -> None:
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)
     except StigmemError as exc:
         click.echo(f"stigmem: {exc}" if exc.exit_code != 3 else str(exc), err=True)
         sys.exit(exc.exit_code)
@@ -111,4 +111,5 @@ def main() -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
-    sys.exit(0)
+    # click returns the code of a ctx.exit / Exit raised inside a command.
+    sys.exit(code if isinstance(code, int) else 0)

@@ -73,7 +73,11 @@ def restore_snapshot(
                 err=True,
             )
 
-    result = restore_database(target, write_new, backup=backup, migrations_dir=migrations_dir)
+    result = restore_database(
+        target, write_new, backup=backup, migrations_dir=migrations_dir, force=policy.forced
+    )
+    if result.integrity != "ok":
+        click.echo(f"WARNING: restored database fails integrity_check: {result.integrity}", err=True)
     verdict: VerifyResult = outcome["verdict"]
     state: ReadResult = outcome["state"]
     if verdict.ok:

@@ -55,4 +55,7 @@ def atomic_write(target: Path, write: Callable[[BinaryIO], None], mode: int = 0o
 
 
 def atomic_write_bytes(target: Path, data: bytes, mode: int = 0o600) -> None:
-    atomic_write(target, lambda handle: handle.write(data) and None, mode)
+    def write(handle: BinaryIO) -> None:
+        handle.write(data)
+
+    atomic_write(target, write, mode)

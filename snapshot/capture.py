@@ -1,0 +1,174 @@
+"""A consistent copy of a live node database, through SQLite's online backup API.
+
+Why one backup step (``pages=-1``): the step runs inside a single read transaction on the
+source, so the copy is exactly the database as of one commit, and in WAL mode that read
+transaction never blocks the node's writers. Copying in several steps would let writers in
+between steps, and SQLite restarts a backup whenever another connection writes to the source,
+so on a busy node a stepped backup may never finish. The cost of one step is that the node's
+checkpoints cannot pass our read mark until the copy ends (the WAL grows meanwhile).
+
+The backup API copies pages in place, which is what page-level deduplication in the store
+relies on; ``VACUUM INTO`` would repack every page and is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from snapshot.errors import StigmemError
+from snapshot.nodedb import (
+    applied_migrations_of,
+    check_sqlite,
+    connect_for_reading,
+    database_error,
+    node_meta_of,
+)
+
+# Without a busy timeout a read can fail while the node is mid-checkpoint or recovering.
+SOURCE_TIMEOUT = 10.0
+HASH_BLOCK = 1 << 20
+CHECK_CACHE_KIB = 256 * 1024
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    path: Path
+    db_sha256: str
+    size: int
+    page_size: int
+    applied_migrations: list[str]
+    node_id: str | None
+    federation_privkey: str | None
+    federation_pubkey: str | None
+
+
+def capture(db_path: Path, dest: Path) -> CaptureResult:
+    """Copy the live database ``db_path`` into ``dest``, check it, and describe the copy.
+
+    ``dest`` is the caller's temporary file: created or overwritten here, never removed. The
+    copy is in rollback-journal mode (no ``-wal`` needed to read it), fsynced, and has passed
+    ``PRAGMA integrity_check``. The source is only read (see ``connect_for_reading``).
+    """
+    check_sqlite(db_path)
+    try:
+        backup_copy(db_path, dest)
+        check_integrity(dest, f"captured copy of {db_path} fails integrity_check")
+        return describe(dest)
+    except OSError as exc:
+        raise StigmemError(f"cannot copy {db_path} to {dest}: {exc.strerror or exc}") from None
+
+
+def backup_copy(db_path: Path, dest: Path) -> None:
+    """Copy ``db_path`` page for page into ``dest`` and make ``dest`` self-contained."""
+    _clear(dest)
+    try:
+        source = connect_for_reading(db_path, SOURCE_TIMEOUT)
+    except sqlite3.Error as exc:
+        raise database_error(db_path, exc) from None
+    try:
+        copy_from_connection(source, dest, db_path)
+    finally:
+        source.close()
+
+
+def copy_from_connection(source: sqlite3.Connection, dest: Path, label: Path) -> None:
+    """Back ``source`` up into the new file ``dest``, then turn ``dest`` into a plain file.
+
+    ``label`` names the source in errors.
+    """
+    target = sqlite3.connect(dest)
+    try:
+        source.backup(target, pages=-1)
+    except sqlite3.Error as exc:
+        raise database_error(label, exc) from None
+    finally:
+        target.close()
+    # The backup copies the source's header verbatim, WAL flag included; a fresh connection
+    # sees that flag, and switching it to DELETE folds everything into the one file.
+    target = sqlite3.connect(dest, isolation_level=None)
+    try:
+        (mode,) = target.execute("PRAGMA journal_mode=DELETE").fetchone()
+    except sqlite3.Error as exc:
+        raise StigmemError(f"cannot finish the copy {dest}: {exc}") from None
+    finally:
+        target.close()
+    if str(mode).lower() != "delete":
+        raise StigmemError(f"cannot take the copy {dest} out of WAL mode (still {mode})")
+    fsync_file(dest)
+
+
+def check_integrity(path: Path, message: str) -> None:
+    """Raise ``StigmemError(message: first problem)`` unless integrity_check says ok."""
+    problem = integrity_problem(path)
+    if problem is not None:
+        raise StigmemError(f"{message}: {problem}")
+
+
+def integrity_problem(path: Path) -> str | None:
+    """None when ``PRAGMA integrity_check`` says ok, else the first problem it reports."""
+    try:
+        conn = connect_for_reading(path)
+        try:
+            # The check looks every row up in every index: a big cache saves re-reading.
+            conn.execute(f"PRAGMA cache_size=-{CHECK_CACHE_KIB}")
+            rows = conn.execute("PRAGMA integrity_check").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return str(exc)
+    return None if rows == [("ok",)] else str(rows[0][0])
+
+
+def describe(path: Path) -> CaptureResult:
+    conn = connect_for_reading(path)
+    try:
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+        meta = node_meta_of(conn)
+        migrations = applied_migrations_of(conn)
+    finally:
+        conn.close()
+    digest, size = sha256_file(path)
+    return CaptureResult(
+        path=path,
+        db_sha256=digest,
+        size=size,
+        page_size=int(page_size),
+        applied_migrations=migrations,
+        node_id=meta.node_id,
+        federation_privkey=meta.federation_privkey,
+        federation_pubkey=meta.federation_pubkey,
+    )
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while block := handle.read(HASH_BLOCK):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _clear(dest: Path) -> None:
+    # Leftover journal files beside a reused temp name would be replayed into the copy.
+    for suffix in ("-journal", "-wal", "-shm"):
+        dest.with_name(dest.name + suffix).unlink(missing_ok=True)
+    # The copy carries the node's private key: owner-only from the first byte.
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)

@@ -1,0 +1,248 @@
+"""A small object interface over an fsspec filesystem rooted at the store URL.
+
+Paths handed in and out are relative to the store root (see ``layout``). Everything the rest
+of the store does to storage goes through ``Backend``, so the backend is what tests swap (a
+memory, local or S3 store) and the only place that knows fsspec's quirks:
+
+- fsspec's local writes are neither atomic nor durable, so local objects are written to a
+  temporary name in the same directory, fsynced, renamed and the directory fsynced;
+- s3fs caches listings, so every existence check and listing drops the cache first;
+- batch calls (``pipe`` / ``cat`` / ``cat_ranges`` with lists) let s3fs run requests
+  concurrently;
+- connection, credential and bucket failures become one-line ``StoreError``s naming the URL.
+
+A missing object surfaces as ``FileNotFoundError``: callers know what it means for them.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from snapshot.errors import StoreError
+
+# Errors from these packages mean the remote end failed us (network, credentials, service),
+# not that the tool has a bug.
+_REMOTE_ERROR_MODULES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "fsspec", "asyncio")
+_OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: str
+    size: int
+    mtime: float | None
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
+
+
+def _is_remote_error(exc: BaseException) -> bool:
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    return type(exc).__module__.split(".")[0] in _REMOTE_ERROR_MODULES
+
+
+def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
+
+
+def _mtime(info: dict[str, Any]) -> float | None:
+    for key in ("mtime", "LastModified", "created", "last_modified"):
+        value = info.get(key)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, int | float):
+            return float(value)
+    return None
+
+
+class Backend:
+    def __init__(self, fs: fsspec.AbstractFileSystem, root: str, url: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.url = url
+        self.local = isinstance(fs, LocalFileSystem)
+
+    def full(self, path: str) -> str:
+        return f"{self.root}/{path}" if path else self.root
+
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except FileNotFoundError:
+            raise
+        except PermissionError as exc:
+            raise StoreError(
+                f"cannot reach store {self.url}: access denied: {_reason(exc)}"
+            ) from None
+        except Exception as exc:
+            if not _is_remote_error(exc):
+                raise
+            raise StoreError(f"cannot reach store {self.url}: {_reason(exc)}") from None
+
+    def check_reachable(self) -> None:
+        """Fail with a StoreError when the endpoint, credentials or bucket are unusable."""
+        with self._translated():
+            if set(_protocols(self.fs)) & _OBJECT_STORES:
+                bucket = self.root.split("/", 1)[0]
+                try:
+                    # ls raises on a dead endpoint or bad credentials; exists() would say False.
+                    self.fs.ls(bucket, refresh=True)
+                except FileNotFoundError:
+                    raise StoreError(
+                        f"cannot reach store {self.url}: bucket {bucket} does not exist"
+                    ) from None
+            else:
+                self.fs.exists(self.root)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def read(self, path: str) -> bytes:
+        with self._translated():
+            data: bytes = self.fs.cat_file(self.full(path))
+            return data
+
+    def read_range(self, path: str, start: int, end: int) -> bytes:
+        with self._translated():
+            data: bytes = self.fs.cat_file(self.full(path), start=start, end=end)
+            return data
+
+    def read_ranges(self, ranges: list[tuple[str, int, int]]) -> list[bytes]:
+        """Read many (path, start, end) ranges concurrently where the filesystem can."""
+        if not ranges:
+            return []
+        with self._translated():
+            results = self.fs.cat_ranges(
+                [self.full(p) for p, _, _ in ranges],
+                [s for _, s, _ in ranges],
+                [e for _, _, e in ranges],
+                on_error="return",
+            )
+        out: list[bytes] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                with self._translated():
+                    raise result
+            out.append(result)
+        return out
+
+    def read_many(self, paths: list[str]) -> dict[str, bytes]:
+        if not paths:
+            return {}
+        with self._translated():
+            got = self.fs.cat([self.full(p) for p in paths], on_error="raise")
+        return {p: got[self.full(p)] for p in paths}
+
+    def exists(self, path: str) -> bool:
+        full = self.full(path)
+        with self._translated():
+            self.fs.invalidate_cache(full)
+            return bool(self.fs.exists(full))
+
+    def size(self, path: str) -> int:
+        full = self.full(path)
+        with self._translated():
+            self.fs.invalidate_cache(full)
+            return int(self.fs.info(full)["size"])
+
+    def list(self, prefix: str = "") -> list[Entry]:
+        """Every object under ``prefix`` (recursively), with its size and modification time."""
+        full = self.full(prefix)
+        with self._translated():
+            self.fs.invalidate_cache(full)
+            try:
+                found = self.fs.find(full, detail=True)
+            except FileNotFoundError:
+                return []
+        strip = len(self.root) + 1
+        entries = []
+        for name, info in found.items():
+            rel = self.fs._strip_protocol(name)[strip:]
+            if rel and info.get("type", "file") == "file" and ".tmp-" not in rel:
+                entries.append(Entry(rel, int(info.get("size") or 0), _mtime(info)))
+        return entries
+
+    # -- writing ------------------------------------------------------------------------
+
+    def write(self, path: str, data: bytes | bytearray) -> None:
+        if self.local:
+            self._write_local(path, data)
+            return
+        with self._translated():
+            self.fs.pipe_file(self.full(path), data)
+
+    def write_many(self, objects: dict[str, bytes]) -> None:
+        if not objects:
+            return
+        if self.local:
+            for path, data in objects.items():
+                self._write_local(path, data)
+            return
+        with self._translated():
+            self.fs.pipe({self.full(p): d for p, d in objects.items()})
+
+    def _write_local(self, path: str, data: bytes | bytearray) -> None:
+        target = self.full(path)
+        directory = os.path.dirname(target)
+        with self._translated():
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            tmp = os.path.join(directory, f".{os.path.basename(target)}.tmp-{uuid.uuid4().hex}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
+            dir_fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+    def delete(self, paths: builtins.list[str]) -> None:
+        """Remove objects; ones already gone are not an error."""
+        if not paths:
+            return
+        with self._translated():
+            if self.local:
+                for path in paths:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self.full(path))
+                return
+            try:
+                self.fs.rm([self.full(p) for p in paths])
+            except FileNotFoundError:
+                # Some filesystems refuse a batch holding a missing object: go one by one.
+                for path in paths:
+                    with contextlib.suppress(FileNotFoundError):
+                        self.fs.rm_file(self.full(path))
+
+
+def open_backend(url: str, storage_options: dict[str, Any] | None = None) -> Backend:
+    """A backend for ``url``; StoreError (one line, naming the URL) when it cannot be used."""
+    try:
+        fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    except (ValueError, ImportError, TypeError) as exc:
+        raise StoreError(f"cannot open store {url}: {_reason(exc)}") from None
+    backend = Backend(fs, root, url)
+    backend.check_reachable()
+    return backend

@@ -1,0 +1,52 @@
+"""Cut an artifact into chunks aligned to the SQLite page size.
+
+A SQLite file changes in whole pages that stay in place, so a chunk is ``pages_per_chunk``
+pages (config.json ``chunking``; default one page): an unchanged page is always the same
+chunk. The page size comes from the database header (bytes 16-17, big-endian; the value 1
+means 65536). Anything that is not a SQLite database (the migration cursor JSON) is cut in
+fixed pieces of ``OTHER_CHUNK_SIZE``, which makes small members a single chunk.
+
+Chunks are named by the SHA-256 of their plain bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import BinaryIO
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+OTHER_CHUNK_SIZE = 1 << 20
+
+
+def sqlite_page_size(header: bytes) -> int | None:
+    """The page size declared by a SQLite header, or None when ``header`` is not one."""
+    if len(header) < 18 or not header.startswith(SQLITE_MAGIC):
+        return None
+    value = int.from_bytes(header[16:18], "big")
+    if value == 1:
+        return 65536
+    if value < 512 or value > 32768 or value & (value - 1):
+        return None
+    return value
+
+
+def chunk_size_for(header: bytes, pages_per_chunk: int) -> int:
+    page = sqlite_page_size(header)
+    return page * pages_per_chunk if page else OTHER_CHUNK_SIZE
+
+
+def chunks(stream: BinaryIO, pages_per_chunk: int = 1) -> Iterator[tuple[bytes, bytes]]:
+    """Yield (sha256 digest, plain bytes) for each chunk of ``stream``, in order."""
+    first = stream.read(100)
+    size = chunk_size_for(first, pages_per_chunk)
+    pending = first
+    while True:
+        need = size - len(pending)
+        data = pending + stream.read(need) if need > 0 else pending
+        if not data:
+            return
+        piece, pending = data[:size], data[size:]
+        yield hashlib.sha256(piece).digest(), piece
+        if len(piece) < size and not pending:
+            return

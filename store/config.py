@@ -1,0 +1,79 @@
+"""The store's ``config.json``: format marker, version, chunking, compression, pack sizes.
+
+Settings are read from the store, never assumed, so a store written with other settings
+stays readable; only ``version`` above ``VERSION`` is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from snapshot.errors import StoreError
+
+FORMAT = "stigmem-store"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    pages_per_chunk: int = 1
+    level: int = 6
+    frame_size: int = 1 << 20
+    pack_size: int = 16 << 20
+    hashes_per_list: int = 4096
+    direct_max: int = 64
+    created_at: str = ""
+
+    def to_json(self) -> bytes:
+        doc: dict[str, Any] = {
+            "format": FORMAT,
+            "version": VERSION,
+            "created_at": self.created_at or datetime.now(UTC).isoformat(),
+            "chunking": {"method": "sqlite-pages", "pages_per_chunk": self.pages_per_chunk},
+            "compression": {
+                "algorithm": "zstd",
+                "level": self.level,
+                "frame_size": self.frame_size,
+            },
+            "packs": {"target_size": self.pack_size},
+            "chunk_lists": {"hashes_per_list": self.hashes_per_list, "direct_max": self.direct_max},
+        }
+        return json.dumps(doc, indent=2).encode()
+
+
+def parse(data: bytes, url: str) -> StoreConfig:
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        raise StoreError(f"{url}: config.json is not valid JSON") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise StoreError(f"{url} is not a stigmem store: config.json has no format {FORMAT!r}")
+    version = doc.get("version")
+    if not isinstance(version, int):
+        raise StoreError(f"{url}: config.json has no integer version")
+    if version > VERSION:
+        raise StoreError(
+            f"store {url} has format version {version}; this tool reads up to {VERSION}"
+        )
+    try:
+        defaults = asdict(StoreConfig())
+        return StoreConfig(
+            pages_per_chunk=int(
+                doc["chunking"].get("pages_per_chunk", defaults["pages_per_chunk"])
+            ),
+            level=int(doc["compression"].get("level", defaults["level"])),
+            frame_size=int(doc["compression"].get("frame_size", defaults["frame_size"])),
+            pack_size=int(doc.get("packs", {}).get("target_size", defaults["pack_size"])),
+            hashes_per_list=int(
+                doc.get("chunk_lists", {}).get("hashes_per_list", defaults["hashes_per_list"])
+            ),
+            direct_max=int(doc.get("chunk_lists", {}).get("direct_max", defaults["direct_max"])),
+            created_at=str(doc.get("created_at", "")),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise StoreError(
+            f"{url}: config.json has unreadable chunking/compression settings"
+        ) from None

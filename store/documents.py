@@ -1,0 +1,79 @@
+"""Snapshot documents (``snapshots/<snapshot id>.json``), the commit point of a put.
+
+Plain JSON, written last::
+
+    {"manifest": {... the signed manifest, verbatim ...},
+     "artifacts": {
+        "artifacts/schema_migration_cursor.json":
+            {"size": 41, "chunk_lists": false, "chunks": ["<sha256 hex of chunk>"]},
+        "artifacts/stigmem.db":
+            {"size": 268435456, "chunk_lists": true,
+             "chunks": ["<sha256 hex of a chunk list>", ...]}}}
+
+With ``"chunk_lists": false`` ``chunks`` names the artifact's chunks in order. With
+``"chunk_lists": true`` (any artifact of more than ``direct_max`` chunks) ``chunks`` names
+chunk-list blobs instead: each blob is the concatenation of up to ``hashes_per_list`` raw
+32-byte chunk hashes, stored in packs like any chunk (content-addressed, deduplicated,
+checked on read). A 256 MiB database of 4 KiB pages then costs 16 list ids in its document
+rather than 65,536 hashes, and the lists themselves are compressed binary.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from snapshot.errors import StoreError
+
+BlobFetcher = Callable[[bytes], bytes]
+
+
+def encode(manifest: dict[str, Any], artifacts: dict[str, dict[str, Any]]) -> bytes:
+    return json.dumps({"manifest": manifest, "artifacts": artifacts}).encode()
+
+
+def parse(data: bytes, snapshot_id: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        raise StoreError(f"snapshot document {snapshot_id} is not valid JSON") from None
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("manifest"), dict)
+        or not isinstance(doc.get("artifacts"), dict)
+    ):
+        raise StoreError(f"snapshot document {snapshot_id} lacks manifest or artifacts")
+    for member, entry in doc["artifacts"].items():
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("size"), int)
+            or not isinstance(entry.get("chunks"), list)
+            or not all(isinstance(c, str) and len(c) == 64 for c in entry["chunks"])
+        ):
+            raise StoreError(f"snapshot document {snapshot_id}: artifact {member} is malformed")
+    return doc
+
+
+def artifact_entry(size: int, chunk_lists: bool, names: list[bytes]) -> dict[str, Any]:
+    return {"size": size, "chunk_lists": chunk_lists, "chunks": [n.hex() for n in names]}
+
+
+def split_list(blob: bytes) -> list[bytes]:
+    if len(blob) % 32:
+        raise ValueError("chunk list length is not a multiple of 32")
+    return [blob[i : i + 32] for i in range(0, len(blob), 32)]
+
+
+def list_ids(entry: dict[str, Any]) -> list[bytes]:
+    """The chunk-list blobs an artifact entry names (none when it lists chunks directly)."""
+    return [bytes.fromhex(c) for c in entry["chunks"]] if entry.get("chunk_lists") else []
+
+
+def chunk_windows(entry: dict[str, Any], fetch_list: BlobFetcher) -> Iterator[list[bytes]]:
+    """The artifact's chunk hashes in order, one list per chunk-list blob."""
+    if not entry.get("chunk_lists"):
+        yield [bytes.fromhex(c) for c in entry["chunks"]]
+        return
+    for blob_id in list_ids(entry):
+        yield split_list(fetch_list(blob_id))

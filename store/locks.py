@@ -1,0 +1,168 @@
+"""Lock objects in ``<root>/locks/``: shared for writers (put, sync), exclusive for gc/prune.
+
+Object stores have no atomic create-if-absent or rename, so a lock is taken as restic does:
+write a uniquely named lock object (``<kind>-<random>.json`` holding kind, host, pid, time),
+then list the lock directory; if a conflicting lock is there (any lock for an exclusive
+request, an exclusive one for a shared request), remove ours, back off and try again until
+``wait`` runs out. Two racing processes then both see each other and both retreat rather
+than both proceeding.
+
+A lock is stale when its holder is on this host and its pid is dead, or when it is older
+than ``stale_after`` (no lock is refreshed, so that limit must exceed the longest gc). Stale
+locks are ignored when acquiring and removed by ``break_locks``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from types import TracebackType
+
+from snapshot.errors import LockedError, StoreError
+from store import layout
+from store.backend import Backend
+
+KINDS = ("shared", "exclusive")
+DEFAULT_STALE_AFTER = 12 * 3600.0
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    name: str
+    kind: str
+    host: str
+    pid: int
+    time: float
+
+    def age(self, now: float) -> float:
+        return max(0.0, now - self.time)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_stale(info: LockInfo, now: float, stale_after: float) -> bool:
+    if info.age(now) > stale_after:
+        return True
+    return info.host == socket.gethostname() and not _pid_alive(info.pid)
+
+
+def conflicts(wanted: str, held: str) -> bool:
+    return wanted == "exclusive" or held == "exclusive"
+
+
+def read_locks(backend: Backend) -> list[LockInfo]:
+    paths = [e.path for e in backend.list(layout.LOCKS)]
+    found = []
+    for path in paths:
+        try:
+            raw = json.loads(backend.read(path))
+            found.append(
+                LockInfo(
+                    path.split("/", 1)[1],
+                    str(raw["kind"]),
+                    str(raw["host"]),
+                    int(raw["pid"]),
+                    float(raw["time"]),
+                )
+            )
+        except FileNotFoundError:
+            continue  # released between listing and reading
+        except (ValueError, KeyError, TypeError):
+            # An unreadable lock still blocks: we cannot tell what it guards.
+            found.append(LockInfo(path.split("/", 1)[1], "exclusive", "?", 0, 0.0))
+    return found
+
+
+def break_locks(
+    backend: Backend, stale_only: bool = True, stale_after: float = DEFAULT_STALE_AFTER
+) -> list[LockInfo]:
+    """Remove stale locks (or all of them); return what was removed."""
+    now = time.time()
+    doomed = [i for i in read_locks(backend) if not stale_only or is_stale(i, now, stale_after)]
+    backend.delete([layout.lock_path(i.name) for i in doomed])
+    return doomed
+
+
+class StoreLock:
+    """A context manager holding one lock object for its duration."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        kind: str,
+        wait: float = 0.0,
+        stale_after: float = DEFAULT_STALE_AFTER,
+    ) -> None:
+        if kind not in KINDS:
+            raise StoreError(f"unknown lock kind {kind!r}: use shared or exclusive")
+        self.backend = backend
+        self.kind = kind
+        self.wait = wait
+        self.stale_after = stale_after
+        self.name = f"{kind}-{uuid.uuid4().hex}.json"
+
+    def _body(self) -> bytes:
+        return json.dumps(
+            {
+                "kind": self.kind,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "time": time.time(),
+            }
+        ).encode()
+
+    def _conflict(self) -> LockInfo | None:
+        now = time.time()
+        for info in read_locks(self.backend):
+            if info.name == self.name or is_stale(info, now, self.stale_after):
+                continue
+            if conflicts(self.kind, info.kind):
+                return info
+        return None
+
+    def acquire(self) -> None:
+        path = layout.lock_path(self.name)
+        deadline = time.monotonic() + self.wait
+        delay = 0.05
+        while True:
+            self.backend.write(path, self._body())
+            holder = self._conflict()
+            if holder is None:
+                return
+            self.backend.delete([path])
+            if time.monotonic() + delay > deadline:
+                age = int(holder.age(time.time()))
+                raise LockedError(
+                    f"store {self.backend.url} is locked: {holder.kind} lock held by host "
+                    f"{holder.host} pid {holder.pid} for {age}s (lock {holder.name})"
+                )
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 2.0)
+
+    def release(self) -> None:
+        self.backend.delete([layout.lock_path(self.name)])
+
+    def __enter__(self) -> StoreLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()

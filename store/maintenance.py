@@ -1,0 +1,411 @@
+"""Whole-store work: stats, check, gc (with repacking), index rebuild, sync to another store.
+
+The orders here follow restic's design so an interruption at any point leaves a usable
+store: gc writes repacked packs, then the new index, then deletes the old index objects and
+only then the packs they described; sync copies packs, then an index object, then the
+snapshot documents, so a re-run after a kill picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from snapshot.errors import StoreError, VerificationError
+from store import documents, index, layout, packs
+from store.backend import Entry
+from store.index import ChunkIndex
+from store.reader import ChunkSource
+from store.reports import CheckReport, GcReport, Problem, StoreStats, SyncReport
+
+if TYPE_CHECKING:
+    from store.repository import Store
+
+log = logging.getLogger(__name__)
+
+REPACK_BELOW = 0.5
+COPY_BATCH_BYTES = 64 << 20
+TAIL_BYTES = 64 << 10
+
+
+def _packs(store: Store) -> dict[str, Entry]:
+    return {name: e for e in store.backend.list(layout.PACKS) if (name := layout.pack_of(e.path))}
+
+
+def _documents(store: Store, ids: list[str]) -> Iterator[tuple[str, dict[str, Any] | str]]:
+    """(snapshot id, document) or (snapshot id, why it is unreadable), a few at a time."""
+    for start in range(0, len(ids), 32):
+        batch = ids[start : start + 32]
+        datas = store.backend.read_many([layout.snapshot_path(s) for s in batch])
+        for sid in batch:
+            try:
+                yield sid, documents.parse(datas[layout.snapshot_path(sid)], sid)
+            except StoreError as exc:
+                yield sid, exc.message
+
+
+def _referenced(source: ChunkSource, doc: dict[str, Any]) -> Iterator[bytes]:
+    """Every chunk a document needs: its chunk-list blobs and the chunks they list."""
+    for entry in doc["artifacts"].values():
+        yield from documents.list_ids(entry)
+        for keys in source.windows(entry):
+            yield from keys
+
+
+# -- stats ------------------------------------------------------------------------------
+
+
+def stats(store: Store) -> StoreStats:
+    objects = store.backend.list()
+    stored = sum(e.size for e in objects if not e.path.startswith(layout.LOCKS + "/"))
+    pack_count = sum(1 for e in objects if layout.pack_of(e.path))
+    ids = store.snapshot_ids()
+    logical = 0
+    for _, doc in _documents(store, ids):
+        if isinstance(doc, dict):
+            logical += sum(int(a["size"]) for a in doc["artifacts"].values())
+    return StoreStats(
+        snapshots=len(ids),
+        chunks=len(store.index()),
+        packs=pack_count,
+        stored_bytes=stored,
+        logical_bytes=logical,
+        dedup_ratio=round(logical / stored, 3) if stored else 0.0,
+    )
+
+
+# -- check ------------------------------------------------------------------------------
+
+
+def _pack_damage(name: str, data: bytes) -> str | None:
+    """Why a pack read in full is damaged, or None when every chunk in it checks out."""
+    if hashlib.sha256(data).hexdigest() != name:
+        return "its content does not match its name"
+    try:
+        frames: dict[tuple[int, int], bytes] = {}
+        for e in packs.entries_of(data):
+            frame = (e.frame_offset, e.frame_length)
+            if frame not in frames:
+                frames = {frame: packs.decompress_frame(data[e.frame_offset : sum(frame)])}
+            if not packs.chunk_matches(e.key, frames[frame][e.offset : e.offset + e.length]):
+                return f"chunk {e.key.hex()} does not match its hash"
+    except packs.PackError as exc:
+        return str(exc)
+    return None
+
+
+@dataclass
+class _DocFindings:
+    unindexed: int = 0
+    first_unindexed: str = ""
+    missing_packs: dict[str, int] = field(default_factory=dict)
+    damaged_packs: dict[str, int] = field(default_factory=dict)
+
+
+def check(store: Store, read_data_fraction: float = 0.0) -> CheckReport:
+    report = CheckReport()
+    chunk_index = store.index()
+    present = _packs(store)
+    report.packs = len(present)
+    damaged: dict[str, str] = {}
+    if read_data_fraction > 0 and present:
+        count = min(len(present), math.ceil(read_data_fraction * len(present)))
+        for name in random.sample(sorted(present), count):
+            try:
+                why = _pack_damage(name, store.backend.read(layout.pack_path(name)))
+            except FileNotFoundError:
+                why = "it vanished while being checked"
+            report.packs_read += 1
+            if why:
+                damaged[name] = why
+    ids = store.snapshot_ids()
+    report.snapshots = len(ids)
+    for sid, doc in _documents(store, ids):
+        if isinstance(doc, str):
+            report.problems.append(Problem(sid, doc))
+            continue
+        findings = _DocFindings()
+        source = ChunkSource(store.backend, chunk_index, sid)
+        try:
+            for key in _referenced(source, doc):
+                report.chunks_checked += 1
+                location = chunk_index.lookup(key)
+                if location is None:
+                    findings.unindexed += 1
+                    findings.first_unindexed = findings.first_unindexed or key.hex()
+                elif location.pack not in present:
+                    findings.missing_packs[location.pack] = (
+                        findings.missing_packs.get(location.pack, 0) + 1
+                    )
+                elif location.pack in damaged:
+                    findings.damaged_packs[location.pack] = (
+                        findings.damaged_packs.get(location.pack, 0) + 1
+                    )
+        except VerificationError as exc:
+            report.problems.append(Problem(sid, f"{exc.outcome}: {exc.detail}"))
+        report.problems.extend(_problems(sid, findings, damaged))
+    referenced_damage = {p.detail for p in report.problems}
+    for name, why in sorted(damaged.items()):
+        detail = f"pack {name} is damaged: {why}"
+        if not any(name in d for d in referenced_damage):
+            report.problems.append(Problem(None, detail))
+    return report
+
+
+def _problems(sid: str, found: _DocFindings, damaged: dict[str, str]) -> list[Problem]:
+    out = []
+    if found.unindexed:
+        out.append(
+            Problem(
+                sid,
+                f"missing_data: {found.unindexed} chunks in no index "
+                f"(first {found.first_unindexed})",
+            )
+        )
+    for pack, n in sorted(found.missing_packs.items()):
+        out.append(Problem(sid, f"missing_data: pack {pack} is missing ({n} chunks)"))
+    for pack, n in sorted(found.damaged_packs.items()):
+        out.append(
+            Problem(sid, f"checksum_error: pack {pack} is damaged: {damaged[pack]} ({n} chunks)")
+        )
+    return out
+
+
+# -- gc ---------------------------------------------------------------------------------
+
+
+def _mark(store: Store, chunk_index: ChunkIndex) -> bytearray:
+    live = bytearray(len(chunk_index))
+    for sid, doc in _documents(store, store.snapshot_ids()):
+        if isinstance(doc, str):
+            raise StoreError(f"gc refused on {store.url}: {doc}")
+        source = ChunkSource(store.backend, chunk_index, sid)
+        try:
+            for key in _referenced(source, doc):
+                position = chunk_index.find(key)
+                if position < 0:
+                    raise StoreError(
+                        f"gc refused on {store.url}: snapshot {sid} needs chunk "
+                        f"{key.hex()} that is in no index (run check)"
+                    )
+                live[position] = 1
+        except VerificationError as exc:
+            raise StoreError(f"gc refused on {store.url}: {exc.detail}") from None
+    return live
+
+
+def _repack(
+    store: Store, chunk_index: ChunkIndex, live: bytearray, doomed: set[str], report: GcReport
+) -> int:
+    """Copy the live chunks of ``doomed`` packs into new packs; return bytes written."""
+    written = 0
+    moved: list[int] = []
+
+    def on_pack(name: str, data: bytearray, entries: list[packs.PackEntry]) -> None:
+        nonlocal written
+        store.backend.write(layout.pack_path(name), data)
+        number = chunk_index.pack_number(name)
+        for entry in entries:
+            position = moved.pop(0)
+            chunk_index.set_raw(
+                position, number, entry.frame_offset, entry.frame_length, entry.offset, entry.length
+            )
+        written += len(data)
+        report.packs_written += 1
+
+    cfg = store.config
+    writer = packs.PackWriter(on_pack, cfg.level, cfg.frame_size, cfg.pack_size)
+    by_pack: dict[str, list[int]] = {}
+    for position in chunk_index.positions_of_packs(doomed):
+        if live[position]:
+            by_pack.setdefault(chunk_index.location(position).pack, []).append(position)
+    for name, positions in sorted(by_pack.items()):
+        data = store.backend.read(layout.pack_path(name))
+        frames: dict[int, bytes] = {}
+        for position in positions:
+            loc = chunk_index.location(position)
+            try:
+                if loc.frame_offset not in frames:
+                    frames = {
+                        loc.frame_offset: packs.decompress_frame(
+                            data[loc.frame_offset : loc.frame_offset + loc.frame_length]
+                        )
+                    }
+            except packs.PackError as exc:
+                raise StoreError(f"gc stopped on {store.url}: pack {name}: {exc}") from None
+            chunk = frames[loc.frame_offset][loc.offset : loc.offset + loc.length]
+            key = chunk_index.key(position)
+            if not packs.chunk_matches(key, chunk):
+                raise StoreError(
+                    f"gc stopped on {store.url}: chunk {key.hex()} in pack {name} "
+                    "does not match its hash"
+                )
+            moved.append(position)
+            writer.add(key, chunk)
+    writer.finish()
+    return written
+
+
+def gc(store: Store, grace_seconds: float) -> GcReport:
+    report = GcReport()
+    store.forget_index()
+    chunk_index = store.index()
+    old_index = {n: layout.index_path(n) for n in store._index_names}
+    index_sizes = {e.path: e.size for e in store.backend.list(layout.INDEX)}
+    live = _mark(store, chunk_index)
+    report.live_chunks = sum(live)
+
+    total = [0] * len(chunk_index.packs)
+    used = [0] * len(chunk_index.packs)
+    for position in range(len(chunk_index)):
+        pack, _, _, _, length = chunk_index.raw(position)
+        total[pack] += length
+        if live[position]:
+            used[pack] += length
+
+    now = time.time()
+    delete: set[str] = set()
+    repack: set[str] = set()
+    for name, entry in _packs(store).items():
+        young = entry.mtime is None or now - entry.mtime < grace_seconds
+        number = chunk_index._pack_numbers.get(name)
+        if number is None or used[number] == 0:
+            if young:
+                report.packs_kept_young += 1
+            else:
+                delete.add(name)
+        elif not young and used[number] < total[number] * REPACK_BELOW:
+            repack.add(name)
+    if not delete and not repack:
+        return report
+
+    present = _packs(store)
+    written = _repack(store, chunk_index, live, repack, report)
+    gone = delete | repack
+    keep = [
+        p for p in range(len(chunk_index)) if chunk_index.packs[chunk_index.raw(p)[0]] not in gone
+    ]
+    name, data = index.encode(chunk_index, keep)
+    store.backend.write(layout.index_path(name), data)
+    written += len(data)
+    stale_index = [path for n, path in old_index.items() if n != name]
+    store.backend.delete(stale_index)
+    store.backend.delete([layout.pack_path(p) for p in sorted(gone)])
+
+    freed = sum(present[p].size for p in gone) + sum(index_sizes.get(p, 0) for p in stale_index)
+    report.packs_deleted = len(delete)
+    report.packs_repacked = len(repack)
+    report.index_objects_replaced = len(stale_index)
+    report.bytes_freed = freed - written
+    return report
+
+
+# -- index rebuild ----------------------------------------------------------------------
+
+
+def _trailer(store: Store, name: str, size: int) -> list[packs.PackEntry]:
+    path = layout.pack_path(name)
+    tail = store.backend.read_range(path, max(0, size - TAIL_BYTES), size)
+    start, end = packs.trailer_span(size, tail)
+    tail_start = size - len(tail)
+    if start >= tail_start:
+        return packs.parse_trailer(tail[start - tail_start : end - tail_start])
+    return packs.parse_trailer(store.backend.read_range(path, start, end))
+
+
+def rebuild_index(store: Store) -> int:
+    old = [e.path for e in store.backend.list(layout.INDEX)]
+    fresh = ChunkIndex()
+    for name, entry in sorted(_packs(store).items()):
+        try:
+            records = _trailer(store, name, entry.size)
+        except packs.PackError as exc:
+            log.warning("pack %s in %s left out of the index: %s", name, store.url, exc)
+            continue
+        number = fresh.pack_number(name)
+        for r in records:
+            fresh.add(r.key, number, r.frame_offset, r.frame_length, r.offset, r.length)
+    name, data = index.encode(fresh, range(len(fresh)))
+    store.backend.write(layout.index_path(name), data)
+    store.backend.delete([p for p in old if p != layout.index_path(name)])
+    return len(fresh)
+
+
+# -- sync -------------------------------------------------------------------------------
+
+
+def sync(src: Store, dst: Store, progress: Callable[[int, int], None] | None) -> SyncReport:
+    report = SyncReport()
+    theirs = set(dst.snapshot_ids())
+    missing = [sid for sid in src.snapshot_ids() if sid not in theirs]
+    if not missing:
+        return report
+    src_index, dst_index = src.index(), dst.index()
+    needed: set[str] = set()
+    for sid, doc in _documents(src, missing):
+        if isinstance(doc, str):
+            raise StoreError(f"cannot sync {sid} from {src.url}: {doc}")
+        source = ChunkSource(src.backend, src_index, sid)
+        try:
+            for key in _referenced(source, doc):
+                if key in dst_index:
+                    continue
+                location = src_index.lookup(key)
+                if location is None:
+                    raise StoreError(
+                        f"cannot sync {sid} from {src.url}: chunk {key.hex()} is in no index"
+                    )
+                needed.add(location.pack)
+        except VerificationError as exc:
+            raise StoreError(f"cannot sync from {src.url}: {exc.detail}") from None
+
+    src_packs = _packs(src)
+    copy = sorted(needed - set(_packs(dst)))
+    total = sum(src_packs[p].size for p in copy if p in src_packs)
+    batch: list[str] = []
+    batch_size = 0
+    for name in copy:
+        if name not in src_packs:
+            raise StoreError(f"cannot sync from {src.url}: pack {name} is missing")
+        batch.append(name)
+        batch_size += src_packs[name].size
+        if batch_size >= COPY_BATCH_BYTES:
+            _copy_packs(src, dst, batch, report, progress, total)
+            batch, batch_size = [], 0
+    _copy_packs(src, dst, batch, report, progress, total)
+
+    if needed:
+        name, data = index.encode(src_index, src_index.positions_of_packs(needed))
+        dst.backend.write(layout.index_path(name), data)
+        report.index_written = True
+    docs = src.backend.read_many([layout.snapshot_path(s) for s in missing])
+    dst.backend.write_many(docs)
+    report.snapshots_copied = len(missing)
+    return report
+
+
+def _copy_packs(
+    src: Store,
+    dst: Store,
+    names: list[str],
+    report: SyncReport,
+    progress: Callable[[int, int], None] | None,
+    total: int,
+) -> None:
+    if not names:
+        return
+    datas = src.backend.read_many([layout.pack_path(n) for n in names])
+    for name in names:
+        if hashlib.sha256(datas[layout.pack_path(name)]).hexdigest() != name:
+            raise StoreError(f"cannot sync from {src.url}: pack {name} is damaged")
+    dst.backend.write_many(datas)
+    report.packs_copied += len(names)
+    report.bytes_copied += sum(len(d) for d in datas.values())
+    if progress:
+        progress(report.bytes_copied, total)

@@ -1,0 +1,135 @@
+"""Fetch chunks by hash: group them by frame, read each frame once, check every chunk.
+
+Reads go window by window (at most ``WINDOW_BYTES`` of plain data at a time) so restoring a
+large database never holds it in memory; the frames a window needs are read in concurrent
+batches of at most ``BATCH_BYTES`` compressed bytes. Chunks are written to packs in artifact
+order, so neighbouring chunks mostly share frames and a frame is read about once.
+
+Failures are verification outcomes naming the snapshot, chunk and pack: ``missing_data``
+when the index or the store lacks something, ``checksum_error`` when bytes are damaged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from snapshot.errors import StoreError, VerificationError
+from store import documents, layout, packs
+from store.backend import Backend
+from store.index import ChunkIndex, Location
+
+WINDOW_BYTES = 16 << 20
+BATCH_BYTES = 32 << 20
+
+Frame = tuple[str, int, int]
+
+
+class ChunkSource:
+    def __init__(self, backend: Backend, index: ChunkIndex, snapshot_id: str) -> None:
+        self.backend = backend
+        self.index = index
+        self.snapshot_id = snapshot_id
+
+    def _missing(self, detail: str) -> VerificationError:
+        return VerificationError("missing_data", f"{self.snapshot_id}: {detail}", self.snapshot_id)
+
+    def _damaged(self, detail: str) -> VerificationError:
+        return VerificationError(
+            "checksum_error", f"{self.snapshot_id}: {detail}", self.snapshot_id
+        )
+
+    def _locate(self, key: bytes) -> Location:
+        location = self.index.lookup(key)
+        if location is None:
+            raise self._missing(f"chunk {key.hex()} is in no index of {self.backend.url}")
+        return location
+
+    def chunks(self, keys: list[bytes]) -> Iterator[bytes]:
+        """The plain bytes of ``keys``, in order, each checked against its hash."""
+        window: list[tuple[bytes, Location]] = []
+        size = 0
+        for key in keys:
+            location = self._locate(key)
+            window.append((key, location))
+            size += location.length
+            if size >= WINDOW_BYTES:
+                yield from self._window(window)
+                window, size = [], 0
+        yield from self._window(window)
+
+    def fetch(self, key: bytes) -> bytes:
+        return next(iter(self._window([(key, self._locate(key))])))
+
+    def fetch_list(self, key: bytes) -> bytes:
+        blob = self.fetch(key)
+        if len(blob) % 32:
+            raise self._damaged(f"chunk list {key.hex()} has a length not a multiple of 32")
+        return blob
+
+    def windows(self, entry: dict[str, Any]) -> Iterator[list[bytes]]:
+        return documents.chunk_windows(entry, self.fetch_list)
+
+    def _window(self, window: list[tuple[bytes, Location]]) -> list[bytes]:
+        needed: dict[Frame, list[int]] = {}
+        for i, (_, loc) in enumerate(window):
+            needed.setdefault((loc.pack, loc.frame_offset, loc.frame_length), []).append(i)
+        out: list[bytes] = [b""] * len(window)
+        batch: list[Frame] = []
+        batch_size = 0
+        for frame in needed:
+            batch.append(frame)
+            batch_size += frame[2]
+            if batch_size >= BATCH_BYTES:
+                self._fill(batch, needed, window, out)
+                batch, batch_size = [], 0
+        self._fill(batch, needed, window, out)
+        return out
+
+    def _fill(
+        self,
+        batch: list[Frame],
+        needed: dict[Frame, list[int]],
+        window: list[tuple[bytes, Location]],
+        out: list[bytes],
+    ) -> None:
+        if not batch:
+            return
+        ranges = [(layout.pack_path(p), off, off + length) for p, off, length in batch]
+        try:
+            datas = self.backend.read_ranges(ranges)
+        except FileNotFoundError:
+            # Find which pack is gone, to name it.
+            datas = []
+            for frame, rng in zip(batch, ranges, strict=True):
+                try:
+                    datas.append(self.backend.read_range(*rng))
+                except FileNotFoundError:
+                    key = window[needed[frame][0]][0]
+                    raise self._missing(
+                        f"pack {frame[0]} holding chunk {key.hex()} is missing "
+                        f"from {self.backend.url}"
+                    ) from None
+        for frame, data in zip(batch, datas, strict=True):
+            pack = frame[0]
+            first_key = window[needed[frame][0]][0].hex()
+            if len(data) != frame[2]:
+                raise self._damaged(f"chunk {first_key} in pack {pack}: pack is truncated")
+            try:
+                plain = packs.decompress_frame(data)
+            except packs.PackError as exc:
+                raise self._damaged(f"chunk {first_key} in pack {pack} is corrupt: {exc}") from None
+            for i in needed[frame]:
+                key, loc = window[i]
+                chunk = plain[loc.offset : loc.offset + loc.length]
+                if not packs.chunk_matches(key, chunk):
+                    raise self._damaged(f"chunk {key.hex()} in pack {pack} does not match its hash")
+                out[i] = chunk
+
+
+def fetch_or_store_error(source: ChunkSource, key: bytes) -> bytes:
+    """A chunk list for maintenance work, where damage is a StoreError rather than a verdict."""
+    try:
+        return source.fetch_list(key)
+    except VerificationError as exc:
+        raise StoreError(exc.detail) from None

@@ -1,0 +1,232 @@
+"""``Store``: the content-addressed snapshot store the command line talks to.
+
+Layout and formats are in ``layout``, ``config``, ``documents``, ``packs`` and ``index``;
+this module wires them to a ``Backend`` and keeps the write order that makes every state
+after a crash safe: packs, then the index object, then the snapshot document (the commit
+point). Maintenance (check, gc, sync, index rebuild) lives in ``maintenance``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from snapshot.errors import StoreError, VerificationError
+from store import config as store_config
+from store import documents, layout, locks, maintenance
+from store.backend import Backend, open_backend
+from store.config import StoreConfig
+from store.index import ChunkIndex
+from store.reader import ChunkSource
+from store.reports import CheckReport, GcReport, PutResult, StoreStats, SyncReport
+from store.writer import SnapshotWriter
+
+MIN_PREFIX = 6
+Progress = Callable[[int, int], None]
+
+
+class Store:
+    def __init__(self, backend: Backend, settings: StoreConfig) -> None:
+        self.backend = backend
+        self.url = backend.url
+        self.config = settings
+        self.lock_wait = 0.0
+        self.stale_after = locks.DEFAULT_STALE_AFTER
+        self._index: ChunkIndex | None = None
+        self._index_names: set[str] = set()
+        self._held: str | None = None
+
+    # -- opening ------------------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        url: str,
+        storage_options: dict[str, Any] | None = None,
+        settings: StoreConfig | None = None,
+    ) -> Store:
+        backend = open_backend(url, storage_options)
+        if backend.exists(layout.CONFIG):
+            raise StoreError(f"{url} is already a stigmem store")
+        if backend.list():
+            raise StoreError(f"{url} is not empty: refusing to make a store among other files")
+        settings = settings or StoreConfig()
+        backend.write(layout.CONFIG, settings.to_json())
+        return cls(backend, store_config.parse(backend.read(layout.CONFIG), url))
+
+    @classmethod
+    def open(
+        cls, url: str, storage_options: dict[str, Any] | None = None, create: bool = False
+    ) -> Store:
+        backend = open_backend(url, storage_options)
+        try:
+            data = backend.read(layout.CONFIG)
+        except FileNotFoundError:
+            if create and not backend.list():
+                return cls.init(url, storage_options)
+            if backend.list():
+                raise StoreError(
+                    f"{url} is not a stigmem store: it holds other files and no config.json"
+                ) from None
+            raise StoreError(f"{url} is not a stigmem store (no config.json)") from None
+        except IsADirectoryError:
+            raise StoreError(f"{url} is not a stigmem store: config.json is a directory") from None
+        return cls(backend, store_config.parse(data, url))
+
+    # -- locking ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, kind: str) -> Iterator[None]:
+        """Hold a shared or exclusive store lock; nested use inside this process is free."""
+        if self._held == "exclusive" or (self._held == "shared" and kind == "shared"):
+            yield
+            return
+        if self._held is not None:
+            raise StoreError(
+                f"{self.url}: cannot take an exclusive lock while holding a shared one"
+            )
+        with locks.StoreLock(self.backend, kind, self.lock_wait, self.stale_after):
+            self._held = kind
+            try:
+                yield
+            finally:
+                self._held = None
+
+    def break_locks(self, stale_only: bool = True) -> list[locks.LockInfo]:
+        return locks.break_locks(self.backend, stale_only, self.stale_after)
+
+    # -- index --------------------------------------------------------------------------
+
+    def index(self) -> ChunkIndex:
+        """The in-memory index, loading only index objects not seen yet."""
+        names = {n for e in self.backend.list(layout.INDEX) if (n := layout.index_of(e.path))}
+        if self._index is None or not self._index_names <= names:
+            # Someone replaced index objects (gc): what we hold may name deleted packs.
+            self._index, self._index_names = ChunkIndex(), set()
+        new = sorted(names - self._index_names)
+        for path, data in self.backend.read_many([layout.index_path(n) for n in new]).items():
+            self._index.load(data, path)
+        self._index_names |= set(new)
+        return self._index
+
+    def forget_index(self) -> None:
+        self._index, self._index_names = None, set()
+
+    # -- snapshots ----------------------------------------------------------------------
+
+    def has_snapshot(self, snapshot_id: str) -> bool:
+        return self.backend.exists(layout.snapshot_path(snapshot_id))
+
+    def snapshot_ids(self) -> list[str]:
+        return sorted(
+            sid
+            for e in self.backend.list(layout.SNAPSHOTS)
+            if (sid := layout.snapshot_id_of(e.path))
+        )
+
+    def resolve(self, prefix: str) -> str:
+        wanted = prefix.lower()
+        if len(wanted) < MIN_PREFIX or any(c not in "0123456789abcdef" for c in wanted):
+            raise StoreError(
+                f"snapshot id prefix {prefix!r} must be at least {MIN_PREFIX} hex digits"
+            )
+        matches = [sid for sid in self.snapshot_ids() if sid.startswith(wanted)]
+        if not matches:
+            raise StoreError(f"no snapshot matches {prefix} in {self.url}")
+        if len(matches) > 1:
+            raise StoreError(f"ambiguous prefix {prefix}: matches {', '.join(matches)}")
+        return matches[0]
+
+    def load_document(self, snapshot_id: str) -> dict[str, Any]:
+        try:
+            data = self.backend.read(layout.snapshot_path(snapshot_id))
+        except FileNotFoundError:
+            raise StoreError(f"no snapshot {snapshot_id} in {self.url}") from None
+        return documents.parse(data, snapshot_id)
+
+    def put_snapshot(
+        self,
+        snapshot_id: str,
+        manifest: dict[str, Any],
+        artifacts: dict[str, Path | bytes],
+        progress: Progress | None = None,
+    ) -> PutResult:
+        if not layout.is_hash(snapshot_id):
+            raise StoreError(f"snapshot id {snapshot_id!r} is not 64 lowercase hex digits")
+        result = PutResult(snapshot_id)
+        if self.has_snapshot(snapshot_id):
+            result.already_present = True
+            return result
+        with self.lock("shared"):
+            try:
+                writer = SnapshotWriter(self.backend, self.index(), self.config, result, progress)
+                entries = writer.write(artifacts)
+            except BaseException:
+                # The in-memory index holds placeholders for chunks that never reached a pack.
+                self.forget_index()
+                raise
+            doc = documents.encode(manifest, entries)
+            self.backend.write(layout.snapshot_path(snapshot_id), doc)
+        result.objects_written += 1
+        result.new_bytes_stored += len(doc)
+        return result
+
+    def read_artifact(
+        self, snapshot_id: str, member: str, out: BinaryIO, progress: Progress | None = None
+    ) -> None:
+        doc = self.load_document(snapshot_id)
+        entry = doc["artifacts"].get(member)
+        if entry is None:
+            raise StoreError(f"snapshot {snapshot_id} in {self.url} has no member {member}")
+        source = ChunkSource(self.backend, self.index(), snapshot_id)
+        done = 0
+        for keys in source.windows(entry):
+            for chunk in source.chunks(keys):
+                out.write(chunk)
+                done += len(chunk)
+            if progress:
+                progress(done, entry["size"])
+        if done != entry["size"]:
+            raise VerificationError(
+                "checksum_error",
+                f"{snapshot_id}: {member} rebuilt to {done} bytes, document says {entry['size']}",
+                snapshot_id,
+            )
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        """Remove the document only; gc frees the data nothing else references."""
+        if not self.has_snapshot(snapshot_id):
+            raise StoreError(f"no snapshot {snapshot_id} in {self.url}")
+        self.backend.delete([layout.snapshot_path(snapshot_id)])
+
+    # -- maintenance --------------------------------------------------------------------
+
+    def stats(self) -> StoreStats:
+        return maintenance.stats(self)
+
+    def check(self, read_data_fraction: float = 0.0) -> CheckReport:
+        return maintenance.check(self, read_data_fraction)
+
+    def gc(self, grace_seconds: float = 3600) -> GcReport:
+        with self.lock("exclusive"):
+            try:
+                return maintenance.gc(self, grace_seconds)
+            finally:
+                self.forget_index()
+
+    def rebuild_index(self) -> int:
+        """Replace all index objects by one rebuilt from the pack trailers; return its size."""
+        with self.lock("exclusive"):
+            try:
+                return maintenance.rebuild_index(self)
+            finally:
+                self.forget_index()
+
+    def sync_to(self, other: Store, progress: Progress | None = None) -> SyncReport:
+        with self.lock("shared"), other.lock("shared"):
+            try:
+                return maintenance.sync(self, other, progress)
+            finally:
+                other.forget_index()

@@ -1,0 +1,127 @@
+"""Put one snapshot's artifacts: chunk them, pack the new chunks, index them.
+
+The caller (``Store.put_snapshot``) holds the shared lock and writes the document afterwards;
+here packs are written as they fill, then at most one index object for everything this put
+added. New chunks enter the in-memory index at once (with a placeholder pack) so a chunk
+repeated inside the put is stored once; their location is filled in when their pack is
+named.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from store import chunker, documents, index, layout
+from store.backend import Backend
+from store.config import StoreConfig
+from store.index import ChunkIndex
+from store.packs import PackEntry, PackWriter
+from store.reports import PutResult
+
+PENDING = 0xFFFFFFFF
+PROGRESS_STEP = 1 << 20
+
+Progress = Callable[[int, int], None]
+
+
+def artifact_size(source: Path | bytes) -> int:
+    return len(source) if isinstance(source, bytes) else source.stat().st_size
+
+
+def _open(source: Path | bytes) -> BinaryIO:
+    return io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
+
+
+class SnapshotWriter:
+    def __init__(
+        self,
+        backend: Backend,
+        chunk_index: ChunkIndex,
+        config: StoreConfig,
+        result: PutResult,
+        progress: Progress | None,
+    ) -> None:
+        self.backend = backend
+        self.index = chunk_index
+        self.config = config
+        self.result = result
+        self.progress = progress
+        self._first_new = len(chunk_index)
+        self._pending: collections.deque[int] = collections.deque()
+        self._packs = PackWriter(self._pack_done, config.level, config.frame_size, config.pack_size)
+        self._done = 0
+        self._total = 0
+        self._reported = 0
+
+    def _pack_done(self, name: str, data: bytearray, entries: list[PackEntry]) -> None:
+        self.backend.write(layout.pack_path(name), data)
+        number = self.index.pack_number(name)
+        for entry in entries:
+            position = self._pending.popleft()
+            self.index.set_raw(
+                position, number, entry.frame_offset, entry.frame_length, entry.offset, entry.length
+            )
+        self.result.packs_written += 1
+        self.result.objects_written += 1
+        self.result.new_bytes_stored += len(data)
+
+    def _store(self, key: bytes, data: bytes) -> None:
+        if self.index.find(key) >= 0:
+            return
+        self._pending.append(self.index.add(key, PENDING, 0, 0, 0, len(data)))
+        self._packs.add(key, data)
+        self.result.new_chunks += 1
+        self.result.new_plain_bytes += len(data)
+
+    def _advance(self, n: int) -> None:
+        self._done += n
+        if self.progress and (
+            self._done - self._reported >= PROGRESS_STEP or self._done == self._total
+        ):
+            self._reported = self._done
+            self.progress(self._done, self._total)
+
+    def _artifact(self, source: Path | bytes) -> dict[str, Any]:
+        per_list = self.config.hashes_per_list
+        lists: list[bytes] = []
+        current = bytearray()
+        count = 0
+        with _open(source) as stream:
+            for key, data in chunker.chunks(stream, self.config.pages_per_chunk):
+                self._store(key, data)
+                current += key
+                count += 1
+                if count % per_list == 0:
+                    lists.append(self._store_list(bytes(current)))
+                    current = bytearray()
+                self._advance(len(data))
+        size = artifact_size(source)
+        if count <= self.config.direct_max and not lists:
+            return documents.artifact_entry(size, False, documents.split_list(bytes(current)))
+        if current:
+            lists.append(self._store_list(bytes(current)))
+        return documents.artifact_entry(size, True, lists)
+
+    def _store_list(self, blob: bytes) -> bytes:
+        key = hashlib.sha256(blob).digest()
+        self._store(key, blob)
+        return key
+
+    def write(self, artifacts: dict[str, Path | bytes]) -> dict[str, dict[str, Any]]:
+        """Store every artifact's new chunks and one index object; return the doc entries."""
+        self._total = sum(artifact_size(s) for s in artifacts.values())
+        entries = {member: self._artifact(source) for member, source in sorted(artifacts.items())}
+        self._packs.finish()
+        if len(self.index) > self._first_new:
+            name, data = index.encode(self.index, range(self._first_new, len(self.index)))
+            self.backend.write(layout.index_path(name), data)
+            self.result.objects_written += 1
+            self.result.new_bytes_stored += len(data)
+        if self.progress and self._total == 0:
+            self.progress(0, 0)
+        return entries

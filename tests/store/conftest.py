@@ -1,0 +1,124 @@
+"""Store test fixtures: one store location per test on memory, a local directory and S3.
+
+S3 is moto's real HTTP server on 127.0.0.1, reached through s3fs with ``endpoint_url`` as
+s3fs' own tests do; it is skipped (with the reason) when the server cannot start.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BUCKET = "stigmem-test"
+
+
+@dataclass(frozen=True)
+class Location:
+    kind: str
+    url: str
+    options: dict[str, Any]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def s3_options(endpoint: str) -> dict[str, Any]:
+    return {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+        "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 2},
+    }
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    try:
+        import boto3
+        from moto.server import ThreadedMotoServer
+
+        port = _free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        endpoint = f"http://127.0.0.1:{port}"
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        ).create_bucket(Bucket=BUCKET)
+    except Exception as exc:  # any failure to start means no S3 here, not a store bug
+        pytest.skip(f"moto S3 server cannot start: {exc}")
+    yield endpoint
+    server.stop()
+
+
+def make_location(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Location:
+    name = uuid.uuid4().hex
+    if kind == "memory":
+        return Location(kind, f"memory://stigmem-tests/{name}", {})
+    if kind == "local":
+        return Location(kind, str(tmp_path / f"store-{name}"), {})
+    endpoint = request.getfixturevalue("s3_endpoint")
+    return Location(kind, f"s3://{BUCKET}/{name}", s3_options(endpoint))
+
+
+@pytest.fixture(params=["memory", "local", "s3"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> Location:
+    return make_location(request.param, tmp_path, request)
+
+
+@pytest.fixture(params=["memory", "local", "s3"])
+def other_location(request: pytest.FixtureRequest, tmp_path: Path) -> Location:
+    return make_location(request.param, tmp_path, request)
+
+
+def make_db(path: Path, rows: int, seed: int = 0, page_size: int = 4096) -> Path:
+    """A real SQLite database of ``rows`` memories with varied, compressible text."""
+    rng = random.Random(seed)
+    words = ["memory", "node", "federation", "cursor", "fact", "event", "stigmem", "peer"]
+    con = sqlite3.connect(path)
+    con.execute(f"PRAGMA page_size={page_size}")
+    con.execute("CREATE TABLE memories (id INTEGER PRIMARY KEY, body TEXT)")
+    con.executemany(
+        "INSERT INTO memories (body) VALUES (?)",
+        [
+            (" ".join(rng.choice(words) for _ in range(rng.randint(10, 60))) + f" #{i}",)
+            for i in range(rows)
+        ],
+    )
+    con.commit()
+    con.close()
+    return path
+
+
+def change_rows(path: Path, ids: list[int], text: str) -> None:
+    con = sqlite3.connect(path)
+    con.executemany("UPDATE memories SET body = ? WHERE id = ?", [(f"{text} {i}", i) for i in ids])
+    con.commit()
+    con.close()
+
+
+def small_settings() -> Any:
+    """Tiny frames, packs and chunk lists, so small test databases span several of each."""
+    from store.config import StoreConfig
+
+    return StoreConfig(frame_size=16 << 10, pack_size=64 << 10, hashes_per_list=64, direct_max=8)
+
+
+def sid(label: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(label.encode()).hexdigest()

@@ -1,0 +1,47 @@
+"""The Backend object interface behaves the same on memory, a local directory and S3."""
+
+from __future__ import annotations
+
+import pytest
+
+from store.backend import open_backend
+from tests.store.conftest import Location
+
+
+def test_objects_roundtrip(location: Location) -> None:
+    backend = open_backend(location.url, location.options)
+    backend.write("a/one", b"first")
+    backend.write_many({"a/two": b"second", "b/c/three": b"third!"})
+
+    assert backend.read("a/one") == b"first"
+    assert backend.read_range("b/c/three", 1, 4) == b"hir"
+    assert backend.read_ranges([("a/one", 0, 2), ("a/two", 3, 6)]) == [b"fi", b"ond"]
+    assert backend.read_many(["a/one", "a/two"]) == {"a/one": b"first", "a/two": b"second"}
+    assert backend.exists("a/two") and not backend.exists("a/nope")
+    assert backend.size("b/c/three") == 6
+    listed = {e.path: e.size for e in backend.list()}
+    assert listed == {"a/one": 5, "a/two": 6, "b/c/three": 6}
+    assert {e.path for e in backend.list("a")} == {"a/one", "a/two"}
+    assert all(e.mtime is not None for e in backend.list())
+
+
+def test_overwrite_delete_and_missing(location: Location) -> None:
+    backend = open_backend(location.url, location.options)
+    backend.write("x", b"old")
+    backend.write("x", b"new")
+    assert backend.read("x") == b"new"
+    backend.delete(["x", "never-existed"])
+    assert not backend.exists("x")
+    with pytest.raises(FileNotFoundError):
+        backend.read("x")
+    assert backend.list("nothing-here") == []
+
+
+def test_local_writes_leave_no_temporary_files(tmp_path: object) -> None:
+    from pathlib import Path
+
+    root = Path(str(tmp_path)) / "store"
+    backend = open_backend(str(root))
+    backend.write("packs/ab/abc", b"data")
+    assert sorted(p.name for p in (root / "packs" / "ab").iterdir()) == ["abc"]
+    assert (root / "packs" / "ab" / "abc").stat().st_mode & 0o077 == 0

@@ -1,0 +1,120 @@
+"""gc frees only what no snapshot needs (after the grace period); sync copies what is missing."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from store import layout
+from store.repository import Store
+from tests.store.conftest import Location, change_rows, make_db, sid, small_settings
+
+DB = "artifacts/stigmem.db"
+
+
+def read(store: Store, snapshot_id: str) -> bytes:
+    out = io.BytesIO()
+    store.read_artifact(snapshot_id, DB, out)
+    return out.getvalue()
+
+
+def objects(store: Store, prefix: str) -> set[str]:
+    return {e.path for e in store.backend.list(prefix)}
+
+
+def test_gc_keeps_referenced_and_frees_unreferenced(location: Location, tmp_path: Path) -> None:
+    store = Store.init(location.url, location.options, settings=small_settings())
+    kept_db = make_db(tmp_path / "kept.db", 1500, seed=1)
+    gone_db = make_db(tmp_path / "gone.db", 1500, seed=2)
+    store.put_snapshot(sid("kept"), {}, {DB: kept_db})
+    store.put_snapshot(sid("gone"), {}, {DB: gone_db})
+    store.delete_snapshot(sid("gone"))
+    before = store.stats()
+
+    young = store.gc(grace_seconds=3600)
+    assert young.packs_deleted == 0 and young.bytes_freed == 0 and young.packs_kept_young > 0
+    assert store.stats().stored_bytes == before.stored_bytes
+
+    report = store.gc(grace_seconds=0)
+    after = store.stats()
+    assert report.packs_deleted > 0 and report.bytes_freed > 0
+    assert after.stored_bytes < before.stored_bytes - report.bytes_freed // 2
+    assert len(objects(store, layout.INDEX)) == 1
+    assert read(store, sid("kept")) == kept_db.read_bytes()
+    assert store.check(read_data_fraction=1.0).ok
+
+
+def test_gc_repacks_mostly_dead_packs(location: Location, tmp_path: Path) -> None:
+    store = Store.init(location.url, location.options, settings=small_settings())
+    db = make_db(tmp_path / "node.db", 2000)
+    store.put_snapshot(sid("day1"), {}, {DB: db})
+    change_rows(db, list(range(1, 2001, 3)), "changed")
+    store.put_snapshot(sid("day2"), {}, {DB: db})
+    store.delete_snapshot(sid("day1"))
+    before = store.stats()
+
+    report = store.gc(grace_seconds=0)
+
+    assert report.packs_repacked > 0 and report.packs_written > 0 and report.bytes_freed > 0
+    assert store.stats().stored_bytes == before.stored_bytes - report.bytes_freed
+    assert read(store, sid("day2")) == db.read_bytes()
+    assert store.check(read_data_fraction=1.0).ok
+    assert store.gc(grace_seconds=0).bytes_freed == 0
+
+
+def test_gc_keeps_unindexed_young_packs_of_a_crashed_put(
+    location: Location, tmp_path: Path
+) -> None:
+    store = Store.init(location.url, location.options, settings=small_settings())
+    store.put_snapshot(sid("crashed"), {}, {DB: make_db(tmp_path / "c.db", 800)})
+    # What a put killed before its document leaves behind: packs and an index.
+    store.backend.delete([layout.snapshot_path(sid("crashed"))])
+    packs = objects(store, layout.PACKS)
+
+    store.gc(grace_seconds=3600)
+    assert objects(store, layout.PACKS) == packs
+    store.gc(grace_seconds=0)
+    assert objects(store, layout.PACKS) == set()
+
+
+def test_sync_copies_only_what_is_missing(
+    location: Location, other_location: Location, tmp_path: Path
+) -> None:
+    src = Store.init(location.url, location.options, settings=small_settings())
+    dst = Store.init(other_location.url, other_location.options)
+    db = make_db(tmp_path / "node.db", 1500)
+    src.put_snapshot(sid("day1"), {"n": 1}, {DB: db})
+
+    first = src.sync_to(dst)
+    assert first.snapshots_copied == 1 and first.packs_copied == len(objects(src, layout.PACKS))
+    assert read(dst, sid("day1")) == db.read_bytes()
+
+    change_rows(db, [5], "changed")
+    report = src.put_snapshot(sid("day2"), {"n": 2}, {DB: db})
+    second = src.sync_to(dst)
+    assert (second.snapshots_copied, second.packs_copied) == (1, report.packs_written)
+    assert dst.load_document(sid("day2")) == src.load_document(sid("day2"))
+    assert read(dst, sid("day2")) == db.read_bytes()
+
+    nothing = src.sync_to(dst)
+    assert (nothing.snapshots_copied, nothing.packs_copied, nothing.index_written) == (0, 0, False)
+
+
+def test_sync_resumes_after_being_killed_midway(
+    location: Location, other_location: Location, tmp_path: Path
+) -> None:
+    src = Store.init(location.url, location.options, settings=small_settings())
+    dst = Store.init(other_location.url, other_location.options)
+    db = make_db(tmp_path / "node.db", 3000)
+    src.put_snapshot(sid("a"), {}, {DB: db})
+    packs = sorted(objects(src, layout.PACKS))
+    assert len(packs) >= 3
+    # A sync killed after copying some packs: they are there, no index, no document.
+    dst.backend.write_many(src.backend.read_many(packs[:2]))
+
+    report = src.sync_to(dst)
+
+    assert report.packs_copied == len(packs) - 2 and report.snapshots_copied == 1
+    assert objects(dst, layout.PACKS) == set(packs)
+    assert read(dst, sid("a")) == db.read_bytes()
+    assert dst.check(read_data_fraction=1.0).ok

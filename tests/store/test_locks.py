@@ -1,0 +1,94 @@
+"""Store locks: shared writers coexist, exclusive gc excludes them, stale locks can be broken."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from snapshot.errors import LockedError
+from store import layout
+from store.repository import Store
+from tests.store.conftest import Location, sid
+
+
+def plant_lock(store: Store, kind: str, host: str, pid: int, at: float) -> None:
+    body = {"kind": kind, "host": host, "pid": pid, "time": at}
+    store.backend.write(layout.lock_path(f"{kind}-planted.json"), json.dumps(body).encode())
+
+
+@pytest.fixture
+def stores(location: Location) -> tuple[Store, Store]:
+    """Two handles on one store, as two processes would have."""
+    first = Store.init(location.url, location.options)
+    return first, Store.open(location.url, location.options)
+
+
+def test_shared_locks_coexist_and_exclusive_waits_for_them(stores: tuple[Store, Store]) -> None:
+    one, two = stores
+    third = Store.open(one.url, one.backend.fs.storage_options)
+    with one.lock("shared"), two.lock("shared"):
+        with pytest.raises(LockedError) as err, third.lock("exclusive"):
+            pass
+        message = str(err.value)
+        assert f"host {socket.gethostname()} pid {os.getpid()}" in message
+        assert "shared lock" in message and one.url in message
+    with third.lock("exclusive"):
+        pass
+    assert one.backend.list(layout.LOCKS) == []
+
+
+def test_put_is_refused_while_gc_holds_the_exclusive_lock(stores: tuple[Store, Store]) -> None:
+    one, two = stores
+    with one.lock("exclusive"):
+        with pytest.raises(LockedError, match="exclusive lock held by host"):
+            two.put_snapshot(sid("x"), {}, {"m": b"data"})
+        assert not two.has_snapshot(sid("x"))
+    two.put_snapshot(sid("x"), {}, {"m": b"data"})
+    assert two.has_snapshot(sid("x"))
+
+
+def test_lock_of_a_dead_process_on_this_host_is_stale(stores: tuple[Store, Store]) -> None:
+    one, _ = stores
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    plant_lock(one, "exclusive", socket.gethostname(), int(child.stdout), time.time())
+    with one.lock("exclusive"):
+        pass
+    assert [lock.pid for lock in one.break_locks()] == [int(child.stdout)]
+    assert one.backend.list(layout.LOCKS) == []
+
+
+def test_old_lock_of_another_host_is_stale_and_young_one_blocks(
+    stores: tuple[Store, Store],
+) -> None:
+    one, _ = stores
+    plant_lock(one, "exclusive", "elsewhere", 4242, time.time() - 60)
+    with (
+        pytest.raises(LockedError, match=r"host elsewhere pid 4242 for (59|60|61)s"),
+        one.lock("shared"),
+    ):
+        pass
+    assert one.break_locks() == []
+
+    one.stale_after = 30
+    with one.lock("shared"):
+        pass
+    assert [lock.host for lock in one.break_locks()] == ["elsewhere"]
+
+
+def test_breaking_all_locks(stores: tuple[Store, Store]) -> None:
+    one, _ = stores
+    plant_lock(one, "shared", "elsewhere", 1, time.time())
+    assert [lock.kind for lock in one.break_locks(stale_only=False)] == ["shared"]
+    with one.lock("exclusive"):
+        pass

@@ -1,0 +1,81 @@
+"""Opening and creating stores: what is a store, what is refused, and nothing written then."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from snapshot.errors import StoreError
+from store.backend import open_backend
+from store.repository import Store
+from tests.store.conftest import Location, s3_options
+
+
+def test_create_then_open(location: Location) -> None:
+    created = Store.open(location.url, location.options, create=True)
+    assert created.url == location.url
+    config = json.loads(created.backend.read("config.json"))
+    assert config["format"] == "stigmem-store" and config["version"] == 1
+    assert Store.open(location.url, location.options).config == created.config
+
+
+def test_init_refuses_an_existing_store(location: Location) -> None:
+    Store.init(location.url, location.options)
+    with pytest.raises(StoreError, match="already a stigmem store"):
+        Store.init(location.url, location.options)
+
+
+def test_absent_location_is_not_a_store_and_stays_absent(location: Location) -> None:
+    with pytest.raises(StoreError, match="not a stigmem store") as err:
+        Store.open(location.url, location.options)
+    assert location.url in str(err.value)
+    assert open_backend(location.url, location.options).list() == []
+
+
+def test_directory_with_other_files_is_refused_even_with_create(location: Location) -> None:
+    backend = open_backend(location.url, location.options)
+    backend.write("holiday.jpg", b"\xff\xd8")
+    for create in (False, True):
+        with pytest.raises(StoreError, match="not a stigmem store") as err:
+            Store.open(location.url, location.options, create=create)
+        assert location.url in str(err.value)
+    assert [e.path for e in backend.list()] == ["holiday.jpg"]
+
+
+def test_newer_format_version_is_refused(location: Location) -> None:
+    store = Store.init(location.url, location.options)
+    config = json.loads(store.backend.read("config.json"))
+    config["version"] = 2
+    store.backend.write("config.json", json.dumps(config).encode())
+    with pytest.raises(StoreError, match="format version 2") as err:
+        Store.open(location.url, location.options)
+    assert location.url in str(err.value)
+
+
+def test_unreachable_s3_endpoint_is_one_line_store_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = "s3://stigmem-test/nowhere"
+    with pytest.raises(StoreError) as err:
+        Store.open(url, s3_options(f"http://127.0.0.1:{port}"), create=True)
+    message = str(err.value)
+    assert message.startswith(f"cannot reach store {url}: ") and "\n" not in message
+
+
+def test_missing_bucket_is_named(s3_endpoint: str) -> None:
+    url = "s3://no-such-bucket/prefix"
+    with pytest.raises(StoreError, match="bucket no-such-bucket does not exist"):
+        Store.open(url, s3_options(s3_endpoint), create=True)
+
+
+def test_local_path_that_is_a_file(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_bytes(b"not a directory")
+    with pytest.raises(StoreError) as err:
+        Store.open(str(target), create=True)
+    assert str(target) in str(err.value)
+    assert target.read_bytes() == b"not a directory"

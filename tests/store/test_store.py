@@ -1,0 +1,209 @@
+"""Putting, deduplicating, reading back and verifying snapshots of real SQLite databases."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from snapshot.errors import StoreError, VerificationError
+from store import layout
+from store.repository import Store
+from tests.store.conftest import Location, change_rows, make_db, sid, small_settings
+
+DB = "artifacts/stigmem.db"
+CURSOR = "artifacts/schema_migration_cursor.json"
+CURSOR_BYTES = b'{"applied_migrations": ["001_init"]}'
+
+
+def put(store: Store, label: str, db: Path) -> tuple[str, int]:
+    snapshot_id = sid(label)
+    result = store.put_snapshot(
+        snapshot_id, {"version": 1, "label": label}, {DB: db, CURSOR: CURSOR_BYTES}
+    )
+    return snapshot_id, result.packs_written
+
+
+def read(store: Store, snapshot_id: str, member: str = DB) -> bytes:
+    out = io.BytesIO()
+    store.read_artifact(snapshot_id, member, out)
+    return out.getvalue()
+
+
+def packs(store: Store) -> set[str]:
+    return {e.path for e in store.backend.list(layout.PACKS)}
+
+
+@pytest.fixture
+def store(location: Location) -> Store:
+    return Store.init(location.url, location.options, settings=small_settings())
+
+
+def test_roundtrip_of_a_real_database(store: Store, tmp_path: Path) -> None:
+    db = make_db(tmp_path / "node.db", 3000)
+    progress: list[tuple[int, int]] = []
+    result = store.put_snapshot(
+        sid("a"),
+        {"version": 1},
+        {DB: db, CURSOR: CURSOR_BYTES},
+        progress=lambda done, total: progress.append((done, total)),
+    )
+
+    assert read(store, sid("a")) == db.read_bytes()
+    assert read(store, sid("a"), CURSOR) == CURSOR_BYTES
+    assert progress[-1] == (db.stat().st_size + len(CURSOR_BYTES),) * 2
+    assert result.new_chunks >= db.stat().st_size // 4096
+    assert result.objects_written == result.packs_written + 2
+    doc = json.loads(store.backend.read(f"snapshots/{sid('a')}.json"))
+    assert doc["manifest"] == {"version": 1}
+    assert doc["artifacts"][DB]["size"] == db.stat().st_size
+    assert doc["artifacts"][DB]["chunk_lists"] is True
+    assert doc["artifacts"][CURSOR] == {
+        "size": len(CURSOR_BYTES),
+        "chunk_lists": False,
+        "chunks": [sid_bytes(CURSOR_BYTES)],
+    }
+
+
+def sid_bytes(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_unchanged_database_adds_one_document_only(store: Store, tmp_path: Path) -> None:
+    db = make_db(tmp_path / "node.db", 2000)
+    put(store, "day1", db)
+    before = {e.path for e in store.backend.list()}
+
+    result = store.put_snapshot(sid("day2"), {"version": 1}, {DB: db, CURSOR: CURSOR_BYTES})
+
+    added = {e.path for e in store.backend.list()} - before
+    assert added == {f"snapshots/{sid('day2')}.json"}
+    assert (result.new_chunks, result.packs_written, result.objects_written) == (0, 0, 1)
+    assert read(store, sid("day2")) == db.read_bytes()
+
+
+def test_same_snapshot_twice_adds_nothing(store: Store, tmp_path: Path) -> None:
+    db = make_db(tmp_path / "node.db", 500)
+    put(store, "once", db)
+    before = {e.path for e in store.backend.list()}
+    again = store.put_snapshot(sid("once"), {"version": 1}, {DB: db})
+    assert again.already_present and again.objects_written == 0
+    assert {e.path for e in store.backend.list()} == before
+
+
+def test_changed_pages_are_stored_once(store: Store, tmp_path: Path) -> None:
+    db = make_db(tmp_path / "node.db", 4000)
+    put(store, "day1", db)
+    pages = db.stat().st_size // 4096
+    change_rows(db, [10, 2000, 3900], "rewritten")
+
+    result = store.put_snapshot(sid("day2"), {"version": 1}, {DB: db, CURSOR: CURSOR_BYTES})
+
+    # The touched leaf pages, the header page, and the chunk lists that name them.
+    assert 0 < result.new_chunks < 12
+    assert result.new_chunks < pages // 10
+    assert read(store, sid("day2")) == db.read_bytes()
+    assert store.stats().snapshots == 2
+
+
+def test_stats_count_logical_and_stored_bytes(store: Store, tmp_path: Path) -> None:
+    db = make_db(tmp_path / "node.db", 2000)
+    put(store, "a", db)
+    put(store, "b", db)
+    stats = store.stats()
+    assert stats.snapshots == 2
+    assert stats.logical_bytes == 2 * (db.stat().st_size + len(CURSOR_BYTES))
+    assert stats.packs == len(packs(store)) and stats.chunks > 0
+    assert stats.dedup_ratio == round(stats.logical_bytes / stats.stored_bytes, 3) > 2
+
+
+def test_flipped_byte_in_a_pack_is_a_checksum_error(store: Store, tmp_path: Path) -> None:
+    db = make_db(tmp_path / "node.db", 2000)
+    put(store, "a", db)
+    victim = sorted(packs(store))[0]
+    data = bytearray(store.backend.read(victim))
+    data[len(data) // 3] ^= 0x40
+    store.backend.write(victim, bytes(data))
+
+    with pytest.raises(VerificationError) as err:
+        read(store, sid("a"))
+    assert err.value.outcome == "checksum_error" and err.value.snapshot_id == sid("a")
+    assert sid("a") in err.value.detail and victim.rsplit("/", 1)[1] in err.value.detail
+
+    report = store.check(read_data_fraction=1.0)
+    assert not report.ok and report.packs_read == report.packs
+    assert any(
+        p.snapshot_id == sid("a") and victim.rsplit("/", 1)[1] in p.detail for p in report.problems
+    )
+
+
+def test_deleted_pack_is_missing_data(store: Store, tmp_path: Path) -> None:
+    db = make_db(tmp_path / "node.db", 2000)
+    put(store, "a", db)
+    victim = sorted(packs(store))[-1]
+    store.backend.delete([victim])
+
+    with pytest.raises(VerificationError) as err:
+        read(store, sid("a"))
+    assert err.value.outcome == "missing_data"
+    assert victim.rsplit("/", 1)[1] in err.value.detail and sid("a") in err.value.detail
+    problems = store.check().problems
+    assert problems and {p.snapshot_id for p in problems} == {sid("a")}
+    assert any("missing" in p.detail and victim.rsplit("/", 1)[1] in p.detail for p in problems)
+
+
+def test_check_reads_a_subset_of_packs(store: Store, tmp_path: Path) -> None:
+    put(store, "a", make_db(tmp_path / "node.db", 3000))
+    total = len(packs(store))
+    assert total >= 3
+    quick = store.check()
+    assert quick.ok and quick.packs_read == 0 and quick.snapshots == 1
+    half = store.check(read_data_fraction=0.5)
+    assert half.ok and half.packs_read == (total + 1) // 2
+
+
+def test_prefix_resolution(store: Store) -> None:
+    ids = ["abcdef" + "0" * 58, "abcdef" + "1" * 58, "123456" + "f" * 58]
+    for snapshot_id in ids:
+        store.put_snapshot(snapshot_id, {"version": 1}, {CURSOR: CURSOR_BYTES})
+
+    assert store.snapshot_ids() == sorted(ids)
+    assert store.resolve("123456") == ids[2]
+    assert store.resolve("ABCDEF1") == ids[1]
+    with pytest.raises(StoreError, match=f"ambiguous prefix abcdef: matches {ids[0]}, {ids[1]}"):
+        store.resolve("abcdef")
+    with pytest.raises(StoreError, match=f"no snapshot matches 999999 in {store.url}"):
+        store.resolve("999999")
+    with pytest.raises(StoreError, match="at least 6 hex digits"):
+        store.resolve("abcde")
+    with pytest.raises(StoreError, match="at least 6 hex digits"):
+        store.resolve("zzzzzzz")
+
+
+def test_delete_snapshot_removes_the_document_only(store: Store, tmp_path: Path) -> None:
+    put(store, "a", make_db(tmp_path / "node.db", 500))
+    before = packs(store)
+    store.delete_snapshot(sid("a"))
+    assert not store.has_snapshot(sid("a")) and packs(store) == before
+    with pytest.raises(StoreError, match=sid("a")):
+        store.load_document(sid("a"))
+    with pytest.raises(StoreError, match=sid("a")):
+        store.delete_snapshot(sid("a"))
+
+
+def test_index_rebuilt_from_packs_alone(store: Store, tmp_path: Path) -> None:
+    db = make_db(tmp_path / "node.db", 2000)
+    put(store, "a", db)
+    store.backend.delete([e.path for e in store.backend.list(layout.INDEX)])
+    store.forget_index()
+    with pytest.raises(VerificationError) as err:
+        read(store, sid("a"))
+    assert err.value.outcome == "missing_data"
+
+    assert store.rebuild_index() == store.stats().chunks > 0
+    assert len(store.backend.list(layout.INDEX)) == 1
+    assert read(store, sid("a")) == db.read_bytes()
