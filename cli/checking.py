@@ -18,8 +18,8 @@ def check_store(app: App, tier: Tier, fraction: float, as_json: bool) -> None:
     store = app.store(tier)
     report = store.check(read_data_fraction=fraction)
     problems: dict[str, list[str]] = {}
-    for sid, problem in report.problems:
-        problems.setdefault(sid, []).append(problem)
+    for problem in report.problems:
+        problems.setdefault(problem.snapshot_id or "store", []).append(problem.detail)
     for sid in store.snapshot_ids():
         try:
             manifest = manifest_from_dict(store.load_document(sid)["manifest"])
@@ -31,16 +31,16 @@ def check_store(app: App, tier: Tier, fraction: float, as_json: bool) -> None:
         elif not manifest.signature_valid():
             problems.setdefault(sid, []).append("signature does not verify")
     catalog = app.catalog()
-    known = set(catalog.known_ids(store.snapshot_ids()))
-    mode = f"check {fraction:.0%}"
-    for sid in sorted(known):
+    mode = "check" if fraction == 0 else f"check read {fraction:.0%}"
+    for sid in sorted(catalog.known_ids(store.snapshot_ids())):
         found = problems.get(sid)
         outcome = (
             "ok"
             if not found
             else ("missing_data" if any("missing" in p for p in found) else "checksum_error")
         )
-        catalog.record_verification(sid, mode, "check", outcome, "; ".join(found or []) or mode)
+        detail = "; ".join(found or []) or mode
+        catalog.record_verification(sid, "default", "check", outcome, detail)
     summary = (
         f"{store.url}: {len(store.snapshot_ids())} snapshots, "
         f"{report.chunks_checked} chunks checked, {report.bytes_read} bytes read, "

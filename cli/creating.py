@@ -24,6 +24,9 @@ from snapshot.manifest import (
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from snapshot.capture import IntegrityCheck
+    from store.repository import Store
+
 
 @dataclass
 class Created:
@@ -96,41 +99,33 @@ def create_snapshot(
     tier_name: str | None,
     no_store: bool,
 ) -> Created:
-    from snapshot.capture import capture
+    from snapshot.capture import IntegrityCheck, backup_copy, describe, sha256_file
     from snapshot.nodedb import check_sqlite
-
-    from cli.output import progress
 
     check_sqlite(db)
     # Resolve everything that can fail on bad input before any work or any write.
     tier = None if no_store else app.tier(tier_name)
-    if out is not None and out.exists() and not out.is_dir() and out.is_symlink():
-        raise StigmemError(f"--out is a symlink, refusing to write through it: {out}")
+    if out is not None and not out.is_dir() and not out.parent.is_dir():
+        raise StigmemError(f"no such directory for --out: {out.parent}")
+    store = app.store(tier, create=True) if tier is not None else None
     with tempfile.TemporaryDirectory(prefix="stigmem-create-") as tmp:
         copy = Path(tmp) / "stigmem.db"
-        result = capture(db, copy)
-        key = signing_key(sign_with, result.federation_privkey, db)
-        node_id = os.environ.get("STIGMEM_NODE_ID") or result.node_id or ""
-        cursor = cursor_bytes(result.applied_migrations)
-        manifest = sign_manifest(
-            created_at=datetime.now(UTC),
-            node_id=node_id,
-            db_sha256=result.db_sha256,
-            cursor_sha256=hashlib.sha256(cursor).hexdigest(),
-            private_key=key,
-        )
-        name = snapshot_name(manifest.created_at, result.db_sha256)
-        store_url = None
-        if tier is not None:
-            store = app.store(tier, create=True)
-            with progress("storing") as report:
-                store.put_snapshot(
-                    manifest.snapshot_id,
-                    manifest.raw,
-                    {CURSOR_MEMBER: cursor, DB_MEMBER: copy},
-                    progress=report,
-                )
-            store_url = store.url
+        backup_copy(db, copy, durable=False)  # a scratch copy: read once, then deleted
+        info = describe(copy, digest="")
+        key = signing_key(sign_with, info.federation_privkey, db)
+        node_id = os.environ.get("STIGMEM_NODE_ID") or info.node_id or ""
+        cursor = cursor_bytes(info.applied_migrations)
+        check = IntegrityCheck(copy)
+        try:
+            if store is not None:
+                manifest = _store_and_sign(store, copy, cursor, check, db, node_id, key)
+            else:
+                db_sha256, _size = sha256_file(copy)
+                check.raise_if_failed(f"copy of {db} fails integrity_check")
+                manifest = _sign(db_sha256, cursor, node_id, key)
+        finally:
+            check.join()  # never leave the thread reading a file we are about to delete
+        name = snapshot_name(manifest.created_at, manifest.db_sha256)
         tarball = None
         if out is not None or no_store:
             tarball = tarball_target(out if out is not None else Path.cwd(), name)
@@ -138,14 +133,44 @@ def create_snapshot(
     created = Created(
         manifest,
         name,
-        result.size,
-        result.applied_migrations,
-        store_url,
+        info.size,
+        info.applied_migrations,
+        store.url if store is not None else None,
         tier.name if tier else None,
         tarball,
     )
     record_created(app, created)
     return created
+
+
+def _sign(db_sha256: str, cursor: bytes, node_id: str, key: Ed25519PrivateKey) -> Manifest:
+    return sign_manifest(
+        created_at=datetime.now(UTC),
+        node_id=node_id,
+        db_sha256=db_sha256,
+        cursor_sha256=hashlib.sha256(cursor).hexdigest(),
+        private_key=key,
+    )
+
+
+def _store_and_sign(
+    store: Store,
+    copy: Path,
+    cursor: bytes,
+    check: IntegrityCheck,
+    db: Path,
+    node_id: str,
+    key: Ed25519PrivateKey,
+) -> Manifest:
+    """Pack the copy while integrity_check runs; sign and commit only once it passed."""
+    from cli.output import progress
+
+    with progress("storing") as report, store.transaction(report) as tx:
+        digests = tx.add_artifacts({CURSOR_MEMBER: cursor, DB_MEMBER: copy})
+        check.raise_if_failed(f"copy of {db} fails integrity_check")
+        manifest = _sign(digests[DB_MEMBER], cursor, node_id, key)
+        tx.commit(manifest.snapshot_id, manifest.raw)
+    return manifest
 
 
 def record_created(app: App, created: Created) -> None:
@@ -154,6 +179,11 @@ def record_created(app: App, created: Created) -> None:
     catalog = app.catalog()
     source = created.store or str(created.tarball)
     catalog_snapshot(catalog, created.manifest, created.applied_migrations, created.db_size, source)
+    # The key this node signs with is the operator's own: trust it, unless it was revoked.
+    manifest = created.manifest
+    known = set(catalog.trusted_keys()) | set(catalog.revoked_keys())
+    if manifest.signer_pubkey_b64 not in known:
+        catalog.trust_key(manifest.signer_pubkey_b64, manifest.key_id, None)
     if created.store is not None and created.tier is not None:
         catalog.record_placement(created.manifest.snapshot_id, created.tier, created.store)
     catalog.record_event("create", created.manifest.snapshot_id, f"{created.name} -> {source}")

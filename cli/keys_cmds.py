@@ -76,9 +76,6 @@ def trust_cmd(app: App, key: str, label: str | None) -> None:
     raw = parse_public_key(key, "KEY")
     catalog = app.catalog()
     catalog.trust_key(b64url_encode(raw), key_id(raw), label)
-    catalog.record_event(
-        "key-trust", None, f"key id {key_id(raw)} trusted" + (f" as {label}" if label else "")
-    )
     click.echo(f"trusted key id {key_id(raw)}")
 
 
@@ -95,7 +92,6 @@ def revoke_cmd(app: App, key: str) -> None:
     """Revoke a key (by key id, public key or label): its signatures never verify again."""
     catalog = app.catalog()
     row = catalog.revoke_key(key)
-    catalog.record_event("key-revoke", None, f"key id {row.key_id} revoked")
     click.echo(f"revoked key id {row.key_id}")
 
 

@@ -111,5 +111,13 @@ def main() -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
+    except Exception as exc:  # a bug: say so in one line, the traceback only when asked for
+        logging.getLogger("stigmem").debug("internal error", exc_info=True)
+        click.echo(
+            f"stigmem: internal error: {type(exc).__name__}: {exc} "
+            "(rerun with --log-level DEBUG for the traceback)",
+            err=True,
+        )
+        sys.exit(1)
     # click returns the code of a ctx.exit / Exit raised inside a command.
     sys.exit(code if isinstance(code, int) else 0)

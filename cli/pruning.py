@@ -66,13 +66,8 @@ def prune(
                 catalog.mark_removed(sid, tier.name)
                 removed.append(sid)
         report = store.gc(grace_seconds=tier.grace_seconds)
-        bytes_freed = report.freed_bytes
+        bytes_freed = report.bytes_freed
     catalog.record_prune(tier.name, policy.to_json(), plan.to_json(), removed, bytes_freed, dry_run)
-    catalog.record_event(
-        "prune-dry-run" if dry_run else "prune",
-        None,
-        f"tier {tier.name}: {policy.describe()}; removed {len(removed)}, freed {bytes_freed} bytes",
-    )
     doc = {
         "tier": tier.name,
         "dry_run": dry_run,

@@ -77,7 +77,9 @@ def restore_snapshot(
         target, write_new, backup=backup, migrations_dir=migrations_dir, force=policy.forced
     )
     if result.integrity != "ok":
-        click.echo(f"WARNING: restored database fails integrity_check: {result.integrity}", err=True)
+        click.echo(
+            f"WARNING: restored database fails integrity_check: {result.integrity}", err=True
+        )
     verdict: VerifyResult = outcome["verdict"]
     state: ReadResult = outcome["state"]
     if verdict.ok:
@@ -97,11 +99,9 @@ def restore_snapshot(
         catalog.record_restore(
             verdict.snapshot_id, str(target), restored.forced, restored.migrations_replayed
         )
-        replayed = ", ".join(restored.migrations_replayed) or "none"
-        catalog.record_event(
-            "restore-forced" if restored.forced else "restore",
-            verdict.snapshot_id,
-            f"to {target}; migrations replayed: {replayed}",
+    else:
+        app.catalog().record_event(
+            "restored", None, f"forced restore of unreadable {source.label} to {target}"
         )
     return restored
 
@@ -135,8 +135,5 @@ def record_verification(
         catalog.record_verification(
             verdict.snapshot_id, verdict.mode, kind, verdict.outcome, verdict.detail
         )
-    catalog.record_event(
-        f"{kind}-{'ok' if verdict.ok else 'failed'}",
-        verdict.snapshot_id if genuine else None,
-        f"{source.label}: {verdict.line()}",
-    )
+    else:
+        catalog.record_event(f"{kind}-failed", None, f"{source.label}: {verdict.line()}")

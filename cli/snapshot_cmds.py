@@ -376,7 +376,6 @@ def pin_cmd(app: App, snapshot: str) -> None:
     catalog = app.catalog()
     sid = catalog.resolve(snapshot.lower())
     catalog.set_pinned(sid, True)
-    catalog.record_event("pin", sid, "pinned")
     click.echo(f"pinned {sid}")
 
 
@@ -388,5 +387,4 @@ def unpin_cmd(app: App, snapshot: str) -> None:
     catalog = app.catalog()
     sid = catalog.resolve(snapshot.lower())
     catalog.set_pinned(sid, False)
-    catalog.record_event("unpin", sid, "unpinned")
     click.echo(f"unpinned {sid}")

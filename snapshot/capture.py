@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,20 +63,25 @@ def capture(db_path: Path, dest: Path) -> CaptureResult:
         raise StigmemError(f"cannot copy {db_path} to {dest}: {exc.strerror or exc}") from None
 
 
-def backup_copy(db_path: Path, dest: Path) -> None:
-    """Copy ``db_path`` page for page into ``dest`` and make ``dest`` self-contained."""
+def backup_copy(db_path: Path, dest: Path, durable: bool = True) -> None:
+    """Copy ``db_path`` page for page into ``dest`` and make ``dest`` self-contained.
+
+    ``durable=False`` skips the fsync, for a scratch copy that is read once and deleted.
+    """
     _clear(dest)
     try:
         source = connect_for_reading(db_path, SOURCE_TIMEOUT)
     except sqlite3.Error as exc:
         raise database_error(db_path, exc) from None
     try:
-        copy_from_connection(source, dest, db_path)
+        copy_from_connection(source, dest, db_path, durable)
     finally:
         source.close()
 
 
-def copy_from_connection(source: sqlite3.Connection, dest: Path, label: Path) -> None:
+def copy_from_connection(
+    source: sqlite3.Connection, dest: Path, label: Path, durable: bool = True
+) -> None:
     """Back ``source`` up into the new file ``dest``, then turn ``dest`` into a plain file.
 
     ``label`` names the source in errors.
@@ -98,7 +104,8 @@ def copy_from_connection(source: sqlite3.Connection, dest: Path, label: Path) ->
         target.close()
     if str(mode).lower() != "delete":
         raise StigmemError(f"cannot take the copy {dest} out of WAL mode (still {mode})")
-    fsync_file(dest)
+    if durable:
+        fsync_file(dest)
 
 
 def check_integrity(path: Path, message: str) -> None:
@@ -123,7 +130,34 @@ def integrity_problem(path: Path) -> str | None:
     return None if rows == [("ok",)] else str(rows[0][0])
 
 
-def describe(path: Path) -> CaptureResult:
+class IntegrityCheck:
+    """``PRAGMA integrity_check`` of a copy in a thread of its own.
+
+    SQLite releases the GIL while it steps, so on a second core the check overlaps the
+    store's chunking and compression instead of adding to them; the caller signs only after
+    :meth:`raise_if_failed`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.problem: str | None = None
+        self._thread = threading.Thread(target=self._run, name="integrity-check", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self.problem = integrity_problem(self.path)
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def raise_if_failed(self, message: str) -> None:
+        self.join()
+        if self.problem is not None:
+            raise StigmemError(f"{message}: {self.problem}")
+
+
+def describe(path: Path, digest: str | None = None) -> CaptureResult:
+    """What a copy holds; ``digest`` when the caller already hashed it on another pass."""
     conn = connect_for_reading(path)
     try:
         (page_size,) = conn.execute("PRAGMA page_size").fetchone()
@@ -131,7 +165,10 @@ def describe(path: Path) -> CaptureResult:
         migrations = applied_migrations_of(conn)
     finally:
         conn.close()
-    digest, size = sha256_file(path)
+    if digest is None:
+        digest, size = sha256_file(path)
+    else:
+        size = path.stat().st_size
     return CaptureResult(
         path=path,
         db_sha256=digest,

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class _Report:
+    """Every report prints as one line for humans and as a JSON object for scripts."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload, no-any-return]
+
+    def summary(self) -> str:
+        return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.to_json().items())
 
 
 @dataclass
-class PutResult:
+class PutResult(_Report):
     snapshot_id: str
     already_present: bool = False
     new_chunks: int = 0
@@ -23,7 +34,7 @@ class Problem:
 
 
 @dataclass
-class CheckReport:
+class CheckReport(_Report):
     snapshots: int = 0
     chunks_checked: int = 0
     packs: int = 0
@@ -34,9 +45,14 @@ class CheckReport:
     def ok(self) -> bool:
         return not self.problems
 
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc.pop("problems")
+        return doc
+
 
 @dataclass
-class StoreStats:
+class StoreStats(_Report):
     snapshots: int
     chunks: int
     packs: int
@@ -46,7 +62,7 @@ class StoreStats:
 
 
 @dataclass
-class GcReport:
+class GcReport(_Report):
     live_chunks: int = 0
     packs_deleted: int = 0
     packs_repacked: int = 0
@@ -57,7 +73,7 @@ class GcReport:
 
 
 @dataclass
-class SyncReport:
+class SyncReport(_Report):
     snapshots_copied: int = 0
     packs_copied: int = 0
     bytes_copied: int = 0

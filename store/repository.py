@@ -155,23 +155,28 @@ class Store:
     ) -> PutResult:
         if not layout.is_hash(snapshot_id):
             raise StoreError(f"snapshot id {snapshot_id!r} is not 64 lowercase hex digits")
-        result = PutResult(snapshot_id)
         if self.has_snapshot(snapshot_id):
-            result.already_present = True
-            return result
+            return PutResult(snapshot_id, already_present=True)
+        with self.transaction(progress) as tx:
+            tx.add_artifacts(artifacts)
+            return tx.commit(snapshot_id, manifest)
+
+    @contextlib.contextmanager
+    def transaction(self, progress: Progress | None = None) -> Iterator[Transaction]:
+        """Store artifacts first, name and commit the snapshot later, under one shared lock.
+
+        ``snapshot create`` signs only after the copy passed integrity_check, which runs while
+        the artifacts are being packed; the snapshot id (a hash of the signed manifest) is
+        known only then. Leaving without ``commit`` leaves unreferenced packs for gc.
+        """
         with self.lock("shared"):
+            tx = Transaction(self, progress)
             try:
-                writer = SnapshotWriter(self.backend, self.index(), self.config, result, progress)
-                entries = writer.write(artifacts)
+                yield tx
             except BaseException:
                 # The in-memory index holds placeholders for chunks that never reached a pack.
                 self.forget_index()
                 raise
-            doc = documents.encode(manifest, entries)
-            self.backend.write(layout.snapshot_path(snapshot_id), doc)
-        result.objects_written += 1
-        result.new_bytes_stored += len(doc)
-        return result
 
     def read_artifact(
         self, snapshot_id: str, member: str, out: BinaryIO, progress: Progress | None = None
@@ -200,6 +205,9 @@ class Store:
         if not self.has_snapshot(snapshot_id):
             raise StoreError(f"no snapshot {snapshot_id} in {self.url}")
         self.backend.delete([layout.snapshot_path(snapshot_id)])
+
+    def write_document(self, snapshot_id: str, doc: bytes) -> None:
+        self.backend.write(layout.snapshot_path(snapshot_id), doc)
 
     # -- maintenance --------------------------------------------------------------------
 
@@ -230,3 +238,33 @@ class Store:
                 return maintenance.sync(self, other, progress)
             finally:
                 other.forget_index()
+
+
+class Transaction:
+    """One snapshot's writes: artifacts (packs, index), then the document (commit point)."""
+
+    def __init__(self, store: Store, progress: Progress | None) -> None:
+        self.store = store
+        self.result = PutResult("")
+        self.writer = SnapshotWriter(
+            store.backend, store.index(), store.config, self.result, progress
+        )
+        self.entries: dict[str, dict[str, Any]] = {}
+
+    def add_artifacts(self, artifacts: dict[str, Path | bytes]) -> dict[str, str]:
+        """Store the artifacts' new chunks; return member -> sha256 hex of each artifact."""
+        self.entries = self.writer.write(artifacts)
+        return dict(self.writer.digests)
+
+    def commit(self, snapshot_id: str, manifest: dict[str, Any]) -> PutResult:
+        if not layout.is_hash(snapshot_id):
+            raise StoreError(f"snapshot id {snapshot_id!r} is not 64 lowercase hex digits")
+        self.result.snapshot_id = snapshot_id
+        if self.store.has_snapshot(snapshot_id):
+            self.result.already_present = True
+            return self.result
+        doc = documents.encode(manifest, self.entries)
+        self.store.write_document(snapshot_id, doc)
+        self.result.objects_written += 1
+        self.result.new_bytes_stored += len(doc)
+        return self.result

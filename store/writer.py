@@ -57,6 +57,7 @@ class SnapshotWriter:
         self._done = 0
         self._total = 0
         self._reported = 0
+        self.digests: dict[str, str] = {}  # member -> sha256 hex of its plain bytes
 
     def _pack_done(self, name: str, data: bytearray, entries: list[PackEntry]) -> None:
         self.backend.write(layout.pack_path(name), data)
@@ -86,13 +87,17 @@ class SnapshotWriter:
             self._reported = self._done
             self.progress(self._done, self._total)
 
-    def _artifact(self, source: Path | bytes) -> dict[str, Any]:
+    def _artifact(self, member: str, source: Path | bytes) -> dict[str, Any]:
         per_list = self.config.hashes_per_list
         lists: list[bytes] = []
         current = bytearray()
         count = 0
+        # The whole-artifact digest is what the manifest signs; computing it on this one read
+        # saves a second pass over the database.
+        digest = hashlib.sha256()
         with _open(source) as stream:
             for key, data in chunker.chunks(stream, self.config.pages_per_chunk):
+                digest.update(data)
                 self._store(key, data)
                 current += key
                 count += 1
@@ -100,6 +105,7 @@ class SnapshotWriter:
                     lists.append(self._store_list(bytes(current)))
                     current = bytearray()
                 self._advance(len(data))
+        self.digests[member] = digest.hexdigest()
         size = artifact_size(source)
         if count <= self.config.direct_max and not lists:
             return documents.artifact_entry(size, False, documents.split_list(bytes(current)))
@@ -115,7 +121,7 @@ class SnapshotWriter:
     def write(self, artifacts: dict[str, Path | bytes]) -> dict[str, dict[str, Any]]:
         """Store every artifact's new chunks and one index object; return the doc entries."""
         self._total = sum(artifact_size(s) for s in artifacts.values())
-        entries = {member: self._artifact(source) for member, source in sorted(artifacts.items())}
+        entries = {m: self._artifact(m, source) for m, source in sorted(artifacts.items())}
         self._packs.finish()
         if len(self.index) > self._first_new:
             name, data = index.encode(self.index, range(self._first_new, len(self.index)))

@@ -1,0 +1,126 @@
+"""Upgrading a catalog to the head revision in code, once, under a lock.
+
+The Alembic configuration is built here (no alembic.ini at run time): the script location is
+the installed ``migrations`` package, so this works from a wheel. Opening an up-to-date
+catalog takes no lock at all; otherwise the upgrade runs in one transaction holding SQLite's
+write lock (BEGIN IMMEDIATE) or a PostgreSQL transaction-level advisory lock, and re-reads the
+revision inside it, so concurrent openers of a fresh catalog migrate it exactly once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, inspect, select, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+import migrations
+from catalog.engine import WRITE
+from catalog.models import Base
+from snapshot.errors import CatalogError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+# The newest revision this code knows. Checked against the scripts by a test; it lets an
+# up-to-date catalog open without importing Alembic (a quarter of a second per command).
+HEAD = "0002"
+
+# Any fixed 64-bit number; it only has to be the same for every opener of a catalog.
+PG_MIGRATION_LOCK = 0x5717_6E3A_C0DE
+
+
+def alembic_config() -> Config:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    return config
+
+
+def script_directory() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head_revision() -> str:
+    head = script_directory().get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    heads = MigrationContext.configure(conn).get_current_heads()
+    return heads[0] if heads else None
+
+
+def upgrade(engine: Engine, shown_url: str) -> tuple[str, ...]:
+    """Bring the catalog to head; return the revisions applied by this call (often none)."""
+    if _stored_revision(engine) == HEAD:
+        return ()
+    from alembic import command
+
+    scripts = script_directory()
+    head = head_revision()
+    with engine.connect() as conn:
+        before = _checked_revision(conn, scripts, shown_url)
+    if before == head:
+        return ()
+    with engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(PG_MIGRATION_LOCK)))
+        before = _checked_revision(conn, scripts, shown_url)
+        if before == head:
+            return ()
+        if before is None:
+            _refuse_foreign_database(conn, shown_url)
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    applied = [rev.revision for rev in scripts.iterate_revisions(head, before or "base")]
+    return tuple(reversed(applied))
+
+
+def _stored_revision(engine: Engine) -> str | None:
+    """The revision recorded in the catalog, read with plain SQL; None when there is none."""
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:
+        return None  # no table yet (or unreachable: the full path reports it properly)
+
+
+def _checked_revision(conn: Connection, scripts: ScriptDirectory, shown_url: str) -> str | None:
+    from alembic.util.exc import CommandError
+
+    revision = current_revision(conn)
+    if revision is None:
+        return None
+    try:
+        scripts.get_revision(revision)
+    except CommandError:
+        raise CatalogError(
+            f"catalog {shown_url} was written by a newer version of stigmem-snapshots "
+            f"(revision {revision}); upgrade the tool"
+        ) from None
+    return revision
+
+
+def _refuse_foreign_database(conn: Connection, shown_url: str) -> None:
+    """Never create catalog tables inside someone else's database."""
+    existing = set(inspect(conn).get_table_names())
+    # A SQLite file is ours alone; a PostgreSQL schema may legitimately hold other tables.
+    ours = set(Base.metadata.tables)
+    clash = existing if conn.dialect.name == "sqlite" else existing & ours
+    if clash:
+        names = ", ".join(sorted(clash)[:5])
+        raise CatalogError(
+            f"catalog {shown_url} is not a stigmem-snapshots catalog "
+            f"(it has tables {names} but no catalog revision)"
+        )

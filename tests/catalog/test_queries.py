@@ -1,0 +1,286 @@
+"""Recording and querying: list filters, show, history, keys, pins, prune input, metrics."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from catalog_factories import T0, Clock, Maker, make_key, snapshot_id
+
+from catalog import Catalog, SnapshotFilter, render_prometheus
+from snapshot.errors import CatalogError
+
+A, B = "stigmem:node:a", "stigmem:node:b"
+
+
+@pytest.fixture
+def cat(catalog_url: str, clock: Clock) -> Catalog:
+    """Snapshots 0-5 of node A (key 1, tier local; 4-5 also offsite), 6-7 of node B (key 2)."""
+    catalog = Catalog.open(catalog_url, clock=clock)
+    maker = Maker()
+    for n in range(6):
+        catalog.record_snapshot(maker.record(n, A))
+        catalog.record_placement(snapshot_id(n), "local", "/stores/local")
+    for n in (4, 5):
+        catalog.record_placement(snapshot_id(n), "offsite", "s3://bucket/stigmem")
+    for n in (6, 7):
+        catalog.record_snapshot(maker.record(n, B, key=make_key(2)))
+        catalog.record_placement(snapshot_id(n), "local", "/stores/local")
+    return catalog
+
+
+def ids(cat: Catalog, **filters: object) -> list[int]:
+    by_id = {snapshot_id(n): n for n in range(20)}
+    return [by_id[s.id] for s in cat.list_snapshots(SnapshotFilter(**filters))]  # type: ignore[arg-type]
+
+
+def test_list_is_newest_first_with_contract_fields(cat: Catalog) -> None:
+    assert ids(cat) == [7, 6, 5, 4, 3, 2, 1, 0]
+    assert ids(cat, limit=3) == [7, 6, 5]
+    doc = cat.list_snapshots(SnapshotFilter(limit=1))[0].to_json()
+    assert doc["id"] == snapshot_id(7)
+    assert doc["created_at"] == "2026-06-01T10:00:00.123456+00:00"
+    assert doc["tiers"] == ["local"]
+    assert (doc["trusted"], doc["pinned"], doc["last_verified_at"]) == (False, False, None)
+    assert doc["signer_key_id"] == make_key(2).key_id
+    for field in ("node_id", "db_sha256", "db_size", "last_verify_outcome"):
+        assert field in doc
+
+
+def test_filter_node_since_until(cat: Catalog) -> None:
+    assert ids(cat, node=B) == [7, 6]
+    assert ids(cat, node=A, since=T0 + timedelta(hours=3)) == [5, 4, 3]
+    assert ids(cat, until=T0 + timedelta(hours=1)) == [1, 0]
+    assert ids(cat, node=A, since=T0 + timedelta(hours=2), until=T0 + timedelta(hours=3)) == [
+        3,
+        2,
+    ]
+
+
+def test_filter_signer_by_key_id_and_label(cat: Catalog) -> None:
+    key2 = make_key(2)
+    assert ids(cat, signer=key2.key_id) == [7, 6]
+    cat.trust_key(key2.public_key, key2.key_id, "backup-robot")
+    assert ids(cat, signer="backup-robot") == [7, 6]
+    assert ids(cat, signer="nobody") == []
+    assert [s.trusted for s in cat.list_snapshots(SnapshotFilter(limit=3))] == [True, True, False]
+
+
+def test_filter_tier_counts_live_placements_only(cat: Catalog) -> None:
+    assert ids(cat, tier="offsite") == [5, 4]
+    cat.mark_removed(snapshot_id(5), "offsite")
+    assert ids(cat, tier="offsite") == [4]
+    assert cat.list_snapshots(SnapshotFilter(node=A, limit=1))[0].tiers == ["local"]
+    cat.record_placement(snapshot_id(5), "offsite", "s3://bucket/stigmem")
+    assert ids(cat, tier="offsite") == [5, 4]
+
+
+def test_filter_verified_and_not_verified_since(cat: Catalog, clock: Clock) -> None:
+    cat.record_verification(snapshot_id(1), "default", "verify", "ok", "")
+    cat.record_verification(snapshot_id(2), "strict", "check", "checksum_error", "bad chunk")
+    midway = clock.now
+    clock.now += timedelta(days=10)
+    cat.record_verification(snapshot_id(3), "default", "verify", "ok", "")
+    # A later failure replaces an earlier success as the snapshot's state.
+    cat.record_verification(snapshot_id(1), "default", "verify", "signature_mismatch", "")
+    assert ids(cat, verified="ok") == [3]
+    assert ids(cat, verified="failed") == [2, 1]
+    assert ids(cat, verified="never") == [7, 6, 5, 4, 0]
+    assert ids(cat, node=A, not_verified_since=midway + timedelta(days=1)) == [5, 4, 2, 0]
+    summary = cat.list_snapshots(SnapshotFilter(verified="ok"))[0]
+    assert summary.last_verify_outcome == "ok"
+    assert summary.last_verified_at is not None and summary.last_verified_at > midway
+
+
+def test_record_snapshot_is_idempotent(cat: Catalog) -> None:
+    maker = Maker()
+    cat.record_snapshot(maker.record(0, A))
+    cat.record_placement(snapshot_id(0), "local", "/stores/local")
+    assert len(cat.list_snapshots(SnapshotFilter())) == 8
+    assert len(cat.history(snapshot_id=snapshot_id(0), event="catalogued")) == 1
+    assert len(cat.show(snapshot_id(0))["placements"]) == 1
+
+
+def test_placement_of_unknown_snapshot_is_refused(cat: Catalog) -> None:
+    with pytest.raises(CatalogError, match=f"snapshot {snapshot_id(99)} is not in the catalog"):
+        cat.record_placement(snapshot_id(99), "local", "/stores/local")
+
+
+def test_show_has_placements_verifications_restores(cat: Catalog) -> None:
+    sid = snapshot_id(4)
+    cat.mark_removed(sid, "offsite")
+    cat.record_verification(sid, "default", "import", "ok", "self-declared key")
+    cat.record_verification(sid, "forced", "restore", "untrusted_key", "not in trusted keys")
+    cat.record_restore(sid, "/var/lib/stigmem/stigmem.db", True, ["003_add", "004_more"])
+    doc = cat.show(sid[:10])
+    assert doc["id"] == sid
+    assert doc["manifest"] == {"version": 1, "node_id": A, "n": 4}
+    assert doc["cursor"] == ["001_init", "002_more"]
+    assert doc["tiers"] == ["local"]
+    assert [(p["tier"], p["store"], p["removed_at"] is None) for p in doc["placements"]] == [
+        ("local", "/stores/local", True),
+        ("offsite", "s3://bucket/stigmem", False),
+    ]
+    assert [(v["mode"], v["kind"], v["outcome"]) for v in doc["verifications"]] == [
+        ("default", "import", "ok"),
+        ("forced", "restore", "untrusted_key"),
+    ]
+    assert {"at", "detail", "host"} <= set(doc["verifications"][0])
+    assert doc["last_verify_outcome"] == "untrusted_key"
+    (restore,) = doc["restores"]
+    assert restore["target"] == "/var/lib/stigmem/stigmem.db"
+    assert restore["forced"] is True
+    assert restore["migrations_replayed"] == ["003_add", "004_more"]
+    assert restore["at"].endswith("+00:00")
+
+
+def test_resolve_prefixes(cat: Catalog) -> None:
+    sid = snapshot_id(3)
+    assert cat.resolve(sid[:6]) == sid
+    assert cat.resolve(sid.upper()) == sid
+    with pytest.raises(CatalogError, match="too short"):
+        cat.resolve(sid[:5])
+    with pytest.raises(CatalogError, match="no snapshot 'ffffff'"):
+        cat.resolve("ffffff")
+    with pytest.raises(CatalogError, match="not a snapshot id"):
+        cat.resolve("xyz123")
+
+
+def test_ambiguous_prefix_lists_candidates(catalog_url: str) -> None:
+    first, second = "abcdef" + "0" * 58, "abcdef" + "1" * 58
+    maker = Maker()
+    with Catalog.open(catalog_url) as cat:
+        for n, sid in enumerate((first, second)):
+            record = maker.record(n)
+            cat.record_snapshot(type(record)(**{**record.__dict__, "id": sid}))
+        with pytest.raises(CatalogError) as caught:
+            cat.resolve("abcdef")
+        assert f"ambiguous: {first}, {second}" in str(caught.value)
+        assert cat.resolve("abcdef1") == second
+
+
+def test_history_newest_first_with_filters(cat: Catalog, clock: Clock) -> None:
+    sid = snapshot_id(2)
+    start = clock.now + timedelta(microseconds=1)  # the clock's next reading
+    cat.set_pinned(sid, True)
+    cat.record_event("gc", None, "removed 3 packs")
+    events = cat.history(limit=2)
+    assert [(e["event"], e["snapshot_id"]) for e in events] == [("gc", None), ("pinned", sid)]
+    assert [e["event"] for e in cat.history(snapshot_id=sid)] == ["pinned", "placed", "catalogued"]
+    assert [e["event"] for e in cat.history(since=start)] == ["gc", "pinned"]
+    assert len(cat.history(event="catalogued")) == 8
+    assert set(events[0]) >= {"at", "event", "snapshot_id", "detail"}
+
+
+def test_pin_and_unpin(cat: Catalog) -> None:
+    sid = snapshot_id(1)
+    cat.set_pinned(sid, True)
+    cat.set_pinned(sid, True)
+    assert cat.show(sid)["pinned"] is True
+    cat.set_pinned(sid, False)
+    assert cat.show(sid)["pinned"] is False
+    assert [e["event"] for e in cat.history(snapshot_id=sid, limit=2)] == ["unpinned", "pinned"]
+
+
+def test_keys_trust_and_revoke(cat: Catalog) -> None:
+    key1, key2, key3 = make_key(1), make_key(2), make_key(3)
+    assert {k.key_id for k in cat.keys()}  # noqa: SIM118 (Catalog.keys is not a dict) == {key1.key_id, key2.key_id}
+    assert cat.trusted_keys() == []
+    cat.trust_key(key1.public_key, key1.key_id, "node-a")
+    cat.trust_key(key3.public_key, key3.key_id, None)
+    assert sorted(cat.trusted_keys()) == sorted([key1.public_key, key3.public_key])
+
+    revoked = cat.revoke_key("node-a")
+    assert (revoked.key_id, revoked.revoked, revoked.trusted) == (key1.key_id, True, False)
+    assert cat.trusted_keys() == [key3.public_key]
+    assert cat.revoked_keys() == [key1.public_key]
+    assert not cat.list_snapshots(SnapshotFilter(node=A, limit=1))[0].trusted
+    with pytest.raises(CatalogError, match="revoked"):
+        cat.trust_key(key1.public_key, key1.key_id, None)
+    assert key1.public_key not in cat.trusted_keys()
+
+    cat.revoke_key(key3.public_key)
+    key4 = make_key(4)
+    cat.revoke_key(key4.public_key)  # never seen: recorded as revoked
+    assert sorted(cat.revoked_keys()) == sorted([key1.public_key, key3.public_key, key4.public_key])
+    known = cat.keys()
+    listed = {k.key_id: k.to_json() for k in known}
+    assert listed[key1.key_id]["label"] == "node-a"
+    assert set(listed[key1.key_id]) >= {
+        "key_id",
+        "public_key",
+        "label",
+        "trusted",
+        "revoked",
+        "first_seen",
+    }
+    with pytest.raises(CatalogError, match="no key 'nobody' in the catalog"):
+        cat.revoke_key("nobody")
+    with pytest.raises(CatalogError, match="already names key"):
+        cat.trust_key(key2.public_key, key2.key_id, "node-a")
+
+
+def test_snapshots_for_prune(cat: Catalog) -> None:
+    key1 = make_key(1)
+    cat.trust_key(key1.public_key, key1.key_id, None)
+    cat.set_pinned(snapshot_id(0), True)
+    cat.record_verification(snapshot_id(1), "default", "verify", "ok", "")
+    offsite = cat.snapshots_for_prune("offsite")
+    assert [(c.id, c.node_id, c.trusted) for c in offsite] == [
+        (snapshot_id(5), A, True),
+        (snapshot_id(4), A, True),
+    ]
+    local = {c.id: c for c in cat.snapshots_for_prune("local")}
+    assert len(local) == 8
+    assert local[snapshot_id(0)].pinned
+    assert local[snapshot_id(1)].last_verify_outcome == "ok"
+    assert not local[snapshot_id(7)].trusted
+    assert local[snapshot_id(3)].created_at == T0 + timedelta(hours=3)
+
+
+def test_record_prune(cat: Catalog) -> None:
+    cat.record_prune("local", {"keep_daily": 30}, [{"id": snapshot_id(0)}], [], 0, True)
+    (event,) = cat.history(event="pruned")
+    assert event["detail"] == "tier local: dry run"
+
+
+def test_metrics(cat: Catalog, clock: Clock) -> None:
+    cat.record_verification(snapshot_id(2), "default", "verify", "ok", "")
+    verified_at = clock.now
+    now = T0 + timedelta(days=400)
+    samples = {
+        (name, labels["node"], labels["tier"]): value for name, labels, value in cat.metrics(now)
+    }
+    age = (now - T0).total_seconds()
+    assert samples[("stigmem_snapshots", A, "local")] == 6
+    assert samples[("stigmem_snapshots", A, "offsite")] == 2
+    assert samples[("stigmem_snapshot_newest_age_seconds", A, "local")] == age - 5 * 3600
+    assert samples[("stigmem_snapshot_newest_verified_age_seconds", A, "local")] == age - 2 * 3600
+    assert (
+        samples[("stigmem_snapshot_last_verification_age_seconds", A, "local")]
+        == (now - verified_at).total_seconds()
+    )
+    assert ("stigmem_snapshot_newest_verified_age_seconds", B, "local") not in samples
+    text = render_prometheus(cat.metrics(now))
+    assert text.count("# TYPE stigmem_snapshots gauge") == 1
+    assert f'stigmem_snapshots{{node="{A}",tier="offsite"}} 2\n' in text
+
+
+def test_render_prometheus_escapes_and_groups() -> None:
+    text = render_prometheus(
+        [
+            ("stigmem_store_bytes", {"tier": 'we"ird\\tier\nx'}, 1024.0),
+            ("stigmem_snapshots", {"node": "n", "tier": "t"}, 3.0),
+            ("stigmem_store_bytes", {"tier": "b"}, 0.5),
+        ]
+    )
+    assert text == (
+        "# HELP stigmem_store_bytes Bytes stored by the tier's store.\n"
+        "# TYPE stigmem_store_bytes gauge\n"
+        'stigmem_store_bytes{tier="we\\"ird\\\\tier\\nx"} 1024\n'
+        'stigmem_store_bytes{tier="b"} 0.5\n'
+        "# HELP stigmem_snapshots Snapshots held by the tier (live placements).\n"
+        "# TYPE stigmem_snapshots gauge\n"
+        'stigmem_snapshots{node="n",tier="t"} 3\n'
+    )
+    assert render_prometheus([]) == ""
