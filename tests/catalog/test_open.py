@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from catalog_factories import Maker, open_fresh, record_many, snapshot_id
+from tests.catalog.catalog_factories import Maker, open_fresh, record_many, snapshot_id
 
 from catalog import Catalog, SnapshotFilter, default_catalog_url
 from catalog.engine import make_engine

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from catalog_factories import T0, Clock, Maker, make_key, snapshot_id
+from tests.catalog.catalog_factories import T0, Clock, Maker, make_key, snapshot_id
 
 from catalog import Catalog, SnapshotFilter, render_prometheus
 from snapshot.errors import CatalogError
