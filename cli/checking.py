@@ -43,7 +43,7 @@ def check_store(app: App, tier: Tier, fraction: float, as_json: bool) -> None:
         catalog.record_verification(sid, "default", "check", outcome, detail)
     summary = (
         f"{store.url}: {len(store.snapshot_ids())} snapshots, "
-        f"{report.chunks_checked} chunks checked, {report.bytes_read} bytes read, "
+        f"{report.chunks_checked} chunks checked, {report.packs_read} packs read, "
         f"{sum(len(v) for v in problems.values())} problems"
     )
     catalog.record_event("check", None, summary)
