@@ -98,6 +98,7 @@ def create_snapshot(
     sign_with: Path | None,
     tier_name: str | None,
     no_store: bool,
+    full_check: bool = False,
 ) -> Created:
     from snapshot.capture import IntegrityCheck, backup_copy, describe, sha256_file
     from snapshot.nodedb import check_sqlite
@@ -115,13 +116,13 @@ def create_snapshot(
         key = signing_key(sign_with, info.federation_privkey, db)
         node_id = os.environ.get("STIGMEM_NODE_ID") or info.node_id or ""
         cursor = cursor_bytes(info.applied_migrations)
-        check = IntegrityCheck(copy)
+        check = IntegrityCheck(copy, full_check)
         try:
             if store is not None:
                 manifest = _store_and_sign(store, copy, cursor, check, db, node_id, key)
             else:
                 db_sha256, _size = sha256_file(copy)
-                check.raise_if_failed(f"copy of {db} fails integrity_check")
+                check.raise_if_failed(f"copy of {db} fails its integrity check")
                 manifest = _sign(db_sha256, cursor, node_id, key)
         finally:
             check.join()  # never leave the thread reading a file we are about to delete
@@ -167,7 +168,7 @@ def _store_and_sign(
 
     with progress("storing") as report, store.transaction(report) as tx:
         digests = tx.add_artifacts({CURSOR_MEMBER: cursor, DB_MEMBER: copy})
-        check.raise_if_failed(f"copy of {db} fails integrity_check")
+        check.raise_if_failed(f"copy of {db} fails its integrity check")
         manifest = _sign(digests[DB_MEMBER], cursor, node_id, key)
         tx.commit(manifest.snapshot_id, manifest.raw)
     return manifest

@@ -51,13 +51,17 @@ def restore_snapshot(
     policy: TrustPolicy,
     migrations_dir: Path | None,
     backup: bool,
+    full_check: bool = False,
 ) -> Restored:
     from snapshot.restore import restore_database
 
     outcome: dict[str, Any] = {}
 
     def write_new(out: BinaryIO) -> None:
-        verdict, state = verify(source, policy, lambda data: out.write(data) and None)
+        def sink(data: bytes) -> None:
+            out.write(data)
+
+        verdict, state = verify(source, policy, sink)
         outcome["verdict"], outcome["state"] = verdict, state
         if not verdict.ok:
             record_verification(app, verdict, state, source, "restore")
@@ -74,11 +78,16 @@ def restore_snapshot(
             )
 
     result = restore_database(
-        target, write_new, backup=backup, migrations_dir=migrations_dir, force=policy.forced
+        target,
+        write_new,
+        backup=backup,
+        migrations_dir=migrations_dir,
+        force=policy.forced,
+        full_check=full_check,
     )
     if result.integrity != "ok":
         click.echo(
-            f"WARNING: restored database fails integrity_check: {result.integrity}", err=True
+            f"WARNING: restored database fails its integrity check: {result.integrity}", err=True
         )
     verdict: VerifyResult = outcome["verdict"]
     state: ReadResult = outcome["state"]

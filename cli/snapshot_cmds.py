@@ -56,6 +56,11 @@ Examples:
 @click.option("--sign-with", type=click.Path(path_type=Path), help="Private key file.")
 @click.option("--tier", help="Tier to store into (default: the config's default tier).")
 @click.option("--no-store", is_flag=True, help="Write only the tarball, as the Stigmem node does.")
+@click.option(
+    "--full-check",
+    is_flag=True,
+    help="PRAGMA integrity_check (every index row) instead of quick_check.",
+)
 @JSON
 @pass_app
 def create_cmd(
@@ -65,6 +70,7 @@ def create_cmd(
     sign_with: Path | None,
     tier: str | None,
     no_store: bool,
+    full_check: bool,
     as_json: bool,
 ) -> None:
     """Take a consistent, signed snapshot of a live node database."""
@@ -72,7 +78,7 @@ def create_cmd(
     from cli.creating import create_snapshot
     from cli.output import emit_json
 
-    created = create_snapshot(app, db_path_option(db), out, sign_with, tier, no_store)
+    created = create_snapshot(app, db_path_option(db), out, sign_with, tier, no_store, full_check)
     if as_json:
         emit_json(created.to_json())
         return
@@ -150,6 +156,11 @@ Examples:
     help="Replay NNN_name.sql migrations newer than the snapshot.",
 )
 @click.option("--no-backup", is_flag=True, help="Do not keep <db>.pre-restore-backup.")
+@click.option(
+    "--full-check",
+    is_flag=True,
+    help="PRAGMA integrity_check (every index row) instead of quick_check.",
+)
 @MAX_SIZE
 @JSON
 @pass_app
@@ -163,6 +174,7 @@ def restore_cmd(
     force_unverified: bool,
     migrations_dir: Path | None,
     no_backup: bool,
+    full_check: bool,
     max_size: int,
     as_json: bool,
 ) -> None:
@@ -184,7 +196,9 @@ def restore_cmd(
     ref = str(from_file) if from_file is not None else str(snapshot)
     source = resolve(app, ref, max_size)
     policy = build_policy(app, trusted_key, trusted_keys_file, force_unverified, target)
-    restored = restore_snapshot(app, source, target, policy, migrations_dir, not no_backup)
+    restored = restore_snapshot(
+        app, source, target, policy, migrations_dir, not no_backup, full_check
+    )
     if as_json:
         emit_json(restored.to_json())
         return

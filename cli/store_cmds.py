@@ -1,4 +1,4 @@
-"""``stigmem store ...``: init, check, sync, gc, stats."""
+"""``stigmem store ...``: init, check, sync, gc, stats, unlock."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from cli.app import App, Tier
 pass_app = click.make_pass_decorator(App)
 TIER = click.option("--tier", help="Tier whose store to use (default: the default tier).")
 JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+QUIET = click.option(
+    "-q", "--quiet", is_flag=True, help="Print nothing on success (for cron); errors still show."
+)
 
 
 @click.group("store")
@@ -72,9 +75,13 @@ def check_cmd(app: App, read_data_subset: str | None, tier: str | None, as_json:
 @click.option("--to", "to_tier", required=True, help="Tier to copy into.")
 @click.option("--tier", "from_tier", help="Tier to copy from (default: the default tier).")
 @JSON
+@QUIET
 @pass_app
-def sync_cmd(app: App, to_tier: str, from_tier: str | None, as_json: bool) -> None:
-    """Copy what the target tier lacks: packs first, snapshot documents last."""
+def sync_cmd(app: App, to_tier: str, from_tier: str | None, as_json: bool, quiet: bool) -> None:
+    """Copy what the target tier lacks: packs first, snapshot documents last.
+
+    An interrupted sync is resumed by running it again: packs already copied are skipped.
+    """
     from cli.output import emit_json, progress
 
     source_tier, target_tier = app.tier(from_tier), app.tier(to_tier)
@@ -87,31 +94,147 @@ def sync_cmd(app: App, to_tier: str, from_tier: str | None, as_json: bool) -> No
     with progress(f"sync to {to_tier}") as report:
         result = source.sync_to(target, progress=report)
     catalog = app.catalog()
-    for sid in target.snapshot_ids():
-        catalog.record_placement(sid, target_tier.name, target.url)
-    catalog.record_event("sync", None, f"{source.url} -> {target.url}: {result.summary()}")
+    added, gone = record_placements(app, target_tier, target.snapshot_ids())
+    catalog.record_event(
+        "sync",
+        None,
+        f"{source.url} -> {target.url}: {result.summary()}; "
+        f"{added} placements recorded, {gone} marked removed",
+    )
     if as_json:
         emit_json(result.to_json())
-    else:
+    elif not quiet:
         click.echo(result.summary())
 
 
-@store_group.command("gc", epilog="Example:\n\n  stigmem store gc --tier local")
+def record_placements(app: App, tier: Tier, present: list[str]) -> tuple[int, int]:
+    """Make the catalog's live placements in ``tier`` match the store's documents.
+
+    Only catalogued snapshots get a placement (a document someone else put there is left to
+    ``catalog reindex``); placements whose document is gone (a killed prune, a manual
+    delete) are marked removed. Returns (placements added, placements marked removed).
+    """
+    catalog = app.catalog()
+    placed = {row.id for row in catalog.snapshots_for_prune(tier.name)}
+    in_store = set(present)
+    new = catalog.known_ids(sorted(in_store - placed))
+    for sid in new:
+        catalog.record_placement(sid, tier.name, tier.url)
+    gone = sorted(placed - in_store)
+    for sid in gone:
+        catalog.mark_removed(sid, tier.name)
+    return len(new), len(gone)
+
+
+def _share(value: str | None, option: str) -> float | None:
+    """ "10%" or "0.1" as a fraction; None when not given."""
+    from snapshot.errors import UsageError
+
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        share = float(text.rstrip("%")) / 100.0 if text.endswith("%") else float(text)
+    except ValueError:
+        raise UsageError(f"{option} takes a percentage like 10%, not {value!r}") from None
+    if not 0.0 <= share <= 1.0:
+        raise UsageError(f"{option} must be between 0% and 100%, not {value!r}")
+    return share
+
+
+@store_group.command(
+    "gc",
+    epilog="""\b
+Examples:
+  stigmem store gc --tier local
+  stigmem store gc --max-unused 0%      # repack every pack holding unused data""",
+)
+@click.option(
+    "--max-unused",
+    help="Repack packs with more than this share unused (default 50%; 0% frees all).",
+)
 @TIER
 @JSON
+@QUIET
 @pass_app
-def gc_cmd(app: App, tier: str | None, as_json: bool) -> None:
+def gc_cmd(app: App, max_unused: str | None, tier: str | None, as_json: bool, quiet: bool) -> None:
     """Delete data no snapshot references (older than the grace period), under the lock."""
     from cli.output import emit_json
+    from store.maintenance import MAX_UNUSED
 
+    share = _share(max_unused, "--max-unused")
     chosen = app.tier(tier)
     store = app.store(chosen)
-    report = store.gc(grace_seconds=app.grace_seconds(chosen))
+    report = store.gc(
+        grace_seconds=app.grace_seconds(chosen),
+        max_unused=MAX_UNUSED if share is None else share,
+    )
     app.catalog().record_event("gc", None, f"{store.url}: {report.summary()}")
     if as_json:
         emit_json(report.to_json())
-    else:
+    elif not quiet:
         click.echo(report.summary())
+
+
+@store_group.command(
+    "unlock",
+    epilog="""\b
+Examples:
+  stigmem store unlock                 # remove stale locks only
+  stigmem store unlock --all --tier offsite""",
+)
+@click.option(
+    "--stale-only/--all",
+    default=True,
+    help="Remove only stale locks (dead process on this host, or older than 12h; default) "
+    "or every lock. Use --all only when no stigmem process is using the store.",
+)
+@TIER
+@JSON
+@QUIET
+@pass_app
+def unlock_cmd(app: App, stale_only: bool, tier: str | None, as_json: bool, quiet: bool) -> None:
+    """Remove lock objects left by killed or crashed processes."""
+    import time
+
+    from cli.output import emit_json, note
+    from store import locks
+
+    store = app.store(app.tier(tier))
+    removed = store.break_locks(stale_only=stale_only)
+    left = locks.read_locks(store.backend)
+    now = time.time()
+
+    def describe(info: locks.LockInfo) -> dict[str, object]:
+        return {
+            "name": info.name,
+            "kind": info.kind,
+            "host": info.host,
+            "pid": info.pid,
+            "age_seconds": int(info.age(now)),
+        }
+
+    if as_json:
+        emit_json(
+            {
+                "store": store.url,
+                "removed": [describe(i) for i in removed],
+                "remaining": [describe(i) for i in left],
+            }
+        )
+        return
+    for info in removed:
+        if not quiet:
+            click.echo(
+                f"removed {info.kind} lock of host {info.host} pid {info.pid} "
+                f"({int(info.age(now))}s old)"
+            )
+    for info in left:
+        # A remaining lock is what will block the next prune or gc: always say so.
+        note(
+            f"still locked: {info.kind} lock of host {info.host} pid {info.pid} "
+            f"({int(info.age(now))}s old) looks alive; use --all to remove it anyway"
+        )
 
 
 @store_group.command("stats", epilog="Example:\n\n  stigmem store stats --json")

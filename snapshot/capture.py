@@ -32,7 +32,9 @@ from snapshot.nodedb import (
 # Without a busy timeout a read can fail while the node is mid-checkpoint or recovering.
 SOURCE_TIMEOUT = 10.0
 HASH_BLOCK = 1 << 20
-CHECK_CACHE_KIB = 256 * 1024
+# A bigger cache barely speeds the check up (measured 33 s vs 39 s on 256 MiB) but counts
+# fully in peak memory, which must not grow with the database.
+CHECK_CACHE_KIB = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -115,14 +117,21 @@ def check_integrity(path: Path, message: str) -> None:
         raise StigmemError(f"{message}: {problem}")
 
 
-def integrity_problem(path: Path) -> str | None:
-    """None when ``PRAGMA integrity_check`` says ok, else the first problem it reports."""
+def integrity_problem(path: Path, full: bool = False) -> str | None:
+    """None when the check says ok, else the first problem it reports.
+
+    ``quick_check`` walks every page and b-tree (torn copies, bad pages, broken freelists);
+    ``full`` adds ``integrity_check``'s lookup of every row in every index, which costs
+    O(rows x indexes x log n): measured 33 s against 1.5 s for a 256 MiB node database,
+    ten times a daily backup. So it is asked for (``--full-check``), not the default.
+    """
     try:
         conn = connect_for_reading(path)
         try:
             # The check looks every row up in every index: a big cache saves re-reading.
             conn.execute(f"PRAGMA cache_size=-{CHECK_CACHE_KIB}")
-            rows = conn.execute("PRAGMA integrity_check").fetchall()
+            pragma = "integrity_check" if full else "quick_check"
+            rows = conn.execute(f"PRAGMA {pragma}").fetchall()
         finally:
             conn.close()
     except sqlite3.Error as exc:
@@ -131,21 +140,22 @@ def integrity_problem(path: Path) -> str | None:
 
 
 class IntegrityCheck:
-    """``PRAGMA integrity_check`` of a copy in a thread of its own.
+    """The integrity check of a copy (see :func:`integrity_problem`) in a thread of its own.
 
     SQLite releases the GIL while it steps, so on a second core the check overlaps the
     store's chunking and compression instead of adding to them; the caller signs only after
     :meth:`raise_if_failed`.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, full: bool = False) -> None:
         self.path = path
+        self.full = full
         self.problem: str | None = None
         self._thread = threading.Thread(target=self._run, name="integrity-check", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        self.problem = integrity_problem(self.path)
+        self.problem = integrity_problem(self.path, self.full)
 
     def join(self) -> None:
         self._thread.join()

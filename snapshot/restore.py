@@ -71,10 +71,13 @@ def restore_database(
     migrations_dir: Path | None = None,
     lock_timeout: float = 2.0,
     force: bool = False,
+    full_check: bool = False,
 ) -> RestoreResult:
     """Replace the database at ``target`` by the bytes ``write_new`` writes.
 
-    ``force`` (``--force-unverified``): a new database failing integrity_check is restored
+    The new database must pass ``quick_check`` (``integrity_check`` with ``full_check``;
+    see :func:`snapshot.capture.integrity_problem`).
+    ``force`` (``--force-unverified``): a new database failing the check is restored
     anyway; ``RestoreResult.integrity`` then holds the problem for the caller to report.
 
     Exceptions from ``write_new`` propagate unchanged (an ``OSError`` becomes a one-line
@@ -83,7 +86,7 @@ def restore_database(
     target = _resolve_target(target)
     migrations = migration_files(migrations_dir) if migrations_dir is not None else []
     try:
-        return _restore(target, write_new, backup, migrations, lock_timeout, force)
+        return _restore(target, write_new, backup, migrations, lock_timeout, force, full_check)
     except OSError as exc:
         # Disk full, permissions: one line naming the file, as every other failure.
         where = exc.filename or target
@@ -97,6 +100,7 @@ def _restore(
     migrations: list[Path],
     lock_timeout: float,
     force: bool,
+    full_check: bool,
 ) -> RestoreResult:
     with _locked(target, lock_timeout) as lock:
         tmp = _new_temp(target)
@@ -105,9 +109,10 @@ def _restore(
                 write_new(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-            problem = _check_new(tmp)
+            problem = _check_new(tmp, full_check)
             if problem is not None and not force:
-                raise StigmemError(f"restored database fails integrity_check: {problem}")
+                check = "integrity_check" if full_check else "quick_check"
+                raise StigmemError(f"restored database fails {check}: {problem}")
             replayed = replay_migrations(tmp, migrations) if migrations else []
             federation_cursors, node_id = _summary(tmp, tolerant=problem is not None)
             _remove_sidecars(tmp)
@@ -250,12 +255,12 @@ def _keep_backup(target: Path, lock: _Lock) -> Path:
     return backup_path
 
 
-def _check_new(tmp: Path) -> str | None:
+def _check_new(tmp: Path, full: bool) -> str | None:
     # An empty file is a valid empty database to SQLite; as a restore it is a broken artifact.
     if not has_sqlite_header(tmp):
         return "not a SQLite database"
     try:
-        return integrity_problem(tmp)
+        return integrity_problem(tmp, full)
     finally:
         _remove_sidecars(tmp)
 

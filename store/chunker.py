@@ -36,17 +36,42 @@ def chunk_size_for(header: bytes, pages_per_chunk: int) -> int:
     return page * pages_per_chunk if page else OTHER_CHUNK_SIZE
 
 
-def chunks(stream: BinaryIO, pages_per_chunk: int = 1) -> Iterator[tuple[bytes, bytes]]:
-    """Yield (sha256 digest, plain bytes) for each chunk of ``stream``, in order."""
+READ_SIZE = 1 << 20
+
+
+def batches(stream: BinaryIO, pages_per_chunk: int = 1) -> Iterator[list[tuple[bytes, bytes]]]:
+    """Yield lists of (sha256 digest, plain bytes), in order, one list per read block.
+
+    Reading 1 MiB at a time and slicing costs one system call per 256 pages instead of one
+    per page; handing the caller a whole block lets it ask the index about all its chunks
+    in one query.
+    """
     first = stream.read(100)
     size = chunk_size_for(first, pages_per_chunk)
+    block = max(size, READ_SIZE // size * size)
     pending = first
     while True:
-        need = size - len(pending)
-        data = pending + stream.read(need) if need > 0 else pending
+        data = pending + stream.read(block - len(pending)) if len(pending) < block else pending
         if not data:
             return
-        piece, pending = data[:size], data[size:]
-        yield hashlib.sha256(piece).digest(), piece
-        if len(piece) < size and not pending:
+        whole = len(data) // size * size
+        view = memoryview(data)
+        batch = [
+            (hashlib.sha256(view[i : i + size]).digest(), bytes(view[i : i + size]))
+            for i in range(0, whole, size)
+        ]
+        pending = data[whole:]
+        if len(data) < block:  # end of stream: the short tail is a chunk of its own
+            if pending:
+                batch.append((hashlib.sha256(pending).digest(), bytes(pending)))
+            if batch:
+                yield batch
             return
+        if batch:
+            yield batch
+
+
+def chunks(stream: BinaryIO, pages_per_chunk: int = 1) -> Iterator[tuple[bytes, bytes]]:
+    """Yield (sha256 digest, plain bytes) for each chunk of ``stream``, in order."""
+    for batch in batches(stream, pages_per_chunk):
+        yield from batch

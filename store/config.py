@@ -20,7 +20,9 @@ VERSION = 1
 @dataclass(frozen=True)
 class StoreConfig:
     pages_per_chunk: int = 1
-    level: int = 6
+    # Level 3: measured 1.08-1.18x the zstd-3 floor against 1.07-1.16x at level 6, at
+    # half the CPU time.
+    level: int = 3
     frame_size: int = 1 << 20
     pack_size: int = 16 << 20
     hashes_per_list: int = 4096

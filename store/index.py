@@ -10,15 +10,14 @@ An index object (``index/<sha256 of the object>``) is zstd-compressed binary::
 ``rebuild_index`` replace them all by one. Everything in an index can be rebuilt from the
 pack trailers (``packs.read_trailer``).
 
-In memory the index is ``ChunkIndex``: an open-addressing hash table whose keys live in one
-bytearray and whose locations live in one ``array('I')``: about 52 bytes per chunk plus
-8-16 bytes of slots, with no Python object per chunk, so a store of millions of pages fits
-in a few tens of MiB. SHA-256 digests are uniform, so their first 8 bytes are the hash.
+Loaded, the index is ``ChunkIndex``: a temporary SQLite database, so a store of millions of
+pages costs a bounded page cache, not memory per chunk.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import struct
 from array import array
 from collections.abc import Iterable, Iterator
@@ -30,7 +29,8 @@ from snapshot.errors import StoreError
 
 MAGIC = b"stgmidx1"
 _ENTRY = struct.Struct(">32sIIIII")
-_FIELDS = 5  # pack, frame offset, frame length, offset in frame, length
+CACHE_KIB = 16 * 1024
+QUERY_BATCH = 500  # bound parameters per query: far below every SQLite's limit
 
 
 @dataclass(frozen=True)
@@ -43,16 +43,38 @@ class Location:
 
 
 class ChunkIndex:
+    """Chunk hash -> location, in a private temporary SQLite database.
+
+    SQLite keeps the entries in b-trees on a temporary file with a bounded page cache, so
+    memory stays flat however many chunks a store holds (a pure-Python table grew with the
+    store and cost seconds per command in hashing loops). Positions are dense, 0-based and
+    stable: the n-th entry added has position n.
+    """
+
     def __init__(self) -> None:
         self.packs: list[str] = []
         self._pack_numbers: dict[str, int] = {}
-        self._keys = bytearray()
-        self._loc = array("I")
-        self._slots = array("I", bytes(4 * 1024))
-        self._mask = 1023
+        # "" = a temporary on-disk database, deleted when closed; pages beyond the cache
+        # spill to it instead of to memory.
+        self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
+        self._db.executescript(
+            f"""
+            PRAGMA journal_mode=OFF;
+            PRAGMA synchronous=OFF;
+            PRAGMA cache_size=-{CACHE_KIB};
+            CREATE TABLE e(
+                pos INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE,
+                pack INTEGER, fo INTEGER, fl INTEGER, off INTEGER, len INTEGER);
+            BEGIN;
+            """
+        )
+        self._count = 0
 
     def __len__(self) -> int:
-        return len(self._keys) // 32
+        return self._count
+
+    def close(self) -> None:
+        self._db.close()
 
     def pack_number(self, pack: str) -> int:
         number = self._pack_numbers.get(pack)
@@ -62,23 +84,10 @@ class ChunkIndex:
             self._pack_numbers[pack] = number
         return number
 
-    def _slot(self, key: bytes) -> int:
-        """The slot holding ``key``, or the empty slot where it would go."""
-        mask = self._mask
-        slot = int.from_bytes(key[:8], "little") & mask
-        slots, keys = self._slots, self._keys
-        while True:
-            value = slots[slot]
-            if value == 0:
-                return slot
-            start = (value - 1) * 32
-            if keys[start : start + 32] == key:
-                return slot
-            slot = (slot + 1) & mask
-
     def find(self, key: bytes) -> int:
         """Position of ``key``'s entry, or -1."""
-        return self._slots[self._slot(key)] - 1
+        row = self._db.execute("SELECT pos FROM e WHERE key = ?", (key,)).fetchone()
+        return -1 if row is None else int(row[0]) - 1
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, bytes) and self.find(key) >= 0
@@ -87,33 +96,63 @@ class ChunkIndex:
         self, key: bytes, pack: int, frame_offset: int, frame_length: int, offset: int, length: int
     ) -> int:
         """Add ``key`` unless present (the first location wins); return its position."""
-        slot = self._slot(key)
-        existing = self._slots[slot]
-        if existing:
-            return existing - 1
-        position = len(self)
-        self._keys += key
-        self._loc.extend((pack, frame_offset, frame_length, offset, length))
-        self._slots[slot] = position + 1
-        if (position + 1) * 2 > self._mask:
-            self._grow()
-        return position
+        position = self.find(key)
+        if position >= 0:
+            return position
+        self._db.execute(
+            "INSERT INTO e(pos, key, pack, fo, fl, off, len) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (self._count + 1, key, pack, frame_offset, frame_length, offset, length),
+        )
+        self._count += 1
+        return self._count - 1
 
-    def _grow(self) -> None:
-        size = (self._mask + 1) * 2
-        self._slots = array("I", bytes(4 * size))
-        self._mask = size - 1
-        keys = self._keys
-        for position in range(len(self)):
-            self._slots[self._slot(bytes(keys[position * 32 : position * 32 + 32]))] = position + 1
+    def present(self, keys: list[bytes]) -> set[bytes]:
+        """Which of ``keys`` the index holds: one query for a whole block of chunks."""
+        found: set[bytes] = set()
+        for start in range(0, len(keys), QUERY_BATCH):
+            batch = keys[start : start + QUERY_BATCH]
+            marks = ",".join("?" * len(batch))
+            found.update(
+                bytes(k)
+                for (k,) in self._db.execute(f"SELECT key FROM e WHERE key IN ({marks})", batch)
+            )
+        return found
+
+    def add_new(self, rows: list[tuple[bytes, int, int, int, int, int]]) -> int:
+        """Append entries known to be absent and distinct; return the first one's position."""
+        first = self._count
+        self._db.executemany(
+            "INSERT INTO e(pos, key, pack, fo, fl, off, len) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(first + n + 1, *row) for n, row in enumerate(rows)],
+        )
+        self._count += len(rows)
+        return first
+
+    def _add_many(self, rows: Iterable[tuple[bytes, int, int, int, int, int]]) -> None:
+        # INSERT OR IGNORE keeps the first location of a chunk two objects both name; the
+        # rowid then skips nothing, because ignored rows consume no rowid.
+        self._db.executemany(
+            "INSERT OR IGNORE INTO e(key, pack, fo, fl, off, len) VALUES (?, ?, ?, ?, ?, ?)", rows
+        )
+        (last,) = self._db.execute("SELECT coalesce(max(pos), 0) FROM e").fetchone()
+        self._count = int(last)
 
     def key(self, position: int) -> bytes:
-        return bytes(self._keys[position * 32 : position * 32 + 32])
+        (key,) = self._db.execute("SELECT key FROM e WHERE pos = ?", (position + 1,)).fetchone()
+        return bytes(key)
 
     def raw(self, position: int) -> tuple[int, int, int, int, int]:
-        base = position * _FIELDS
-        loc = self._loc
-        return loc[base], loc[base + 1], loc[base + 2], loc[base + 3], loc[base + 4]
+        row = self._db.execute(
+            "SELECT pack, fo, fl, off, len FROM e WHERE pos = ?", (position + 1,)
+        ).fetchone()
+        return row[0], row[1], row[2], row[3], row[4]
+
+    def raws(self) -> Iterator[tuple[int, int, int, int, int, int]]:
+        """(position, pack, frame offset, frame length, offset, length) of every entry."""
+        for pos, *rest in self._db.execute(
+            "SELECT pos, pack, fo, fl, off, len FROM e ORDER BY pos"
+        ):
+            yield pos - 1, rest[0], rest[1], rest[2], rest[3], rest[4]
 
     def set_raw(
         self,
@@ -124,9 +163,9 @@ class ChunkIndex:
         offset: int,
         length: int,
     ) -> None:
-        base = position * _FIELDS
-        self._loc[base : base + _FIELDS] = array(
-            "I", (pack, frame_offset, frame_length, offset, length)
+        self._db.execute(
+            "UPDATE e SET pack = ?, fo = ?, fl = ?, off = ?, len = ? WHERE pos = ?",
+            (pack, frame_offset, frame_length, offset, length, position + 1),
         )
 
     def location(self, position: int) -> Location:
@@ -134,15 +173,23 @@ class ChunkIndex:
         return Location(self.packs[pack], frame_offset, frame_length, offset, length)
 
     def lookup(self, key: bytes) -> Location | None:
-        position = self.find(key)
-        return None if position < 0 else self.location(position)
+        row = self._db.execute(
+            "SELECT pack, fo, fl, off, len FROM e WHERE key = ?", (key,)
+        ).fetchone()
+        if row is None:
+            return None
+        return Location(self.packs[row[0]], row[1], row[2], row[3], row[4])
 
     def positions_of_packs(self, packs: set[str]) -> Iterator[int]:
-        wanted = {self._pack_numbers[p] for p in packs if p in self._pack_numbers}
-        loc = self._loc
-        for position in range(len(self)):
-            if loc[position * _FIELDS] in wanted:
-                yield position
+        wanted = sorted(self._pack_numbers[p] for p in packs if p in self._pack_numbers)
+        for start in range(0, len(wanted), 500):
+            batch = wanted[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            rows = self._db.execute(
+                f"SELECT pos FROM e WHERE pack IN ({marks}) ORDER BY pos", batch
+            ).fetchall()
+            for (pos,) in rows:
+                yield pos - 1
 
     def load(self, data: bytes, name: str) -> None:
         """Merge one index object's content."""
@@ -161,10 +208,14 @@ class ChunkIndex:
             self.pack_number(plain[start + 32 * i : start + 32 * i + 32].hex())
             for i in range(count)
         ]
-        for key, pack, *rest in _ENTRY.iter_unpack(memoryview(plain)[body:]):
-            if pack >= count:
-                raise StoreError(f"index object {name} names pack number {pack} of {count}")
-            self.add(key, numbers[pack], *rest)
+
+        def rows() -> Iterator[tuple[bytes, int, int, int, int, int]]:
+            for key, pack, *rest in _ENTRY.iter_unpack(memoryview(plain)[body:]):
+                if pack >= count:
+                    raise StoreError(f"index object {name} names pack number {pack} of {count}")
+                yield key, numbers[pack], rest[0], rest[1], rest[2], rest[3]
+
+        self._add_many(rows())
 
 
 def encode(index: ChunkIndex, positions: Iterable[int]) -> tuple[str, bytearray]:

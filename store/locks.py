@@ -145,9 +145,12 @@ class StoreLock:
             self.backend.delete([path])
             if time.monotonic() + delay > deadline:
                 age = int(holder.age(time.time()))
+                # Stale locks never get here (they are skipped above), so the holder looks
+                # alive: say how to remove it if the operator knows better.
                 raise LockedError(
                     f"store {self.backend.url} is locked: {holder.kind} lock held by host "
-                    f"{holder.host} pid {holder.pid} for {age}s (lock {holder.name})"
+                    f"{holder.host} pid {holder.pid} for {age}s (lock {holder.name}); if that "
+                    "process is gone, remove the lock with 'stigmem store unlock --all'"
                 )
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 2.0)

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REPACK_BELOW = 0.5
+# restic's default: repack a pack once more than half of it is unused. Lower it (down to 0,
+# "repack anything with unused data") to trade upload and rewrite work for space.
+MAX_UNUSED = 0.5
 COPY_BATCH_BYTES = 64 << 20
 TAIL_BYTES = 64 << 10
 
@@ -252,7 +254,7 @@ def _repack(
     return written
 
 
-def gc(store: Store, grace_seconds: float) -> GcReport:
+def gc(store: Store, grace_seconds: float, max_unused: float = MAX_UNUSED) -> GcReport:
     report = GcReport()
     store.forget_index()
     chunk_index = store.index()
@@ -280,7 +282,7 @@ def gc(store: Store, grace_seconds: float) -> GcReport:
                 report.packs_kept_young += 1
             else:
                 delete.add(name)
-        elif not young and used[number] < total[number] * REPACK_BELOW:
+        elif not young and total[number] - used[number] > total[number] * max_unused:
             repack.add(name)
     if not delete and not repack:
         return report

@@ -17,14 +17,19 @@ every chunk against its name (``chunk_matches``).
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import struct
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import zstandard
 
 MAGIC = b"stgmpak1"
+WORKERS = 2
+MAX_PENDING = 4  # frames in flight: bounds memory at a few MiB
 FOOTER = struct.Struct(">I8s")
 RECORD = struct.Struct(">32sIIII")
 
@@ -46,9 +51,18 @@ OnPack = Callable[[str, bytearray, list[PackEntry]], None]
 
 
 class PackWriter:
+    """Frames are compressed on worker threads (zstd releases the GIL) while the caller goes
+    on reading and hashing; results are taken back in order, so the packs are the same
+    bytes as a one-thread writer would make."""
+
     def __init__(self, on_pack: OnPack, level: int, frame_size: int, pack_size: int) -> None:
         self._on_pack = on_pack
-        self._compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
+        self._level = level
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="zstd")
+        self._pending: collections.deque[tuple[Future[bytes], list[tuple[bytes, int, int]]]] = (
+            collections.deque()
+        )
         self._frame_size = frame_size
         self._pack_size = pack_size
         self._frame = bytearray()
@@ -62,18 +76,32 @@ class PackWriter:
         if len(self._frame) >= self._frame_size:
             self._flush_frame()
 
+    def _compress(self, frame: bytes) -> bytes:
+        # A ZstdCompressor must not be shared between threads: one per worker.
+        compressor = getattr(self._local, "compressor", None)
+        if compressor is None:
+            compressor = zstandard.ZstdCompressor(level=self._level, write_checksum=True)
+            self._local.compressor = compressor
+        return bytes(compressor.compress(frame))
+
     def _flush_frame(self) -> None:
         if not self._frame_chunks:
             return
-        compressed = self._compressor.compress(bytes(self._frame))
+        future = self._pool.submit(self._compress, bytes(self._frame))
+        self._pending.append((future, self._frame_chunks))
+        self._frame = bytearray()
+        self._frame_chunks = []
+        while len(self._pending) > MAX_PENDING:
+            self._collect()
+
+    def _collect(self) -> None:
+        future, chunks = self._pending.popleft()
+        compressed = future.result()
         start = len(self._pack)
         self._pack += compressed
         self._entries.extend(
-            PackEntry(key, start, len(compressed), offset, length)
-            for key, offset, length in self._frame_chunks
+            PackEntry(key, start, len(compressed), offset, length) for key, offset, length in chunks
         )
-        self._frame = bytearray()
-        self._frame_chunks = []
         if len(self._pack) >= self._pack_size:
             self._finish_pack()
 
@@ -95,7 +123,10 @@ class PackWriter:
     def finish(self) -> None:
         """Write out what is buffered: the last frame and the last, possibly small, pack."""
         self._flush_frame()
+        while self._pending:
+            self._collect()
         self._finish_pack()
+        self._pool.shutdown()
 
 
 def trailer_span(pack_size: int, tail: bytes) -> tuple[int, int]:

@@ -215,12 +215,21 @@ class Store:
         return maintenance.stats(self)
 
     def check(self, read_data_fraction: float = 0.0) -> CheckReport:
-        return maintenance.check(self, read_data_fraction)
+        # Shared: a gc running meanwhile would make packs vanish under the check and turn
+        # into false "missing_data" findings (recorded as failed verifications).
+        with self.lock("shared"):
+            return maintenance.check(self, read_data_fraction)
 
-    def gc(self, grace_seconds: float = 3600) -> GcReport:
+    def gc(
+        self, grace_seconds: float = 3600, max_unused: float = maintenance.MAX_UNUSED
+    ) -> GcReport:
+        """Free data no snapshot document references and that is older than the grace
+        period; repack packs whose unused share exceeds ``max_unused`` (0.0 to 1.0)."""
+        if not 0.0 <= max_unused <= 1.0:
+            raise StoreError(f"max_unused must be between 0 and 1, not {max_unused}")
         with self.lock("exclusive"):
             try:
-                return maintenance.gc(self, grace_seconds)
+                return maintenance.gc(self, grace_seconds, max_unused)
             finally:
                 self.forget_index()
 

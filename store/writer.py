@@ -79,6 +79,23 @@ class SnapshotWriter:
         self.result.new_chunks += 1
         self.result.new_plain_bytes += len(data)
 
+    def _store_batch(self, batch: list[tuple[bytes, bytes]]) -> None:
+        """Store the new chunks of one read block, asking the index once for all of them."""
+        present = self.index.present([key for key, _ in batch])
+        new: list[tuple[bytes, bytes]] = []
+        for key, data in batch:
+            if key not in present:
+                present.add(key)  # a page repeated inside the block is stored once
+                new.append((key, data))
+        if not new:
+            return
+        first = self.index.add_new([(key, PENDING, 0, 0, 0, len(data)) for key, data in new])
+        self._pending.extend(range(first, first + len(new)))
+        for key, data in new:
+            self._packs.add(key, data)
+            self.result.new_chunks += 1
+            self.result.new_plain_bytes += len(data)
+
     def _advance(self, n: int) -> None:
         self._done += n
         if self.progress and (
@@ -96,15 +113,16 @@ class SnapshotWriter:
         # saves a second pass over the database.
         digest = hashlib.sha256()
         with _open(source) as stream:
-            for key, data in chunker.chunks(stream, self.config.pages_per_chunk):
-                digest.update(data)
-                self._store(key, data)
-                current += key
-                count += 1
-                if count % per_list == 0:
-                    lists.append(self._store_list(bytes(current)))
-                    current = bytearray()
-                self._advance(len(data))
+            for batch in chunker.batches(stream, self.config.pages_per_chunk):
+                self._store_batch(batch)
+                for key, data in batch:
+                    digest.update(data)
+                    current += key
+                    count += 1
+                    if count % per_list == 0:
+                        lists.append(self._store_list(bytes(current)))
+                        current = bytearray()
+                    self._advance(len(data))
         self.digests[member] = digest.hexdigest()
         size = artifact_size(source)
         if count <= self.config.direct_max and not lists:

@@ -1,0 +1,1 @@
+"""Benchmarks for stigmem-snapshots; see bench/README.md."""

@@ -1,0 +1,514 @@
+"""Daily backups of a churning Stigmem node database: stigmem against restic and borg.
+
+    .venv/bin/python -m bench.daily [--size-mb 256] [--days 7] [--workdir DIR]
+                                    [--tools stigmem,restic,borg] [--json OUT]
+    .venv/bin/python -m bench.daily --rss-scaling 256,1024
+
+Day 0 is the initial backup; each following day applies one day of churn (tests/nodegen.py)
+and backs up with every tool, in an order that rotates from day to day. See bench/README.md
+for the columns and the fairness choices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+from bench import report
+from bench.floor import Floor, consistent_copy, measure
+from bench.procs import BenchError, launcher_floor_kib
+from bench.repofs import delta, scan
+from bench.report import MIB, Check, Finish, Sample
+from bench.tools import TOOLS, Stigmem, Tool, missing_reason, sha256_file
+from tests.nodegen import apply_churn, make_node_db
+
+FAIRNESS = (
+    "every tool backs up a consistent copy made with SQLite's online backup API: stigmem "
+    "makes it inside `snapshot create`; for restic and borg `sqlite3 DB .backup COPY` runs "
+    "first and its time is added to theirs (peak RSS is the larger of the two processes)",
+    "each tool runs as a whole process, started by a small launcher that times it and reads "
+    "its peak RSS with wait4 (so the bench's own memory is not charged to it)",
+    "tools run in a rotating order (day d starts with tool d mod k) so none always runs "
+    "with the warmest cache",
+    "default settings: stigmem's store config; restic's default repository format (0.14: "
+    "version 2, zstd auto) with its encryption, which cannot be turned off; borg "
+    "`init -e none` + `create` (lz4, buzhash chunker)",
+    "restore and full-check times are warm-cache (nothing is dropped from the page cache)",
+    "restic and borg full checks read every pack of the repository; stigmem's is "
+    "`store check --read-data-subset 100%`; `snapshot verify` (latest only) is reported apart",
+)
+
+
+@dataclass
+class Results:
+    """Everything measured in a run, kept so a failure still reports what came before."""
+
+    samples: list[Sample] = field(default_factory=list)
+    floors: list[Floor] = field(default_factory=list)
+    churn: list[dict[str, int]] = field(default_factory=list)
+    finishes: list[Finish] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    store_stats: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- the node database -------------------------------------------------------------------
+
+
+def node_db(cache: Path, size_mb: float, seed: int, target: Path) -> dict[str, Any]:
+    """Copy a generated database to ``target``, building it once per (size, seed) in ``cache``.
+
+    Building 1 GiB takes minutes; the generator is deterministic, so a rerun with the same
+    --workdir reuses the file.
+    """
+    cache.mkdir(parents=True, exist_ok=True)
+    base = cache / f"node-{size_mb:g}mb-seed{seed}.db"
+    meta = base.with_suffix(".json")
+    if not (base.exists() and meta.exists()):
+        log(f"building a {size_mb:g} MiB node database (seed {seed})")
+        info = make_node_db(base, size_mb=size_mb, seed=seed)
+        # Written last: a build cut short leaves no meta and is redone next time.
+        meta.write_text(
+            json.dumps({"pubkey": info.pubkey, "node_id": info.node_id, "facts": info.facts})
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in (target, *(target.with_name(target.name + s) for s in ("-wal", "-shm"))):
+        stale.unlink(missing_ok=True)
+    shutil.copyfile(base, target)
+    return {**json.loads(meta.read_text()), "bytes": target.stat().st_size}
+
+
+# --- one day -----------------------------------------------------------------------------
+
+
+def rotate(tools: Sequence[Tool], day: int) -> list[Tool]:
+    start = day % len(tools)
+    return [*tools[start:], *tools[:start]]
+
+
+def floor_for(day: int, db: Path, floor_dir: Path) -> Floor:
+    """Page-level floor of this day's change; keeps this day's copy for tomorrow."""
+    floor_dir.mkdir(parents=True, exist_ok=True)
+    previous, current = floor_dir / "previous.db", floor_dir / "current.db"
+    consistent_copy(db, current)
+    result = measure(day, previous if day else None, current)
+    current.replace(previous)
+    return result
+
+
+def measure_backup(tool: Tool, day: int, position: int) -> Sample:
+    before = scan(tool.repo)
+    result = tool.backup(day)
+    change = delta(before, scan(tool.repo))
+    return Sample(
+        tool=tool.name,
+        day=day,
+        position=position,
+        seconds=result.seconds,
+        copy_seconds=tool.last_copy_seconds,
+        peak_rss_mib=result.peak_rss_mib,
+        growth_bytes=change.growth_bytes,
+        objects_written=change.objects_written,
+    )
+
+
+def finish(tool: Tool, target: Path) -> Finish:
+    """Restore the latest backup, then read everything back; an error is kept, not raised."""
+    fields: dict[str, Any] = {"tool": tool.name}
+    try:
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        restored, path = tool.restore(target)
+        fields["restore_seconds"] = restored.seconds
+        fields["restore_peak_rss_mib"] = restored.peak_rss_mib
+        fields["restore_matches"] = path.exists() and sha256_file(path) == tool.expected_sha256()
+        shutil.rmtree(target, ignore_errors=True)  # a 1 GiB restore need not linger
+        verified = tool.verify_latest()
+        fields["verify_seconds"] = verified.seconds if verified else None
+        checked = tool.check()
+        fields["check_seconds"] = checked.seconds
+        fields["check_peak_rss_mib"] = checked.peak_rss_mib
+    except BenchError as exc:
+        fields["error"] = str(exc)
+        log(f"{tool.name}: {exc}\n{exc.output}")
+    return Finish(**fields)
+
+
+# --- the daily comparison ----------------------------------------------------------------
+
+
+def make_tools(
+    names: Sequence[str], run_dir: Path, db: Path, pubkey: str, res: Results
+) -> list[Tool]:
+    tools: list[Tool] = []
+    for name in names:
+        reason = missing_reason(name)
+        if reason:
+            res.skipped[name] = reason
+            log(f"skipping {name}: {reason}")
+            continue
+        tools.append(TOOLS[name](name=name, work=run_dir / name, db=db, pubkey=pubkey))
+    return tools
+
+
+def daily_run(args: argparse.Namespace, workdir: Path, res: Results) -> None:
+    run_dir = workdir / "run"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    db = run_dir / "node" / "stigmem.db"
+    info = node_db(workdir / "cache", args.size_mb, args.seed, db)
+    log(f"node database {db}: {info['bytes'] / MIB:.1f} MiB, {info['facts']} facts")
+    tools = make_tools(args.tools, run_dir, db, info["pubkey"], res)
+    for tool in tools:
+        tool.setup()
+        res.versions[tool.name] = tool.version()
+        res.notes[tool.name] = tool.notes
+    for day in range(args.days + 1):
+        if day:
+            res.churn.append(asdict(apply_churn(db, day=day, seed=args.seed)))
+        res.floors.append(floor_for(day, db, run_dir / "floor"))
+        for position, tool in enumerate(rotate(tools, day)):
+            sample = measure_backup(tool, day, position)
+            res.samples.append(sample)
+            log(
+                f"day {day} {tool.name}: {sample.seconds:.2f} s, {sample.peak_rss_mib:.0f} MiB "
+                f"RSS, +{sample.growth_bytes / MIB:.2f} MiB, {sample.objects_written} objects"
+            )
+    for tool in tools:
+        log(f"{tool.name}: restore and full check")
+        res.finishes.append(finish(tool, run_dir / "restore" / tool.name))
+        if isinstance(tool, Stigmem):
+            res.store_stats = store_stats(tool)
+
+
+def store_stats(tool: Stigmem) -> dict[str, Any]:
+    """``store stats``, for the record; its failure is reported, not fatal."""
+    try:
+        return tool.stats()
+    except (BenchError, ValueError) as exc:
+        log(f"stigmem store stats: {exc}")
+        return {"error": str(exc)}
+
+
+def daily_report(
+    args: argparse.Namespace, res: Results, names: Sequence[str], env: dict[str, Any]
+) -> dict[str, Any]:
+    daily_floors = [f for f in res.floors if f.day > 0] or res.floors
+    zstd_floor = median(f.zstd_bytes for f in daily_floors) if daily_floors else 0.0
+    raw_floor = median(f.raw_bytes for f in daily_floors) if daily_floors else 0.0
+    by_finish = {f.tool: f for f in res.finishes}
+    summaries = [
+        report.summarise(name, res.samples, by_finish.get(name), zstd_floor)
+        for name in names
+        if any(s.tool == name for s in res.samples)
+    ]
+    by_tool = {s.tool: s for s in summaries}
+    checks = report.acceptance(by_tool, res.samples, zstd_floor) if summaries else []
+    checks += restore_checks(res.finishes)
+    print_daily(args, res, env, summaries, (raw_floor, zstd_floor), checks)
+    return {
+        "floor_median": {"raw_bytes": raw_floor, "zstd_bytes": zstd_floor},
+        "floors": [asdict(f) for f in res.floors],
+        "churn": res.churn,
+        "samples": [asdict(s) for s in res.samples],
+        "finish": [asdict(f) for f in res.finishes],
+        "summary": [asdict(s) for s in summaries],
+        "ratios": report.ratios(by_tool),
+        "checks": [asdict(c) for c in checks],
+        "stigmem_store_stats": res.store_stats,
+    }
+
+
+def restore_checks(finishes: Sequence[Finish]) -> list[Check]:
+    checks = []
+    for f in finishes:
+        if f.error:
+            checks.append(Check(f"{f.tool} restore and check", "FAIL", f.error.splitlines()[0]))
+        if f.restore_matches is not None:
+            checks.append(
+                Check(
+                    f"{f.tool} restored file is the one backed up",
+                    report.verdict(f.restore_matches),
+                    "sha256 of the restored file vs the consistent copy it was made from",
+                )
+            )
+    return checks
+
+
+def print_daily(
+    args: argparse.Namespace,
+    res: Results,
+    env: dict[str, Any],
+    summaries: Sequence[report.Summary],
+    floors: tuple[float, float],
+    checks: Sequence[Check],
+) -> None:
+    raw_floor, zstd_floor = floors
+    print(f"\nstigmem daily backup bench: {args.size_mb:g} MiB database, {args.days} days")
+    print(
+        f"  {env['date']}, {env['cpus']} CPUs, load average {_load(env['loadavg_start'])} at "
+        f"start, {_load(os.getloadavg())} at end; RSS floor of the measurement "
+        f"{env['rss_floor_mib']:.1f} MiB"
+    )
+    for name, version in res.versions.items():
+        notes = f" ({'; '.join(res.notes.get(name, []))})" if res.notes.get(name) else ""
+        print(f"  {name}: {version.splitlines()[0] if version else '?'}{notes}")
+    for name, reason in res.skipped.items():
+        print(f"  {name}: SKIPPED, {reason}")
+    print("\nper day: churn and the floor (pages that differ between consistent copies)")
+    print(report.table(*floor_table(res)))
+    print("\nper day and tool (day 0 = initial backup; copy s is included in s)")
+    print(report.table(*sample_table(res.samples)))
+    print("\nsummary (medians over days 1..N; peak RSS is the max over all days)")
+    rows = report.summary_rows(summaries)
+    rows.append(["floor zstd-3", "-", "-", report.fmt(zstd_floor / MIB), "1.00", *["-"] * 6])
+    rows.append(["floor raw", "-", "-", report.fmt(raw_floor / MIB), *["-"] * 7])
+    print(report.table(report.SUMMARY_HEADERS, rows))
+    ratio_lines = report.ratios({s.tool: s for s in summaries})
+    if ratio_lines:
+        print("\n" + "\n".join(ratio_lines))
+    print("\nfairness:")
+    for line in FAIRNESS:
+        print(f"  - {line}")
+    print("\nacceptance:")
+    for check in checks:
+        print(f"  {check.line()}")
+    if res.error:
+        print(f"\nRUN STOPPED EARLY: {res.error}")
+
+
+def _load(triple: Sequence[float]) -> str:
+    return "/".join(f"{x:.1f}" for x in triple)
+
+
+def floor_table(res: Results) -> tuple[list[str], list[list[str]]]:
+    churn = {c["day"]: c for c in res.churn}
+    headers = ["day", "inserted", "updated", "deleted", "pages", "raw MiB", "zstd MiB"]
+    rows = []
+    for f in res.floors:
+        c = churn.get(f.day, {})
+        rows.append(
+            [
+                str(f.day),
+                str(c.get("inserted", "-")),
+                str(c.get("updated", "-")),
+                str(c.get("deleted", "-")),
+                str(f.pages_changed),
+                report.fmt(f.raw_bytes / MIB),
+                report.fmt(f.zstd_bytes / MIB),
+            ]
+        )
+    return headers, rows
+
+
+def sample_table(samples: Sequence[Sample]) -> tuple[list[str], list[list[str]]]:
+    headers = ["day", "tool", "order", "s", "copy s", "RSS MiB", "growth MiB", "objects"]
+    rows = [
+        [
+            str(s.day),
+            s.tool,
+            str(s.position + 1),
+            report.fmt(s.seconds),
+            report.fmt(s.copy_seconds),
+            report.fmt(s.peak_rss_mib, 1),
+            report.fmt(s.growth_bytes / MIB),
+            str(s.objects_written),
+        ]
+        for s in samples
+    ]
+    return headers, rows
+
+
+# --- memory scaling ----------------------------------------------------------------------
+
+
+def rss_scaling(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """stigmem's peak RSS for an initial and a daily snapshot at each database size."""
+    rows = [scaling_row(float(size), args.seed, workdir) for size in args.rss_scaling.split(",")]
+    checks = scaling_checks(rows)
+    print("\nstigmem snapshot create: peak RSS by database size")
+    print(
+        report.table(
+            ["size MiB", "db MiB", "initial s", "initial RSS MiB", "daily s", "daily RSS MiB"],
+            [
+                [
+                    f"{r['size_mb']:g}",
+                    report.fmt(r["db_bytes"] / MIB, 1),
+                    report.fmt(r["initial_seconds"]),
+                    report.fmt(r["initial_rss_mib"], 1),
+                    report.fmt(r["daily_seconds"]),
+                    report.fmt(r["daily_rss_mib"], 1),
+                ]
+                for r in rows
+            ],
+        )
+    )
+    print("\nacceptance:")
+    for check in checks:
+        print(f"  {check.line()}")
+    return {"rss_scaling": rows, "checks": [asdict(c) for c in checks]}
+
+
+def scaling_row(size_mb: float, seed: int, workdir: Path) -> dict[str, Any]:
+    run_dir = workdir / "scaling" / f"{size_mb:g}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    db = run_dir / "node" / "stigmem.db"
+    info = node_db(workdir / "cache", size_mb, seed, db)
+    tool = Stigmem(name="stigmem", work=run_dir / "stigmem", db=db, pubkey=info["pubkey"])
+    tool.setup()
+    initial = tool.backup(0)
+    log(f"{size_mb:g} MiB initial: {initial.seconds:.2f} s, {initial.peak_rss_mib:.0f} MiB")
+    apply_churn(db, day=1, seed=seed)
+    daily = tool.backup(1)
+    log(f"{size_mb:g} MiB daily: {daily.seconds:.2f} s, {daily.peak_rss_mib:.0f} MiB")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return {
+        "size_mb": size_mb,
+        "db_bytes": info["bytes"],
+        "initial_seconds": initial.seconds,
+        "initial_rss_mib": initial.peak_rss_mib,
+        "daily_seconds": daily.seconds,
+        "daily_rss_mib": daily.peak_rss_mib,
+    }
+
+
+def scaling_checks(rows: Sequence[dict[str, Any]]) -> list[Check]:
+    if len(rows) < 2:
+        return [Check("RSS scaling", "SKIP", "give at least two sizes")]
+    small = min(rows, key=lambda r: r["size_mb"])
+    large = max(rows, key=lambda r: r["size_mb"])
+    checks = []
+    for phase in ("initial", "daily"):
+        ratio = large[f"{phase}_rss_mib"] / small[f"{phase}_rss_mib"]
+        checks.append(
+            Check(
+                f"{phase} peak RSS at {large['size_mb']:g} MiB <= "
+                f"{report.RSS_SCALING_LIMIT}x that at {small['size_mb']:g} MiB",
+                report.verdict(ratio <= report.RSS_SCALING_LIMIT),
+                f"{large[f'{phase}_rss_mib']:.1f} / {small[f'{phase}_rss_mib']:.1f} MiB "
+                f"= {ratio:.2f}x",
+            )
+        )
+    return checks
+
+
+# --- command line ------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.daily",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--size-mb", type=float, default=256.0, help="database size (MiB)")
+    parser.add_argument("--days", type=int, default=7, help="days of churn after day 0")
+    parser.add_argument("--seed", type=int, default=0, help="generator and churn seed")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="keep repositories and the generated database here (reused on reruns); "
+        "default: a temporary directory, removed at the end",
+    )
+    parser.add_argument(
+        "--tools",
+        default="stigmem,restic,borg",
+        help=f"comma-separated, from {','.join(TOOLS)} (restic-v1: format 1, uncompressed)",
+    )
+    parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    parser.add_argument(
+        "--rss-scaling",
+        metavar="MB,MB",
+        help="instead of the daily comparison: stigmem peak RSS at these database sizes",
+    )
+    args = parser.parse_args(argv)
+    args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    unknown = [t for t in args.tools if t not in TOOLS]
+    if unknown:
+        parser.error(f"unknown tool(s): {', '.join(unknown)}; known: {', '.join(TOOLS)}")
+    if args.days < 0 or args.size_mb <= 0:
+        parser.error("--days must be >= 0 and --size-mb > 0")
+    return args
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, "-m", "bench.daily", *sys.argv[1:]]),
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        # Other work on the machine slows every tool; the load says how quiet it was.
+        "loadavg_start": os.getloadavg(),
+        "rss_floor_mib": launcher_floor_kib() / 1024,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="stigmem-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = environment()
+    doc: dict[str, Any] = {"environment": env, "config": _config(args)}
+    status = 0
+    try:
+        if args.rss_scaling:
+            doc.update(rss_scaling(args, workdir))
+        else:
+            res = Results()
+            try:
+                daily_run(args, workdir, res)
+            except BenchError as exc:
+                # Report what was measured so far: the failure itself is a finding.
+                res.error, status = str(exc), 1
+                log(f"{exc}\n{exc.output}")
+            doc.update(daily_report(args, res, args.tools, env))
+            env["loadavg_end"] = os.getloadavg()
+            doc.update(versions=res.versions, notes=res.notes, skipped=res.skipped)
+            doc["error"] = res.error
+            doc["fairness"] = list(FAIRNESS)
+        if any(c["status"] == "FAIL" for c in doc.get("checks", [])):
+            status = status or 3
+    except BenchError as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        status = 1
+    finally:
+        if args.json:
+            args.json.write_text(json.dumps(report.as_json(doc), indent=2) + "\n")
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return status
+
+
+def _config(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "size_mb": args.size_mb,
+        "days": args.days,
+        "seed": args.seed,
+        "tools": args.tools,
+        "rss_scaling": args.rss_scaling,
+        "workdir": str(args.workdir) if args.workdir else None,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
