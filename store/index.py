@@ -180,6 +180,19 @@ class ChunkIndex:
             return None
         return Location(self.packs[row[0]], row[1], row[2], row[3], row[4])
 
+    def lookup_many(self, keys: list[bytes]) -> dict[bytes, Location]:
+        """Locations of those ``keys`` the index holds, one query per few hundred keys."""
+        found: dict[bytes, Location] = {}
+        packs = self.packs
+        for start in range(0, len(keys), QUERY_BATCH):
+            batch = keys[start : start + QUERY_BATCH]
+            marks = ",".join("?" * len(batch))
+            for key, pack, fo, fl, off, length in self._db.execute(
+                f"SELECT key, pack, fo, fl, off, len FROM e WHERE key IN ({marks})", batch
+            ):
+                found[bytes(key)] = Location(packs[pack], fo, fl, off, length)
+        return found
+
     def positions_of_packs(self, packs: set[str]) -> Iterator[int]:
         wanted = sorted(self._pack_numbers[p] for p in packs if p in self._pack_numbers)
         for start in range(0, len(wanted), 500):
