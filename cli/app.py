@@ -97,7 +97,9 @@ class App:
         if key not in self._stores:
             from store.repository import Store
 
-            self._stores[key] = Store.open(tier.url, tier.storage_options, create=create)
+            store = Store.open(tier.url, tier.storage_options, create=create)
+            store.cache_dir = self.home / "cache"
+            self._stores[key] = store
         return self._stores[key]
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ point). Maintenance (check, gc, sync, index rebuild) lives in ``maintenance``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -32,6 +33,8 @@ class Store:
         self.backend = backend
         self.url = backend.url
         self.config = settings
+        # Where to keep a local copy of the index between commands (None: load it each time).
+        self.cache_dir: Path | None = None
         self.lock_wait = 0.0
         self.stale_after = locks.DEFAULT_STALE_AFTER
         self._index: ChunkIndex | None = None
@@ -99,19 +102,41 @@ class Store:
 
     # -- index --------------------------------------------------------------------------
 
+    def _cache_path(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        return self.cache_dir / f"index-{hashlib.sha256(self.url.encode()).hexdigest()[:16]}.db"
+
     def index(self) -> ChunkIndex:
-        """The in-memory index, loading only index objects not seen yet."""
+        """The index, loading only index objects not seen yet (here or in the local cache)."""
         names = {n for e in self.backend.list(layout.INDEX) if (n := layout.index_of(e.path))}
-        if self._index is None or not self._index_names <= names:
+        if self._index is None:
+            self._index = ChunkIndex(self._cache_path())
+            self._index_names = self._index.loaded_names()
+        if not self._index_names <= names:
             # Someone replaced index objects (gc): what we hold may name deleted packs.
-            self._index, self._index_names = ChunkIndex(), set()
+            self._index.clear()
+            self._index_names = set()
         new = sorted(names - self._index_names)
         for path, data in self.backend.read_many([layout.index_path(n) for n in new]).items():
             self._index.load(data, path)
-        self._index_names |= set(new)
+        if new:
+            self._index_names |= set(new)
+            self._index.mark_loaded(new)
+            self._index.commit()
         return self._index
 
+    def index_written(self, name: str) -> None:
+        """A put wrote index object ``name`` from entries already in the loaded index."""
+        if self._index is not None:
+            self._index_names.add(name)
+            self._index.mark_loaded([name])
+            self._index.commit()
+
     def forget_index(self) -> None:
+        """Drop the loaded index and whatever it held that was not committed."""
+        if self._index is not None:
+            self._index.close()
         self._index, self._index_names = None, set()
 
     # -- snapshots ----------------------------------------------------------------------
@@ -264,6 +289,8 @@ class Transaction:
     def add_artifacts(self, artifacts: dict[str, Path | bytes]) -> dict[str, str]:
         """Store the artifacts' new chunks; return member -> sha256 hex of each artifact."""
         self.entries = self.writer.write(artifacts)
+        if self.writer.index_name is not None:
+            self.store.index_written(self.writer.index_name)
         return dict(self.writer.digests)
 
     def commit(self, snapshot_id: str, manifest: dict[str, Any]) -> PutResult:

@@ -58,6 +58,7 @@ class SnapshotWriter:
         self._total = 0
         self._reported = 0
         self.digests: dict[str, str] = {}  # member -> sha256 hex of its plain bytes
+        self.index_name: str | None = None  # the index object this put wrote, if any
 
     def _pack_done(self, name: str, data: bytearray, entries: list[PackEntry]) -> None:
         self.backend.write(layout.pack_path(name), data)
@@ -144,6 +145,7 @@ class SnapshotWriter:
         if len(self.index) > self._first_new:
             name, data = index.encode(self.index, range(self._first_new, len(self.index)))
             self.backend.write(layout.index_path(name), data)
+            self.index_name = name
             self.result.objects_written += 1
             self.result.new_bytes_stored += len(data)
         if self.progress and self._total == 0:
