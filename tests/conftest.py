@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,3 +66,52 @@ def stigmem(home: Path) -> Runner:
         return Result(tuple(args), proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+# ---------------------------------------------------------------- S3 (moto)
+
+BUCKET = "stigmem-test"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def s3_options(endpoint: str) -> dict[str, Any]:
+    """fsspec options for s3fs against ``endpoint``; one attempt, short connect timeout, so a
+    dead endpoint fails fast instead of retrying."""
+    return {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+        "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 2},
+    }
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's real HTTP S3 server on 127.0.0.1 with bucket BUCKET; one per test session.
+
+    Skipped (with the reason) when the server cannot start: no S3 here is not a bug of ours.
+    """
+    try:
+        import boto3
+        from moto.server import ThreadedMotoServer
+
+        port = free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        endpoint = f"http://127.0.0.1:{port}"
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        ).create_bucket(Bucket=BUCKET)
+    except Exception as exc:  # any failure to start means no S3 here, not a store bug
+        pytest.skip(f"moto S3 server cannot start: {exc}")
+    yield endpoint
+    server.stop()

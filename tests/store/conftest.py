@@ -7,17 +7,18 @@ s3fs' own tests do; it is skipped (with the reason) when the server cannot start
 from __future__ import annotations
 
 import random
-import socket
 import sqlite3
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-BUCKET = "stigmem-test"
+# The S3 server is shared with the command-line tests: one moto server per session.
+from tests.conftest import BUCKET, s3_options
+
+__all__ = ["BUCKET", "s3_options"]  # re-exported: store tests import them from here
 
 
 @dataclass(frozen=True)
@@ -25,44 +26,6 @@ class Location:
     kind: str
     url: str
     options: dict[str, Any]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def s3_options(endpoint: str) -> dict[str, Any]:
-    return {
-        "key": "testing",
-        "secret": "testing",
-        "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-        "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 2},
-    }
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    try:
-        import boto3
-        from moto.server import ThreadedMotoServer
-
-        port = _free_port()
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        server.start()
-        endpoint = f"http://127.0.0.1:{port}"
-        boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        ).create_bucket(Bucket=BUCKET)
-    except Exception as exc:  # any failure to start means no S3 here, not a store bug
-        pytest.skip(f"moto S3 server cannot start: {exc}")
-    yield endpoint
-    server.stop()
 
 
 def make_location(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Location:
