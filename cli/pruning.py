@@ -10,12 +10,13 @@ rerun after a kill also frees what the killed run had unreferenced.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from cli.app import App, Tier
-from cli.output import emit_json, table
+from cli.output import table
 from snapshot.errors import UsageError
 
 if TYPE_CHECKING:
@@ -98,15 +99,20 @@ def prune(
     plan_json = plan.to_json()
     catalog.record_prune(tier.name, policy.to_json(), plan_json, removed, bytes_freed, dry_run)
     if as_json:
-        emit_json(
-            {
-                "tier": tier.name,
-                "dry_run": dry_run,
-                "policy": policy.to_json(),
-                "plan": plan_json,
-                "removed": removed,
-                "bytes_freed": bytes_freed,
-            }
+        # Compact: a 100,000-entry plan is 25 MiB indented, and the C encoder only runs
+        # without indent (a third of the time of a dry run otherwise).
+        click.echo(
+            json.dumps(
+                {
+                    "tier": tier.name,
+                    "dry_run": dry_run,
+                    "policy": policy.to_json(),
+                    "plan": plan_json,
+                    "removed": removed,
+                    "bytes_freed": bytes_freed,
+                },
+                separators=(",", ":"),
+            )
         )
         return
     table(

@@ -113,7 +113,12 @@ class Backend:
 
     def read(self, path: str) -> bytes:
         with self._translated():
-            data: bytes = self.fs.cat_file(self.full(path))
+            try:
+                data: bytes = self.fs.cat_file(self.full(path))
+            except FileNotFoundError:
+                # Maybe only a stale cached listing says so (another process wrote it).
+                self.fs.invalidate_cache()
+                data = self.fs.cat_file(self.full(path))
             return data
 
     def read_range(self, path: str, start: int, end: int) -> bytes:
@@ -163,7 +168,10 @@ class Backend:
         """Every object under ``prefix`` (recursively), with its size and modification time."""
         full = self.full(prefix)
         with self._translated():
-            self.fs.invalidate_cache(full)
+            # The whole cache, not just ``full``: s3fs drops only the path and its parents,
+            # so a listing of packs/ab/ cached earlier would hide packs another process
+            # wrote since (and later reads would fail on its stale "directory" entry).
+            self.fs.invalidate_cache()
             try:
                 found = self.fs.find(full, detail=True)
             except FileNotFoundError:
@@ -175,6 +183,26 @@ class Backend:
             if rel and info.get("type", "file") == "file" and ".tmp-" not in rel:
                 entries.append(Entry(rel, int(info.get("size") or 0), _mtime(info)))
         return entries
+
+    def names(self, prefix: str) -> builtins.list[str]:
+        """Names of the objects directly under ``prefix`` (no sizes, no times, no recursion).
+
+        The cheap listing for big flat directories (100,000 snapshot documents): one
+        ``scandir`` locally, one paged listing without per-object ``info`` elsewhere.
+        """
+        full = self.full(prefix)
+        if self.local:
+            with self._translated():
+                try:
+                    with os.scandir(full) as found:
+                        return [e.name for e in found if ".tmp-" not in e.name and e.is_file()]
+                except FileNotFoundError:
+                    return []
+        return [
+            e.path.rsplit("/", 1)[-1]
+            for e in self.list(prefix)
+            if "/" not in e.path[len(prefix) + 1 :]
+        ]
 
     # -- writing ------------------------------------------------------------------------
 

@@ -147,8 +147,8 @@ class Store:
     def snapshot_ids(self) -> list[str]:
         return sorted(
             sid
-            for e in self.backend.list(layout.SNAPSHOTS)
-            if (sid := layout.snapshot_id_of(e.path))
+            for name in self.backend.names(layout.SNAPSHOTS)
+            if (sid := layout.snapshot_id_of(f"{layout.SNAPSHOTS}/{name}"))
         )
 
     def resolve(self, prefix: str) -> str:

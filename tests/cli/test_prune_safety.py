@@ -1,0 +1,333 @@
+"""Nothing a kept snapshot needs is ever lost: prune and gc racing ``create`` (local and S3),
+``kill -9`` during prune, gc and sync, and locks left behind or still held.
+
+Histories are built with the Python API (tests/store/history.py); the commands under test run
+through the real console script in their own processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from snapshot.manifest import DB_MEMBER
+from store import layout
+from store.repository import Store
+from tests.conftest import BUCKET, REPO, Result, Runner, clean_env, s3_options
+from tests.nodegen import apply_churn
+from tests.store.history import (
+    Node,
+    held_chunks,
+    live_placements,
+    open_catalog,
+    referenced_chunks,
+    snapshot_day,
+    tiny_node,
+    trust,
+    write_config,
+)
+
+LOCKED = "is locked"
+
+
+def ok(result: Result) -> Result:
+    assert result.returncode == 0, result
+    return result
+
+
+def db_digest(store: Store, sid: str) -> str:
+    out = io.BytesIO()
+    store.read_artifact(sid, DB_MEMBER, out)
+    return hashlib.sha256(out.getvalue()).hexdigest()
+
+
+def spawn(home: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli", *args],
+        env=clean_env(home),
+        cwd=home,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(proc: subprocess.Popen[str]) -> Result:
+    out, err = proc.communicate(timeout=120)
+    return Result(tuple(proc.args[3:]), proc.returncode, out, err)  # type: ignore[index]
+
+
+def kill_after(proc: subprocess.Popen[str], delay: float) -> bool:
+    """SIGKILL ``proc`` after ``delay`` seconds unless it ended first; True if killed."""
+    try:
+        proc.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        return True
+    proc.communicate()
+    return False
+
+
+def setup_tier(
+    home: Path, tmp_path: Path, url: str, options: dict[str, Any], days: int
+) -> tuple[Node, Store]:
+    write_config(
+        home / "config.toml",
+        {"local": {"store": url, "keep_daily": 30, "grace": "0h", "storage_options": options}},
+    )
+    node = tiny_node(tmp_path / "node" / "stigmem.db")
+    store = Store.open(url, options, create=True)
+    catalog = open_catalog(home)
+    trust(catalog, node)
+    for day in range(days):
+        snapshot_day(node, day, store, catalog, "local", tmp_path)
+    catalog.close()
+    return node, store
+
+
+# ---------------------------------------------------------------- acceptance 3
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_prune_and_gc_racing_create_lose_nothing_create_reported(
+    request: pytest.FixtureRequest, stigmem: Runner, home: Path, tmp_path: Path, kind: str
+) -> None:
+    if kind == "s3":
+        options = s3_options(request.getfixturevalue("s3_endpoint"))
+        url = f"s3://{BUCKET}/{uuid.uuid4().hex}"
+    else:
+        options, url = {}, str(tmp_path / "store")
+    # Old snapshots of the same node share most pages with the ones create will make, so
+    # gc deletes and repacks packs that a concurrent create would deduplicate against.
+    node, store = setup_tier(home, tmp_path, url, options, days=16)
+    now = datetime.now(UTC)
+    ages = sorted(
+        (now - datetime.fromisoformat(store.load_document(s)["manifest"]["created_at"])).days
+        for s in node.ids.values()
+    )
+    iterations = 4
+    reported: dict[str, str] = {}
+    outcomes: list[str] = []
+    for i in range(iterations):
+        apply_churn(node.info.path, 200 + i, insert_frac=0.05, update_frac=0.05)
+        create = spawn(home, "snapshot", "create", "--db", str(node.info.path), "--json")
+        if i % 2 == 0:
+            # keep_within is relative to the newest snapshot (a created one, now): each
+            # round drops the oldest few days, never anything created in this test.
+            within = f"{ages[-1] - 3 * (i + 1)}d"
+            upkeep = spawn(home, "snapshot", "prune", "--keep-within", within, "--json")
+        else:
+            upkeep = spawn(home, "store", "gc", "--max-unused", "0%", "--json")
+        made, kept = finish(create), finish(upkeep)
+        for result in (made, kept):
+            # Losing the race is fine if it is said clearly; anything else is a failure.
+            assert result.returncode == 0 or (
+                result.returncode == 1
+                and LOCKED in result.stderr
+                and len(result.stderr.splitlines()) == 1
+            ), result
+        outcomes.append(f"create {made.returncode} / {kept.args[0]} {kept.returncode}")
+        if made.returncode == 0:
+            doc = made.json()
+            reported[doc["id"]] = doc["db_sha256"]
+
+    assert reported, outcomes
+    present = set(store.snapshot_ids())
+    for sid, digest in reported.items():
+        assert sid in present, outcomes
+        assert db_digest(store, sid) == digest
+    ok(stigmem("store", "check", "--read-data-subset", "100%"))
+    # What prune left is what gc must keep: the store now holds only referenced data.
+    ok(stigmem("store", "gc", "--max-unused", "0%"))
+    assert sorted(held_chunks(store)) == sorted(referenced_chunks(store))
+    newest = max(reported, key=lambda s: store.load_document(s)["manifest"]["created_at"])
+    target = tmp_path / "restored.db"
+    ok(stigmem("snapshot", "restore", newest, "--db", str(target), "--no-backup"))
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == reported[newest]
+
+
+# ---------------------------------------------------------------- acceptance 4
+
+TRIALS = 3
+
+
+def assert_intact(stigmem: Runner, home: Path, store: Store, node: Node, tier: str) -> None:
+    ok(stigmem("store", "check", "--tier", tier, "--read-data-subset", "100%"))
+    for sid in store.snapshot_ids():
+        assert db_digest(store, sid) == node.sha[sid]
+    assert live_placements(home, tier) == set(store.snapshot_ids())
+
+
+def test_kill_9_during_prune_then_rerun(stigmem: Runner, home: Path, tmp_path: Path) -> None:
+    rng = random.Random(41)
+    node, store = setup_tier(home, tmp_path, str(tmp_path / "store"), {}, days=40)
+    killed = 0
+    for trial in range(TRIALS):
+        keep = 34 - 8 * trial
+        args = ("snapshot", "prune", "--keep-last", str(keep), "--json")
+        killed += kill_after(spawn(home, *args), rng.uniform(0.3, 1.2))
+        ok(stigmem(*args))  # a stale lock of the killed run (dead pid) does not block
+        assert set(store.snapshot_ids()) == {node.ids[d] for d in range(40 - keep, 40)}
+        assert_intact(stigmem, home, store, node, "local")
+    assert store.backend.list(layout.LOCKS) == []
+    print(f"prune: {killed} of {TRIALS} runs killed mid-way")
+
+
+def test_kill_9_during_gc_then_rerun(stigmem: Runner, home: Path, tmp_path: Path) -> None:
+    rng = random.Random(42)
+    node, store = setup_tier(home, tmp_path, str(tmp_path / "store"), {}, days=40)
+    catalog = open_catalog(home)
+    for trial in range(TRIALS):
+        # New garbage each trial: documents gone, their data not yet collected.
+        for day in range(trial * 8, trial * 8 + 8):
+            store.delete_snapshot(node.ids[day])
+            catalog.mark_removed(node.ids[day], "local")
+        args = ("store", "gc", "--max-unused", "0%", "--json")
+        kill_after(spawn(home, *args), rng.uniform(0.3, 1.0))
+        ok(stigmem(*args))
+        assert sorted(held_chunks(store)) == sorted(referenced_chunks(store))
+        assert_intact(stigmem, home, store, node, "local")
+    catalog.close()
+
+
+def test_kill_9_during_sync_then_rerun(
+    stigmem: Runner, home: Path, tmp_path: Path, s3_endpoint: str
+) -> None:
+    rng = random.Random(43)
+    options = s3_options(s3_endpoint)
+    offsite_url = f"s3://{BUCKET}/{uuid.uuid4().hex}"
+    local_url = str(tmp_path / "store")
+    node, local = setup_tier(home, tmp_path, local_url, {}, days=10)
+    write_config(
+        home / "config.toml",
+        {
+            "local": {"store": local_url, "keep_daily": 30},
+            "offsite": {"store": offsite_url, "keep_daily": 90, "storage_options": options},
+        },
+    )
+    offsite = Store.open(offsite_url, options, create=True)
+    catalog = open_catalog(home)
+    day = 10
+    for _trial in range(TRIALS):
+        for _ in range(6):
+            snapshot_day(node, day, local, catalog, "local", tmp_path)
+            day += 1
+        kill_after(spawn(home, "store", "sync", "--to", "offsite"), rng.uniform(0.3, 1.5))
+        ok(stigmem("store", "sync", "--to", "offsite", "-q"))
+        assert offsite.snapshot_ids() == local.snapshot_ids()
+        assert_intact(stigmem, home, offsite, node, "offsite")
+    catalog.close()
+
+
+# ---------------------------------------------------------------- locks
+
+
+def dead_pid() -> int:
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(child.stdout)
+
+
+def plant_lock(store: Store, kind: str, host: str, pid: int, at: float) -> None:
+    body = {"kind": kind, "host": host, "pid": pid, "time": at}
+    store.backend.write(
+        layout.lock_path(f"{kind}-{uuid.uuid4().hex}.json"), json.dumps(body).encode()
+    )
+
+
+def test_held_lock_fails_fast_with_holder_and_unlock_removes_only_what_it_should(
+    stigmem: Runner, home: Path, tmp_path: Path
+) -> None:
+    node, store = setup_tier(home, tmp_path, str(tmp_path / "store"), {}, days=3)
+    before = store.snapshot_ids()
+    plant_lock(store, "exclusive", socket.gethostname(), dead_pid(), time.time())
+
+    with store.lock("exclusive"):  # a live prune elsewhere: this test process
+        for args in (
+            ("snapshot", "prune", "--keep-last", "1"),
+            ("snapshot", "create", "--db", str(node.info.path)),
+            ("store", "gc"),
+        ):
+            result = stigmem(*args)
+            assert result.returncode == 1, result
+            (line,) = result.stderr.splitlines()
+            assert LOCKED in line and f"pid {os.getpid()}" in line and "store unlock" in line
+            assert socket.gethostname() in line
+        assert store.snapshot_ids() == before
+
+        stale = ok(stigmem("store", "unlock"))
+        assert "removed exclusive lock" in stale.stdout and "still locked" in stale.stderr
+        assert len(store.backend.list(layout.LOCKS)) == 1
+        forced = ok(stigmem("store", "unlock", "--all", "--json")).json()
+        assert [lock["pid"] for lock in forced["removed"]] == [os.getpid()]
+    assert store.backend.list(layout.LOCKS) == []
+    ok(stigmem("snapshot", "prune", "--keep-last", "1"))
+    assert store.snapshot_ids() == [node.ids[2]]
+
+
+def test_scheduled_run_is_quiet_on_success_and_refuses_a_second_run(
+    home: Path, tmp_path: Path
+) -> None:
+    import fcntl
+
+    node = tiny_node(tmp_path / "node" / "stigmem.db")
+    write_config(
+        home / "config.toml",
+        {
+            "local": {"store": str(tmp_path / "local"), "keep_daily": 30},
+            "offsite": {"store": str(tmp_path / "offsite"), "keep_daily": 90},
+        },
+    )
+    env = {
+        **clean_env(home),
+        "STIGMEM_DB_PATH": str(node.info.path),
+        "STIGMEM": str(Path(sys.executable).parent / "stigmem"),
+    }
+    script = str(REPO / "contrib" / "stigmem-backup")
+    timer = (REPO / "contrib" / "stigmem-backup.timer").read_text()
+    assert (
+        "OnCalendar=" in timer
+        and "ExecStart=" in (REPO / "contrib" / "stigmem-backup.service").read_text()
+    )
+
+    first = subprocess.run([script], env=env, capture_output=True, text=True, timeout=300)
+    assert (first.returncode, first.stdout, first.stderr) == (0, "", "")
+    offsite = Store.open(str(tmp_path / "offsite"))
+    assert len(offsite.snapshot_ids()) == 1
+    assert "stigmem store check --tier offsite" in (home / "backup.log").read_text()
+
+    with (home / "backup.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a run in progress
+        second = subprocess.run([script], env=env, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 75 and second.stdout == ""
+    assert "another backup run holds" in second.stderr
+    assert len(offsite.snapshot_ids()) == 1
+
+    broken = subprocess.run(
+        [script],
+        env={**env, "STIGMEM_OFFSITE_TIER": "nosuch"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert broken.returncode == 1 and broken.stdout == ""
+    assert "store sync" in broken.stderr and "unknown tier 'nosuch'" in broken.stderr
