@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from tests.catalog.catalog_factories import Clock
 
 PG_HOST = "127.0.0.1"

@@ -11,13 +11,13 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from tests.catalog.catalog_factories import Maker, open_fresh, record_many, snapshot_id
 
 from catalog import Catalog, SnapshotFilter, default_catalog_url
 from catalog.engine import make_engine
 from catalog.migrate import alembic_config, head_revision
 from catalog.models import Base
 from snapshot.errors import CatalogError
+from tests.catalog.catalog_factories import Maker, open_fresh, record_many, snapshot_id
 
 # fork: children start in milliseconds; the parent never holds a connection when forking.
 PROCESSES = multiprocessing.get_context("fork")
@@ -224,4 +224,4 @@ def test_sqlite_file_that_is_not_a_catalog(tmp_path: Path) -> None:
 def test_head_constant_matches_the_migration_scripts() -> None:
     from catalog.migrate import HEAD, head_revision
 
-    assert HEAD == head_revision()
+    assert head_revision() == HEAD

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from tests.catalog.catalog_factories import T0, Clock, Maker, make_key, snapshot_id
 
 from catalog import Catalog, SnapshotFilter, render_prometheus
 from snapshot.errors import CatalogError
+from tests.catalog.catalog_factories import T0, Clock, Maker, make_key, snapshot_id
 
 A, B = "stigmem:node:a", "stigmem:node:b"
 

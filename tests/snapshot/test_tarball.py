@@ -38,7 +38,7 @@ def test_same_snapshot_same_bytes(tmp_path: Path) -> None:
     _write(first, db, when)
     _write(second, db, when)
     assert first.read_bytes() == second.read_bytes()
-    assert [m[0] for m in ref.members_of(first)][0] == "manifest.json"
+    assert next(m[0] for m in ref.members_of(first)) == "manifest.json"
 
 
 @pytest.mark.parametrize("variant", ["reordered", "no-dir-entry", "dot-slash", "compact"])
