@@ -108,6 +108,12 @@ def create_snapshot(
     tier = None if no_store else app.tier(tier_name)
     if out is not None and not out.is_dir() and not out.parent.is_dir():
         raise StigmemError(f"no such directory for --out: {out.parent}")
+    # An unreachable store or an unusable catalog must stop us before either is written to.
+    if tier is not None:
+        from store.backend import open_backend
+
+        open_backend(tier.url, tier.storage_options)
+    app.catalog()
     store = app.store(tier, create=True) if tier is not None else None
     with tempfile.TemporaryDirectory(prefix="stigmem-create-") as tmp:
         copy = Path(tmp) / "stigmem.db"

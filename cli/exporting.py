@@ -159,6 +159,9 @@ def import_tarballs(
                         "id": verdict.snapshot_id,
                         "outcome": verdict.outcome,
                         "imported": False,
+                        "trusted_by": None,
+                        "store": None,
+                        "tier": None,
                     }
                 )
                 continue

@@ -225,7 +225,10 @@ def _filter_options(f: click.decorators.FC) -> click.decorators.FC:
             click.option("--signer", help="Signer key id or key label."),
             click.option("--tier", help="Only snapshots placed in this tier."),
             click.option("--verified", type=click.Choice(["ok", "failed", "never"])),
-            click.option("--not-verified-since", help="Age (30d) or date: not verified ok since."),
+            click.option(
+                "--not-verified-since",
+                help="Age (30d) or date: no verification (any outcome) since then.",
+            ),
             click.option("--limit", type=click.IntRange(min=1)),
         ]
     ):

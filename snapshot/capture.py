@@ -49,7 +49,7 @@ class CaptureResult:
     federation_pubkey: str | None
 
 
-def capture(db_path: Path, dest: Path) -> CaptureResult:
+def capture(db_path: Path, dest: Path, full_check: bool = False) -> CaptureResult:
     """Copy the live database ``db_path`` into ``dest``, check it, and describe the copy.
 
     ``dest`` is the caller's temporary file: created or overwritten here, never removed. The
@@ -59,7 +59,7 @@ def capture(db_path: Path, dest: Path) -> CaptureResult:
     check_sqlite(db_path)
     try:
         backup_copy(db_path, dest)
-        check_integrity(dest, f"captured copy of {db_path} fails integrity_check")
+        check_integrity(dest, f"captured copy of {db_path} fails its integrity check", full_check)
         return describe(dest)
     except OSError as exc:
         raise StigmemError(f"cannot copy {db_path} to {dest}: {exc.strerror or exc}") from None
@@ -110,9 +110,9 @@ def copy_from_connection(
         fsync_file(dest)
 
 
-def check_integrity(path: Path, message: str) -> None:
-    """Raise ``StigmemError(message: first problem)`` unless integrity_check says ok."""
-    problem = integrity_problem(path)
+def check_integrity(path: Path, message: str, full: bool = False) -> None:
+    """Raise ``StigmemError(message: first problem)`` unless the check says ok."""
+    problem = integrity_problem(path, full)
     if problem is not None:
         raise StigmemError(f"{message}: {problem}")
 

@@ -533,11 +533,6 @@ def test_bad_catalogs_fail_in_one_line_and_change_nothing(
         conn.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG cli/creating.py:111: create writes the snapshot into the store before it opens "
-    "the catalog, so a bad catalog leaves an uncatalogued snapshot behind",
-)
 def test_create_with_a_bad_catalog_writes_nothing(stigmem: Runner, node: NodeInfo,
                                                   home: Path) -> None:
     # Same for every bad catalog (the store is written first); one case keeps the suite short.
