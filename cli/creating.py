@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from snapshot.manifest import (
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from cli.app import Tier
     from snapshot.capture import IntegrityCheck
     from store.repository import Store
 
@@ -100,7 +102,7 @@ def create_snapshot(
     no_store: bool,
     full_check: bool = False,
 ) -> Created:
-    from snapshot.capture import IntegrityCheck, backup_copy, describe, sha256_file
+    from snapshot.capture import backup_copy
     from snapshot.nodedb import check_sqlite
 
     check_sqlite(db)
@@ -113,30 +115,54 @@ def create_snapshot(
         from store.backend import open_backend
 
         open_backend(tier.url, tier.storage_options)
-    app.catalog()
-    store = app.store(tier, create=True) if tier is not None else None
-    with tempfile.TemporaryDirectory(prefix="stigmem-create-") as tmp:
-        copy = Path(tmp) / "stigmem.db"
-        backup_copy(db, copy, durable=False)  # a scratch copy: read once, then deleted
-        info = describe(copy, digest="")
-        key = signing_key(sign_with, info.federation_privkey, db)
-        node_id = os.environ.get("STIGMEM_NODE_ID") or info.node_id or ""
-        cursor = cursor_bytes(info.applied_migrations)
-        check = IntegrityCheck(copy, full_check)
-        try:
-            if store is not None:
-                manifest = _store_and_sign(store, copy, cursor, check, db, node_id, key)
-            else:
-                db_sha256, _size = sha256_file(copy)
-                check.raise_if_failed(f"copy of {db} fails its integrity check")
-                manifest = _sign(db_sha256, cursor, node_id, key)
-        finally:
-            check.join()  # never leave the thread reading a file we are about to delete
-        name = snapshot_name(manifest.created_at, manifest.db_sha256)
-        tarball = None
-        if out is not None or no_store:
-            tarball = tarball_target(out if out is not None else Path.cwd(), name)
-            write_tarball_file(tarball, manifest, cursor, copy)
+    # Opening the catalog imports SQLAlchemy (most of a second); it overlaps the copy, which
+    # runs in SQLite without the GIL, and is awaited before anything is written.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        opening = pool.submit(app.catalog)
+        with tempfile.TemporaryDirectory(prefix="stigmem-create-") as tmp:
+            copy = Path(tmp) / "stigmem.db"
+            try:
+                backup_copy(db, copy, durable=False)  # a scratch copy: read once, deleted
+            finally:
+                opening.result()
+            store = app.store(tier, create=True) if tier is not None else None
+            return _create_from_copy(
+                app, db, copy, out, sign_with, tier, store, no_store, full_check
+            )
+
+
+def _create_from_copy(
+    app: App,
+    db: Path,
+    copy: Path,
+    out: Path | None,
+    sign_with: Path | None,
+    tier: Tier | None,
+    store: Store | None,
+    no_store: bool,
+    full_check: bool,
+) -> Created:
+    from snapshot.capture import IntegrityCheck, describe, sha256_file
+
+    info = describe(copy, digest="")
+    key = signing_key(sign_with, info.federation_privkey, db)
+    node_id = os.environ.get("STIGMEM_NODE_ID") or info.node_id or ""
+    cursor = cursor_bytes(info.applied_migrations)
+    check = IntegrityCheck(copy, full_check)
+    try:
+        if store is not None:
+            manifest = _store_and_sign(store, copy, cursor, check, db, node_id, key)
+        else:
+            db_sha256, _size = sha256_file(copy)
+            check.raise_if_failed(f"copy of {db} fails its integrity check")
+            manifest = _sign(db_sha256, cursor, node_id, key)
+    finally:
+        check.join()  # never leave the thread reading a file we are about to delete
+    name = snapshot_name(manifest.created_at, manifest.db_sha256)
+    tarball = None
+    if out is not None or no_store:
+        tarball = tarball_target(out if out is not None else Path.cwd(), name)
+        write_tarball_file(tarball, manifest, cursor, copy)
     created = Created(
         manifest,
         name,

@@ -167,10 +167,8 @@ class ChunkIndex:
         for start in range(0, len(keys), QUERY_BATCH):
             batch = keys[start : start + QUERY_BATCH]
             marks = ",".join("?" * len(batch))
-            found.update(
-                bytes(k)
-                for (k,) in self._db.execute(f"SELECT key FROM e WHERE key IN ({marks})", batch)
-            )
+            rows = self._db.execute(f"SELECT key FROM e WHERE key IN ({marks})", batch).fetchall()
+            found.update(key for (key,) in rows)
         return found
 
     def add_new(self, rows: list[tuple[bytes, int, int, int, int, int]]) -> int:
@@ -208,6 +206,22 @@ class ChunkIndex:
             "SELECT pos, pack, fo, fl, off, len FROM e ORDER BY pos"
         ):
             yield pos - 1, rest[0], rest[1], rest[2], rest[3], rest[4]
+
+    def set_many(self, rows: list[tuple[int, int, int, int, int, int]]) -> None:
+        """(position, pack, frame offset, frame length, offset, length) for many entries."""
+        self._db.executemany(
+            "UPDATE e SET pack = ?, fo = ?, fl = ?, off = ?, len = ? WHERE pos = ?",
+            [(p, fo, fl, off, ln, pos + 1) for pos, p, fo, fl, off, ln in rows],
+        )
+
+    def entries_between(
+        self, start: int, end: int
+    ) -> Iterator[tuple[bytes, int, int, int, int, int]]:
+        """(key, pack, frame offset, frame length, offset, length) of positions [start, end)."""
+        yield from self._db.execute(
+            "SELECT key, pack, fo, fl, off, len FROM e WHERE pos > ? AND pos <= ? ORDER BY pos",
+            (start, end),
+        )
 
     def set_raw(
         self,
@@ -292,23 +306,34 @@ def encode(index: ChunkIndex, positions: Iterable[int]) -> tuple[str, bytearray]
     Entries are compressed as they are produced: a whole-store index is tens of MiB of
     records, and holding them plain next to their compressed form would dominate memory.
     """
-    chosen = array("I", positions)
+    if isinstance(positions, range) and positions.step == 1:
+        # A put's new entries are one run of positions: one query, not two per entry.
+        run = positions
+
+        def rows() -> Iterator[tuple[bytes, int, int, int, int, int]]:
+            return index.entries_between(run.start, run.stop)
+    else:
+        chosen = array("I", positions)
+
+        def rows() -> Iterator[tuple[bytes, int, int, int, int, int]]:
+            return ((index.key(p), *index.raw(p)) for p in chosen)
+
     local: dict[int, int] = {}
     packs: list[str] = []
-    for position in chosen:
-        pack = index.raw(position)[0]
-        if pack not in local:
-            local[pack] = len(packs)
-            packs.append(index.packs[pack])
+    for row in rows():  # first pass: which packs, numbered locally
+        if row[1] not in local:
+            local[row[1]] = len(packs)
+            packs.append(index.packs[row[1]])
     compressor = zstandard.ZstdCompressor(level=3).compressobj()
     out = bytearray(compressor.compress(MAGIC + struct.pack(">I", len(packs))))
     out += compressor.compress(b"".join(bytes.fromhex(p) for p in packs))
-    for start in range(0, len(chosen), 4096):
-        piece = bytearray()
-        for position in chosen[start : start + 4096]:
-            pack, *rest = index.raw(position)
-            piece += _ENTRY.pack(index.key(position), local[pack], *rest)
-        out += compressor.compress(bytes(piece))
+    piece = bytearray()
+    for key, pack, *rest in rows():
+        piece += _ENTRY.pack(key, local[pack], *rest)
+        if len(piece) >= 1 << 20:
+            out += compressor.compress(bytes(piece))
+            piece = bytearray()
+    out += compressor.compress(bytes(piece))
     out += compressor.flush()
     # Handed over as the bytearray it is: a copy would double the peak for a large index.
     return hashlib.sha256(out).hexdigest(), out

@@ -63,11 +63,19 @@ class SnapshotWriter:
     def _pack_done(self, name: str, data: bytearray, entries: list[PackEntry]) -> None:
         self.backend.write(layout.pack_path(name), data)
         number = self.index.pack_number(name)
-        for entry in entries:
-            position = self._pending.popleft()
-            self.index.set_raw(
-                position, number, entry.frame_offset, entry.frame_length, entry.offset, entry.length
-            )
+        self.index.set_many(
+            [
+                (
+                    self._pending.popleft(),
+                    number,
+                    e.frame_offset,
+                    e.frame_length,
+                    e.offset,
+                    e.length,
+                )
+                for e in entries
+            ]
+        )
         self.result.packs_written += 1
         self.result.objects_written += 1
         self.result.new_bytes_stored += len(data)
