@@ -18,8 +18,8 @@ def check_store(app: App, tier: Tier, fraction: float, as_json: bool) -> None:
     store = app.store(tier)
     report = store.check(read_data_fraction=fraction)
     problems: dict[str, list[str]] = {}
-    for problem in report.problems:
-        problems.setdefault(problem.snapshot_id or "store", []).append(problem.detail)
+    for found_problem in report.problems:
+        problems.setdefault(found_problem.snapshot_id or "store", []).append(found_problem.detail)
     for sid in store.snapshot_ids():
         try:
             manifest = manifest_from_dict(store.load_document(sid)["manifest"])
@@ -62,8 +62,8 @@ def check_store(app: App, tier: Tier, fraction: float, as_json: bool) -> None:
         )
     else:
         for sid, found in sorted(problems.items()):
-            for problem in found:
-                click.echo(f"FAIL: {sid}: {problem}")
+            for detail in found:
+                click.echo(f"FAIL: {sid}: {detail}")
         click.echo(("OK: " if not problems else "FAIL: ") + summary)
     if problems:
         raise click.exceptions.Exit(3)

@@ -12,7 +12,7 @@ import click
 
 from cli.app import App
 from cli.output import emit_json, note
-from cli.sources import StoreSource, TarballSource, resolve, verify
+from cli.sources import StoreSource, TarballSource, copy_into, resolve, verify
 from snapshot.errors import StigmemError, VerificationError
 from snapshot.manifest import CURSOR_MEMBER, DB_MEMBER, manifest_from_dict, snapshot_name
 
@@ -148,7 +148,7 @@ def import_tarballs(
         with tempfile.TemporaryDirectory(prefix="stigmem-import-") as tmp:
             db_copy = Path(tmp) / "stigmem.db"
             with db_copy.open("wb") as sink:
-                verdict, state = verify(source, policy, lambda d, s=sink: s.write(d) and None)
+                verdict, state = verify(source, policy, copy_into(sink))
             record_verification(app, verdict, state, source, "import")
             if not verdict.ok or state.manifest is None:
                 note(f"{path}: {verdict.line()}")

@@ -139,4 +139,9 @@ def verify(
 
 
 def copy_into(out: BinaryIO) -> OnDb:
-    return lambda data: out.write(data) and None
+    """A sink that writes what it is given to ``out``."""
+
+    def sink(data: bytes) -> None:
+        out.write(data)
+
+    return sink

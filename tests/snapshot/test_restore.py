@@ -262,7 +262,7 @@ def test_a_bad_new_database_is_refused(tmp_path: Path, node_dir: Path, content: 
     else:
         data = b"not a database" if content == "text" else b""
     before = state(node_dir)
-    with pytest.raises(StigmemError, match="restored database fails (quick|integrity)_check"):
+    with pytest.raises(StigmemError, match=r"restored database fails (quick|integrity)_check"):
         restore_database(node_dir / "stigmem.db", writer(data))
     assert state(node_dir) == before
 
@@ -352,7 +352,7 @@ def test_force_restores_a_database_failing_integrity_check(tmp_path: Path, node_
     flipped = bytearray(data)
     flipped[len(flipped) // 2] ^= 0xFF  # a bad bit in the store, restored anyway on request
     target = node_dir / "stigmem.db"
-    with pytest.raises(StigmemError, match="restored database fails (quick|integrity)_check"):
+    with pytest.raises(StigmemError, match=r"restored database fails (quick|integrity)_check"):
         restore_database(target, writer(bytes(flipped)))
     result = restore_database(target, writer(bytes(flipped)), force=True)
     assert target.read_bytes() == bytes(flipped)
