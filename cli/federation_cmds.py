@@ -23,10 +23,9 @@ Examples:
 @click.option("--out", type=click.Path(path_type=Path), help="Write the JSON here (mode 0600).")
 def cursor_export_cmd(db: Path | None, out: Path | None) -> None:
     """Export replication cursors joined with peers, as JSON."""
-    from snapshot.federation import cursor_export, write_json_0600
-
     from cli.app import db_path_option
     from cli.output import emit_json
+    from snapshot.federation import cursor_export, write_json_0600
 
     doc = cursor_export(db_path_option(db))
     if out is None:
