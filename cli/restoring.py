@@ -9,7 +9,7 @@ from typing import Any, BinaryIO
 import click
 
 from cli.app import App
-from cli.sources import ReadResult, Source, StoreSource, verify
+from cli.sources import ReadResult, Source, StoreSource, verify_into
 from snapshot.errors import VerificationError
 from snapshot.trust import TrustPolicy, VerifyResult
 
@@ -58,10 +58,7 @@ def restore_snapshot(
     outcome: dict[str, Any] = {}
 
     def write_new(out: BinaryIO) -> None:
-        def sink(data: bytes) -> None:
-            out.write(data)
-
-        verdict, state = verify(source, policy, sink)
+        verdict, state = verify_into(source, policy, out)
         outcome["verdict"], outcome["state"] = verdict, state
         if not verdict.ok:
             record_verification(app, verdict, state, source, "restore")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,8 +99,32 @@ class StoreSource:
         state.actual[DB_MEMBER] = "sha256:" + sink.digest.hexdigest()
         state.db_size = sink.size
 
+    def read_to_file(self, out: BinaryIO, state: ReadResult) -> None:
+        """Like :meth:`read`, but the database is rebuilt straight into ``out`` (which must be
+        readable) frame by frame, then hashed from the file."""
+        state.manifest = self.peek()
+        cursor = io.BytesIO()
+        self.store.read_artifact(self.snapshot_id, CURSOR_MEMBER, cursor)
+        state.actual[CURSOR_MEMBER] = "sha256:" + hashlib.sha256(cursor.getvalue()).hexdigest()
+        state.cursor = cursor.getvalue()
+        state.applied_migrations = parse_cursor(state.cursor)
+        out.flush()
+        fd = out.fileno()
+        size = self.store.read_artifact_to_file(self.snapshot_id, DB_MEMBER, fd)
+        digest = hashlib.sha256()
+        position = 0
+        while position < size:
+            block = os.pread(fd, min(HASH_BLOCK, size - position), position)
+            if not block:
+                break
+            digest.update(block)
+            position += len(block)
+        state.actual[DB_MEMBER] = "sha256:" + digest.hexdigest()
+        state.db_size = size
+
 
 Source = TarballSource | StoreSource
+HASH_BLOCK = 1 << 20
 
 
 def resolve(app: App, ref: str, max_size: int) -> Source:
@@ -132,6 +157,23 @@ def verify(
         source.read(on_db, state)
     except VerificationError as exc:
         if exc.snapshot_id is None and isinstance(source, StoreSource):
+            exc.snapshot_id = source.snapshot_id
+        return failed(exc, policy, state.manifest), state
+    assert state.manifest is not None
+    return evaluate(state.manifest, state.actual, policy), state
+
+
+def verify_into(
+    source: Source, policy: TrustPolicy, out: BinaryIO
+) -> tuple[VerifyResult, ReadResult]:
+    """Like :func:`verify`, writing the database into the readable file ``out``."""
+    if not isinstance(source, StoreSource):
+        return verify(source, policy, copy_into(out))
+    state = ReadResult(None)
+    try:
+        source.read_to_file(out, state)
+    except VerificationError as exc:
+        if exc.snapshot_id is None:
             exc.snapshot_id = source.snapshot_id
         return failed(exc, policy, state.manifest), state
     assert state.manifest is not None

@@ -105,7 +105,8 @@ def _restore(
     with _locked(target, lock_timeout) as lock:
         tmp = _new_temp(target)
         try:
-            with tmp.open("wb") as handle:
+            # Readable too: a writer that fills the file by position hashes it afterwards.
+            with tmp.open("w+b") as handle:
                 write_new(handle)
                 handle.flush()
                 os.fsync(handle.fileno())

@@ -20,7 +20,7 @@ from store import documents, layout, locks, maintenance
 from store.backend import Backend, open_backend
 from store.config import StoreConfig
 from store.index import ChunkIndex
-from store.reader import ChunkSource
+from store.reader import ChunkSource, FrameMajorWriter
 from store.reports import CheckReport, GcReport, PutResult, StoreStats, SyncReport
 from store.writer import SnapshotWriter
 
@@ -225,6 +225,24 @@ class Store:
                 f"{snapshot_id}: {member} rebuilt to {done} bytes, document says {entry['size']}",
                 snapshot_id,
             )
+
+    def read_artifact_to_file(self, snapshot_id: str, member: str, fd: int) -> int:
+        """Rebuild ``member`` into the file open at ``fd`` (written by position, frame by
+        frame; see ``reader.FrameMajorWriter``); return its size. The caller hashes it."""
+        doc = self.load_document(snapshot_id)
+        entry = doc["artifacts"].get(member)
+        if entry is None:
+            raise StoreError(f"snapshot {snapshot_id} in {self.url} has no member {member}")
+        source = ChunkSource(self.backend, self.index(), snapshot_id)
+        keys = [key for window in source.windows(entry) for key in window]
+        done = FrameMajorWriter(source).write(keys, fd)
+        if done != entry["size"]:
+            raise VerificationError(
+                "checksum_error",
+                f"{snapshot_id}: {member} rebuilt to {done} bytes, document says {entry['size']}",
+                snapshot_id,
+            )
+        return done
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Remove the document only; gc frees the data nothing else references."""
