@@ -72,6 +72,7 @@ def export_tarball(app: App, ref: str, out: Path | None) -> Path:
 
 
 def export_markdown(app: App, ref: str, out: Path | None) -> None:
+    from cli.listing import SUMMARY_FIELDS
     from snapshot.fileio import atomic_write_bytes
 
     catalog = app.catalog()
@@ -82,18 +83,7 @@ def export_markdown(app: App, ref: str, out: Path | None) -> None:
         "| field | value |",
         "|---|---|",
     ]
-    for key in (
-        "node_id",
-        "created_at",
-        "db_sha256",
-        "db_size",
-        "signer_key_id",
-        "trusted",
-        "pinned",
-        "last_verified_at",
-        "last_verify_outcome",
-    ):
-        lines.append(f"| {key} | {doc.get(key)} |")
+    lines += [f"| {key} | {doc.get(key)} |" for key in SUMMARY_FIELDS]
     lines += ["", "## Placements", ""]
     lines += [
         f"- {p['tier']}: `{p['store']}` since {p['since']}"

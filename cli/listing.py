@@ -13,6 +13,20 @@ if TYPE_CHECKING:
     from catalog.records import SnapshotFilter, SnapshotSummary
 
 
+# What `show` and `export --format markdown` print about a snapshot, in this order.
+SUMMARY_FIELDS = (
+    "node_id",
+    "created_at",
+    "db_sha256",
+    "db_size",
+    "signer_key_id",
+    "trusted",
+    "pinned",
+    "last_verified_at",
+    "last_verify_outcome",
+)
+
+
 def time_bound(text: str, now: datetime, option: str) -> datetime:
     from snapshot.durations import DurationError, parse_time_bound
     from snapshot.errors import UsageError
@@ -78,18 +92,7 @@ def print_show(doc: dict[str, Any], as_json: bool) -> None:
     if as_json:
         emit_json(doc)
         return
-    for key in (
-        "id",
-        "node_id",
-        "created_at",
-        "db_sha256",
-        "db_size",
-        "signer_key_id",
-        "trusted",
-        "pinned",
-        "last_verified_at",
-        "last_verify_outcome",
-    ):
+    for key in ("id", *SUMMARY_FIELDS):
         click.echo(f"{key:20} {doc.get(key)}")
     click.echo(f"{'tiers':20} {', '.join(doc.get('tiers') or []) or '-'}")
     click.echo("placements:")

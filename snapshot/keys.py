@@ -59,16 +59,20 @@ def private_key_from_text(text: str, source: str) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(seed)
 
 
-def load_private_key_file(path: Path) -> Ed25519PrivateKey:
+def _read_text(path: Path, what: str) -> str:
+    """A small text file, or a one-line error naming it."""
     try:
-        text = path.read_text(encoding="ascii")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise StigmemError(f"no such key file: {path}") from None
+        raise StigmemError(f"no such {what}: {path}") from None
     except IsADirectoryError:
-        raise StigmemError(f"key file is a directory: {path}") from None
+        raise StigmemError(f"{what} is a directory: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise StigmemError(f"cannot read key file {path}: {exc}") from None
-    return private_key_from_text(text, str(path))
+        raise StigmemError(f"cannot read {what} {path}: {exc}") from None
+
+
+def load_private_key_file(path: Path) -> Ed25519PrivateKey:
+    return private_key_from_text(_read_text(path, "key file"), str(path))
 
 
 def public_key_bytes(private_key: Ed25519PrivateKey) -> bytes:
@@ -98,14 +102,7 @@ def parse_public_key(text: str, source: str) -> bytes:
 
 
 def load_trusted_keys_file(path: Path) -> list[bytes]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise StigmemError(f"no such trusted-keys file: {path}") from None
-    except IsADirectoryError:
-        raise StigmemError(f"trusted-keys file is a directory: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StigmemError(f"cannot read trusted-keys file {path}: {exc}") from None
+    text = _read_text(path, "trusted-keys file")
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
