@@ -30,7 +30,7 @@ from snapshot.errors import StoreError
 
 MAGIC = b"stgmidx1"
 _ENTRY = struct.Struct(">32sIIIII")
-CACHE_KIB = 16 * 1024
+CACHE_KIB = 4 * 1024  # the index b-trees beyond this are read from the OS page cache
 QUERY_BATCH = 500  # bound parameters per query: far below every SQLite's limit
 
 
