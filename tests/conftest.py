@@ -29,11 +29,19 @@ class Result:
         return json.loads(self.stdout)
 
     def __repr__(self) -> str:  # shown by pytest when an assertion fails
-        return (f"stigmem {' '.join(self.args)} -> {self.returncode}\n"
-                f"--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}")
+        return (
+            f"stigmem {' '.join(self.args)} -> {self.returncode}\n"
+            f"--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+        )
 
 
 Runner = Callable[..., Result]
+
+
+def ok(result: Result) -> Result:
+    """``result``, asserting the command succeeded (its output is shown if not)."""
+    assert result.returncode == 0, result
+    return result
 
 
 def clean_env(home: Path) -> dict[str, str]:
@@ -55,12 +63,20 @@ def stigmem(home: Path) -> Runner:
     """Run ``stigmem ARGS`` in a fresh process with STIGMEM_HOME set to a temp folder."""
     base = clean_env(home)
 
-    def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-            input: str | None = None) -> Result:
+    def run(
+        *args: str,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        input: str | None = None,
+    ) -> Result:
         full = {**base, **(env or {})}
         proc = subprocess.run(
             [sys.executable, "-m", "cli", *args],
-            env=full, cwd=cwd or home, capture_output=True, text=True, input=input,
+            env=full,
+            cwd=cwd or home,
+            capture_output=True,
+            text=True,
+            input=input,
             timeout=600,
         )
         return Result(tuple(args), proc.returncode, proc.stdout, proc.stderr)

@@ -8,7 +8,6 @@ through the real console script in their own processes.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import random
@@ -24,13 +23,13 @@ from typing import Any
 
 import pytest
 
-from snapshot.manifest import DB_MEMBER
 from store import layout
 from store.repository import Store
-from tests.conftest import BUCKET, REPO, Result, Runner, clean_env, s3_options
+from tests.conftest import BUCKET, REPO, Result, Runner, clean_env, ok, s3_options
 from tests.nodegen import apply_churn
 from tests.store.history import (
     Node,
+    db_digest,
     held_chunks,
     live_placements,
     open_catalog,
@@ -42,17 +41,6 @@ from tests.store.history import (
 )
 
 LOCKED = "is locked"
-
-
-def ok(result: Result) -> Result:
-    assert result.returncode == 0, result
-    return result
-
-
-def db_digest(store: Store, sid: str) -> str:
-    out = io.BytesIO()
-    store.read_artifact(sid, DB_MEMBER, out)
-    return hashlib.sha256(out.getvalue()).hexdigest()
 
 
 def spawn(home: Path, *args: str) -> subprocess.Popen[str]:

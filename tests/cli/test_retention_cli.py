@@ -8,7 +8,6 @@ Histories are built with the Python API (tests/store/history.py: what ``create``
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import sqlite3
 import uuid
@@ -16,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from snapshot.manifest import DB_MEMBER
 from store.repository import Store
-from tests.conftest import BUCKET, Result, Runner, s3_options
+from tests.conftest import BUCKET, Runner, ok, s3_options
 from tests.store.history import (
     OTHER_SEED,
+    db_digest,
     held_chunks,
     live_placements,
     open_catalog,
@@ -33,17 +32,6 @@ from tests.store.history import (
 
 # Tracebacks in failure output (an intermittent catalog error was seen here; see report).
 DEBUG = {"STIGMEM_LOG_LEVEL": "DEBUG"}
-
-
-def ok(result: Result) -> Result:
-    assert result.returncode == 0, result
-    return result
-
-
-def db_digest(store: Store, sid: str) -> str:
-    out = io.BytesIO()
-    store.read_artifact(sid, DB_MEMBER, out)
-    return hashlib.sha256(out.getvalue()).hexdigest()
 
 
 def prune_runs(home: Path) -> list[tuple[str, bool, list[str]]]:

@@ -9,6 +9,7 @@ set to the simulated day, store, catalogue, place) so the tests can then drive t
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import sqlite3
 from dataclasses import dataclass, field
@@ -155,3 +156,10 @@ def live_placements(home: Path, tier: str) -> set[str]:
     finally:
         con.close()
     return {r[0] for r in rows}
+
+
+def db_digest(store: Store, sid: str) -> str:
+    """SHA-256 of a stored snapshot's database, read back through the store."""
+    out = io.BytesIO()
+    store.read_artifact(sid, DB_MEMBER, out)
+    return hashlib.sha256(out.getvalue()).hexdigest()
