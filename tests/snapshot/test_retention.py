@@ -24,11 +24,16 @@ import pytest
 from snapshot.errors import ConfigError
 from snapshot.retention import (
     EMPTY_POLICY_MESSAGE,
+    PINNED,
+    TRUSTED,
+    VERIFIED_OK,
     EmptyPolicyError,
     Plan,
     Policy,
     SnapshotInfo,
     plan_prune,
+    plan_row,
+    plan_rows,
 )
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -462,3 +467,80 @@ def test_plan_json_matches_the_prune_contract() -> None:
             "reasons": [],
         },
     ]
+
+
+# --- the planner's core over rows, and the plan's JSON text --------------------------------------
+
+
+def test_plan_rows_is_plan_prune_over_rows_in_any_order() -> None:
+    snaps = [
+        replace(s, trusted=i % 5 != 0, pinned=i % 97 == 0, last_verify_ok=i % 7 == 0)
+        for i, s in enumerate(HISTORY[-3000:])
+    ]
+    policy = SINGLE_RULES["all_rules"]
+    expected = plan_prune(policy, snaps)
+    rows = [plan_row(s) for s in snaps]
+    for ordered in (rows, rows[::-1], sorted(rows, key=lambda r: r[1])):
+        plan = plan_rows(policy, ordered)
+        assert plan.plan() == expected
+        assert plan.remove == expected.remove
+    assert plan_row(snaps[0])[0] == snaps[0].created_at.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    assert plan_row(replace(snaps[0], trusted=True, pinned=True, last_verify_ok=True))[3] == (
+        TRUSTED | PINNED | VERIFIED_OK
+    )
+
+
+def _dumps(data: object) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
+@pytest.mark.parametrize("name", ["keep_daily_7", "all_rules", "keep_within_30d"])
+def test_json_text_is_the_plan_as_json_byte_for_byte(name: str) -> None:
+    snaps = [
+        replace(s, trusted=i % 11 != 0, pinned=i % 301 == 0, last_verify_ok=i % 13 == 0)
+        for i, s in enumerate(HISTORY)
+    ]
+    plan = plan_rows(SINGLE_RULES[name], [plan_row(s) for s in snaps])
+    text = plan.json_text()
+    # The same text as the entries' dicts through the json module (the former output) ...
+    assert text == _dumps(plan_prune(SINGLE_RULES[name], snaps).to_json())
+    assert text == _dumps(plan.to_json())
+    # ... and so the same data.
+    assert json.loads(text) == plan.plan().to_json()
+
+
+def test_json_text_times_ids_and_nodes_that_need_care() -> None:
+    base = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    snaps = [
+        # On the second (isoformat leaves the fraction out), a microsecond past, just before.
+        SnapshotInfo("plain0", "n", base),
+        SnapshotInfo("plain1", "n", base + timedelta(microseconds=1)),
+        SnapshotInfo("plain2", "n", base - timedelta(microseconds=1)),
+        # A node id that ends like a time and holds characters JSON escapes.
+        SnapshotInfo("odd-node", 'no"de\\.000000+00:00', base - timedelta(hours=1)),
+        SnapshotInfo("unicode", "nœud\n\u2028", base - timedelta(hours=2), pinned=True),
+        SnapshotInfo('quo"te\\', "n", base - timedelta(days=1), trusted=False),
+        SnapshotInfo("ünï", "n", base - timedelta(days=2)),
+    ]
+    for policy in (Policy(keep_last=1), Policy(keep_daily=2, keep_within=timedelta(hours=1))):
+        plan = plan_rows(policy, [plan_row(s) for s in snaps])
+        text = plan.json_text()
+        assert text == _dumps(plan_prune(policy, snaps).to_json())
+        assert [e["created_at"] for e in json.loads(text)[:3]] == [
+            "2026-05-01T12:00:00.000001+00:00",
+            "2026-05-01T12:00:00+00:00",
+            "2026-05-01T11:59:59.999999+00:00",
+        ]
+    # Plain ids only: the same path as the catalog's hex ids.
+    plain = plan_rows(Policy(keep_last=1), [plan_row(s) for s in snaps[:3]])
+    assert plain.json_text() == _dumps(plain.to_json())
+
+
+def test_json_text_of_an_empty_plan() -> None:
+    assert plan_rows(Policy(keep_last=1), []).json_text() == "[]"
+
+
+def test_keep_within_reaching_before_year_one_keeps_everything() -> None:
+    snaps = HISTORY[-10:]
+    plan = plan_prune(Policy(keep_within=timedelta(days=800_000)), snaps)
+    assert plan.remove == []
