@@ -40,7 +40,7 @@ from sqlalchemy import func, select, text
 
 from catalog import Catalog, SnapshotFilter
 from catalog.engine import make_engine
-from catalog.models import Base, Snapshot
+from catalog.tables import schema, snapshots
 
 NODES = 100
 BATCH = 20_000
@@ -128,7 +128,7 @@ def empty(url: str) -> None:
     """Drop the catalog's tables (and Alembic's record) so a rerun starts from nothing."""
     engine = make_engine(url)
     with engine.begin() as conn:
-        Base.metadata.drop_all(conn)
+        schema().drop_all(conn)
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     engine.dispose()
 
@@ -136,7 +136,7 @@ def empty(url: str) -> None:
 def newest(url: str) -> datetime:
     engine = make_engine(url)
     with engine.connect() as conn:
-        value = conn.execute(select(func.max(Snapshot.created_at))).scalar()
+        value = conn.execute(select(func.max(snapshots.c.created_at))).scalar()
     engine.dispose()
     if value is None:
         raise SystemExit(f"{url}: the catalog holds no snapshots; load it first")
@@ -148,7 +148,7 @@ def load(url: str, count: int) -> None:
         for k in range(4):
             pub, kid = key(k)
             cat.trust_key(pub, kid, f"signer-{k}")
-    tables = Base.metadata.tables
+    tables = schema().tables
     engine = make_engine(url)
     started = time.perf_counter()
     for start in range(0, count, BATCH):

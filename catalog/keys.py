@@ -16,13 +16,11 @@ from typing import Any
 from sqlalchemy import false, or_, select, true, update
 from sqlalchemy.engine import Connection, Row
 
-from catalog.models import Base, Key
 from catalog.records import KeyRow, iso
+from catalog.tables import keys
 from catalog.upsert import insert
 from catalog.writes import record_event
 from snapshot.errors import CatalogError
-
-keys = Base.metadata.tables["keys"]
 
 
 def key_id_of(public_key_b64: str) -> str | None:
@@ -64,7 +62,9 @@ def see_key(conn: Connection, at: datetime, public_key_b64: str, key_id: str) ->
 
 def find(conn: Connection, ident: str) -> KeyRow | None:
     rows = conn.execute(
-        select(keys).where(or_(Key.key_id == ident, Key.public_key == ident, Key.label == ident))
+        select(keys).where(
+            or_(keys.c.key_id == ident, keys.c.public_key == ident, keys.c.label == ident)
+        )
     ).all()
     if len(rows) > 1:
         ids = ", ".join(sorted(row.key_id for row in rows))
@@ -83,7 +83,7 @@ def trust_key(
             "a revoked key is never trusted again"
         )
     if label is not None:
-        holder = conn.execute(select(Key.key_id).where(Key.label == label)).scalar()
+        holder = conn.execute(select(keys.c.key_id).where(keys.c.label == label)).scalar()
         if holder is not None and holder != key_id:
             raise CatalogError(f"label {label!r} already names key {holder}")
     stmt = insert(conn, keys).values(
@@ -115,8 +115,8 @@ def revoke_key(conn: Connection, at: datetime, host: str, ident: str) -> KeyRow:
         key = key_row
     if not key.revoked:
         conn.execute(
-            update(Key)
-            .where(Key.key_id == key.key_id)
+            update(keys)
+            .where(keys.c.key_id == key.key_id)
             .values(revoked=True, trusted=False, revoked_at=at)
         )
         record_event(conn, at, host, "key-revoked", None, f"key {key.key_id}")
@@ -126,15 +126,15 @@ def revoke_key(conn: Connection, at: datetime, host: str, ident: str) -> KeyRow:
 
 
 def all_keys(conn: Connection) -> list[KeyRow]:
-    rows = conn.execute(select(keys).order_by(Key.first_seen, Key.key_id)).all()
+    rows = conn.execute(select(keys).order_by(keys.c.first_seen, keys.c.key_id)).all()
     return [_key_row(row) for row in rows]
 
 
 def trusted_public_keys(conn: Connection) -> list[str]:
-    stmt = select(Key.public_key).where(Key.trusted == true(), Key.revoked == false())
-    return list(conn.execute(stmt.order_by(Key.public_key)).scalars())
+    stmt = select(keys.c.public_key).where(keys.c.trusted == true(), keys.c.revoked == false())
+    return list(conn.execute(stmt.order_by(keys.c.public_key)).scalars())
 
 
 def revoked_public_keys(conn: Connection) -> list[str]:
-    stmt = select(Key.public_key).where(Key.revoked == true())
-    return list(conn.execute(stmt.order_by(Key.public_key)).scalars())
+    stmt = select(keys.c.public_key).where(keys.c.revoked == true())
+    return list(conn.execute(stmt.order_by(keys.c.public_key)).scalars())

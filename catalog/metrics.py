@@ -15,8 +15,8 @@ from datetime import datetime
 from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 
-from catalog.models import Placement, Snapshot
 from catalog.records import Sample
+from catalog.tables import placements, snapshots
 
 HELP = {
     "stigmem_snapshot_newest_age_seconds": "Age of the newest snapshot held by the tier.",
@@ -34,19 +34,19 @@ HELP = {
 def collect(conn: Connection, now: datetime) -> list[Sample]:
     stmt = (
         select(
-            Snapshot.node_id,
-            Placement.tier,
-            func.max(Snapshot.created_at).label("newest"),
-            func.max(case((Snapshot.last_verify_outcome == "ok", Snapshot.created_at))).label(
+            snapshots.c.node_id,
+            placements.c.tier,
+            func.max(snapshots.c.created_at).label("newest"),
+            func.max(case((snapshots.c.last_verify_outcome == "ok", snapshots.c.created_at))).label(
                 "newest_verified"
             ),
-            func.max(Snapshot.last_verified_at).label("last_verification"),
+            func.max(snapshots.c.last_verified_at).label("last_verification"),
             func.count().label("held"),
         )
-        .join(Placement, Placement.snapshot_id == Snapshot.id)
-        .where(Placement.removed_at.is_(None))
-        .group_by(Snapshot.node_id, Placement.tier)
-        .order_by(Snapshot.node_id, Placement.tier)
+        .join(placements, placements.c.snapshot_id == snapshots.c.id)
+        .where(placements.c.removed_at.is_(None))
+        .group_by(snapshots.c.node_id, placements.c.tier)
+        .order_by(snapshots.c.node_id, placements.c.tier)
     )
     samples: list[Sample] = []
     for row in conn.execute(stmt):

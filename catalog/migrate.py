@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 import migrations
 from catalog.engine import WRITE
-from catalog.models import Base
+from catalog.tables import metadata
 from snapshot.errors import CatalogError
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def _refuse_foreign_database(conn: Connection, shown_url: str) -> None:
     """Never create catalog tables inside someone else's database."""
     existing = set(inspect(conn).get_table_names())
     # A SQLite file is ours alone; a PostgreSQL schema may legitimately hold other tables.
-    ours = set(Base.metadata.tables)
+    ours = set(metadata.tables)
     clash = existing if conn.dialect.name == "sqlite" else existing & ours
     if clash:
         names = ", ".join(sorted(clash)[:5])

@@ -1,6 +1,6 @@
 """Reading the catalog: id prefixes, ``snapshot list`` / ``show`` / ``history``, prune input.
 
-Every query is shaped for the indexes of ``catalog.models``: prefixes are a range on the
+Every query is shaped for the indexes of ``catalog.tables``: prefixes are a range on the
 primary key (``id >= prefix AND id < next prefix``), listings walk ``(node_id, created_at,
 id)`` or ``(created_at, id)`` newest first and stop at the limit, the tier filter is an EXISTS
 on the live-placement index, and verification state is read from the snapshot row itself.
@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import Select, String, exists, or_, select, type_coerce
 from sqlalchemy.engine import Connection, Row
 
-from catalog.models import Event, Key, Placement, Restore, Snapshot, Verification
 from catalog.records import PruneCandidate, SnapshotFilter, SnapshotSummary, iso
+from catalog.tables import events, keys, placements, restores, snapshots, verifications
 from catalog.upsert import check_snapshot_id
 from snapshot.errors import CatalogError, UsageError
 
@@ -43,7 +43,7 @@ def known_ids(conn: Connection, ids: list[str]) -> list[str]:
     # Bounded IN lists: SQLite caps bound parameters, and stores hold thousands of ids.
     for start in range(0, len(ids), 500):
         batch = ids[start : start + 500]
-        found += conn.execute(select(Snapshot.id).where(Snapshot.id.in_(batch))).scalars()
+        found += conn.execute(select(snapshots.c.id).where(snapshots.c.id.in_(batch))).scalars()
     return sorted(found)
 
 
@@ -55,11 +55,11 @@ def resolve(conn: Connection, prefix: str) -> str:
         raise CatalogError(
             f"snapshot id prefix {prefix!r} is too short (give at least {MIN_PREFIX} hex digits)"
         )
-    stmt = select(Snapshot.id).where(Snapshot.id >= wanted)
+    stmt = select(snapshots.c.id).where(snapshots.c.id >= wanted)
     upper = _next_prefix(wanted)
     if upper is not None:
-        stmt = stmt.where(Snapshot.id < upper)
-    found = list(conn.execute(stmt.order_by(Snapshot.id).limit(6)).scalars())
+        stmt = stmt.where(snapshots.c.id < upper)
+    found = list(conn.execute(stmt.order_by(snapshots.c.id).limit(6)).scalars())
     if not found:
         raise CatalogError(f"no snapshot {prefix!r} in the catalog")
     if len(found) > 1:
@@ -70,20 +70,20 @@ def resolve(conn: Connection, prefix: str) -> str:
 
 def _summary_select() -> Select[*tuple[Any, ...]]:
     return select(
-        Snapshot.id,
-        Snapshot.node_id,
-        Snapshot.created_at,
-        Snapshot.db_sha256,
-        Snapshot.db_size,
-        Snapshot.signer_key_id,
-        Snapshot.pinned,
-        Snapshot.last_verified_at,
-        Snapshot.last_verify_outcome,
-        Snapshot.label,
-        Snapshot.tags,
-        Key.trusted,
-        Key.revoked,
-    ).outerjoin(Key, Key.key_id == Snapshot.signer_key_id)
+        snapshots.c.id,
+        snapshots.c.node_id,
+        snapshots.c.created_at,
+        snapshots.c.db_sha256,
+        snapshots.c.db_size,
+        snapshots.c.signer_key_id,
+        snapshots.c.pinned,
+        snapshots.c.last_verified_at,
+        snapshots.c.last_verify_outcome,
+        snapshots.c.label,
+        snapshots.c.tags,
+        keys.c.trusted,
+        keys.c.revoked,
+    ).outerjoin(keys, keys.c.key_id == snapshots.c.signer_key_id)
 
 
 def _summary(row: Row[Any], tiers: list[str]) -> SnapshotSummary:
@@ -109,9 +109,9 @@ def _live_tiers(conn: Connection, ids: list[str]) -> dict[str, list[str]]:
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
         rows = conn.execute(
-            select(Placement.snapshot_id, Placement.tier)
-            .where(Placement.snapshot_id.in_(chunk), Placement.removed_at.is_(None))
-            .order_by(Placement.tier)
+            select(placements.c.snapshot_id, placements.c.tier)
+            .where(placements.c.snapshot_id.in_(chunk), placements.c.removed_at.is_(None))
+            .order_by(placements.c.tier)
         )
         for snapshot_id, tier in rows:
             tiers[snapshot_id].append(tier)
@@ -119,45 +119,45 @@ def _live_tiers(conn: Connection, ids: list[str]) -> dict[str, list[str]]:
 
 
 def _signer_ids(conn: Connection, signer: str) -> list[str]:
-    labelled = list(conn.execute(select(Key.key_id).where(Key.label == signer)).scalars())
+    labelled = list(conn.execute(select(keys.c.key_id).where(keys.c.label == signer)).scalars())
     return labelled or [signer]
 
 
 def list_snapshots(conn: Connection, filters: SnapshotFilter) -> list[SnapshotSummary]:
     stmt = _summary_select()
     if filters.node is not None:
-        stmt = stmt.where(Snapshot.node_id == filters.node)
+        stmt = stmt.where(snapshots.c.node_id == filters.node)
     if filters.since is not None:
-        stmt = stmt.where(Snapshot.created_at >= filters.since)
+        stmt = stmt.where(snapshots.c.created_at >= filters.since)
     if filters.until is not None:
-        stmt = stmt.where(Snapshot.created_at <= filters.until)
+        stmt = stmt.where(snapshots.c.created_at <= filters.until)
     if filters.signer is not None:
-        stmt = stmt.where(Snapshot.signer_key_id.in_(_signer_ids(conn, filters.signer)))
+        stmt = stmt.where(snapshots.c.signer_key_id.in_(_signer_ids(conn, filters.signer)))
     if filters.tier is not None:
         stmt = stmt.where(
             exists().where(
-                Placement.snapshot_id == Snapshot.id,
-                Placement.tier == filters.tier,
-                Placement.removed_at.is_(None),
+                placements.c.snapshot_id == snapshots.c.id,
+                placements.c.tier == filters.tier,
+                placements.c.removed_at.is_(None),
             )
         )
     if filters.verified is not None:
         if filters.verified == "ok":
-            stmt = stmt.where(Snapshot.last_verify_outcome == "ok")
+            stmt = stmt.where(snapshots.c.last_verify_outcome == "ok")
         elif filters.verified == "failed":
-            stmt = stmt.where(Snapshot.last_verify_outcome != "ok")
+            stmt = stmt.where(snapshots.c.last_verify_outcome != "ok")
         elif filters.verified == "never":
-            stmt = stmt.where(Snapshot.last_verified_at.is_(None))
+            stmt = stmt.where(snapshots.c.last_verified_at.is_(None))
         else:
             raise UsageError(f"--verified must be one of {', '.join(VERIFIED)}")
     if filters.not_verified_since is not None:
         stmt = stmt.where(
             or_(
-                Snapshot.last_verified_at.is_(None),
-                Snapshot.last_verified_at < filters.not_verified_since,
+                snapshots.c.last_verified_at.is_(None),
+                snapshots.c.last_verified_at < filters.not_verified_since,
             )
         )
-    stmt = stmt.order_by(Snapshot.created_at.desc(), Snapshot.id.desc())
+    stmt = stmt.order_by(snapshots.c.created_at.desc(), snapshots.c.id.desc())
     if filters.limit is not None:
         if filters.limit < 0:
             raise UsageError(f"--limit must not be negative (got {filters.limit})")
@@ -185,14 +185,14 @@ def show(conn: Connection, snapshot_id: str) -> dict[str, Any]:
     row = conn.execute(
         _summary_select()
         .add_columns(
-            Snapshot.cursor,
-            Snapshot.signer_pubkey,
-            Snapshot.manifest,
-            Snapshot.catalogued_at,
-            Snapshot.catalogued_from,
-            Snapshot.catalogued_host,
+            snapshots.c.cursor,
+            snapshots.c.signer_pubkey,
+            snapshots.c.manifest,
+            snapshots.c.catalogued_at,
+            snapshots.c.catalogued_from,
+            snapshots.c.catalogued_host,
         )
-        .where(Snapshot.id == snapshot_id)
+        .where(snapshots.c.id == snapshot_id)
     ).first()
     if row is None:
         raise CatalogError(f"snapshot {snapshot_id} is not in the catalog")
@@ -208,36 +208,41 @@ def show(conn: Connection, snapshot_id: str) -> dict[str, Any]:
     )
     doc["placements"] = _as_dicts(
         conn.execute(
-            select(Placement.tier, Placement.store, Placement.since, Placement.removed_at)
-            .where(Placement.snapshot_id == snapshot_id)
-            .order_by(Placement.since, Placement.id)
+            select(
+                placements.c.tier,
+                placements.c.store,
+                placements.c.since,
+                placements.c.removed_at,
+            )
+            .where(placements.c.snapshot_id == snapshot_id)
+            .order_by(placements.c.since, placements.c.id)
         )
     )
     doc["verifications"] = _as_dicts(
         conn.execute(
             select(
-                Verification.at,
-                Verification.mode,
-                Verification.kind,
-                Verification.outcome,
-                Verification.detail,
-                Verification.host,
+                verifications.c.at,
+                verifications.c.mode,
+                verifications.c.kind,
+                verifications.c.outcome,
+                verifications.c.detail,
+                verifications.c.host,
             )
-            .where(Verification.snapshot_id == snapshot_id)
-            .order_by(Verification.at, Verification.id)
+            .where(verifications.c.snapshot_id == snapshot_id)
+            .order_by(verifications.c.at, verifications.c.id)
         )
     )
     doc["restores"] = _as_dicts(
         conn.execute(
             select(
-                Restore.at,
-                Restore.target,
-                Restore.forced,
-                Restore.migrations_replayed,
-                Restore.host,
+                restores.c.at,
+                restores.c.target,
+                restores.c.forced,
+                restores.c.migrations_replayed,
+                restores.c.host,
             )
-            .where(Restore.snapshot_id == snapshot_id)
-            .order_by(Restore.at, Restore.id)
+            .where(restores.c.snapshot_id == snapshot_id)
+            .order_by(restores.c.at, restores.c.id)
         ),
         json_fields=("migrations_replayed",),
     )
@@ -251,14 +256,14 @@ def history(
     event: str | None,
     limit: int | None,
 ) -> list[dict[str, Any]]:
-    stmt = select(Event.at, Event.event, Event.snapshot_id, Event.detail, Event.host)
+    stmt = select(events.c.at, events.c.event, events.c.snapshot_id, events.c.detail, events.c.host)
     if snapshot_id is not None:
-        stmt = stmt.where(Event.snapshot_id == snapshot_id)
+        stmt = stmt.where(events.c.snapshot_id == snapshot_id)
     if since is not None:
-        stmt = stmt.where(Event.at >= since)
+        stmt = stmt.where(events.c.at >= since)
     if event is not None:
-        stmt = stmt.where(Event.event == event)
-    stmt = stmt.order_by(Event.at.desc(), Event.id.desc())
+        stmt = stmt.where(events.c.event == event)
+    stmt = stmt.order_by(events.c.at.desc(), events.c.id.desc())
     if limit is not None:
         stmt = stmt.limit(limit)
     return _as_dicts(conn.execute(stmt))
@@ -268,25 +273,25 @@ def snapshots_for_prune(conn: Connection, tier: str) -> list[PruneCandidate]:
     # Plain tuples and, on SQLite, the stored text parsed by datetime.fromisoformat: the
     # generic DateTime processing per row was most of a 100,000-snapshot prune plan.
     text_times = conn.dialect.name == "sqlite"
-    created = type_coerce(Snapshot.created_at, String) if text_times else Snapshot.created_at
+    created = type_coerce(snapshots.c.created_at, String) if text_times else snapshots.c.created_at
     stmt = (
         select(
-            Snapshot.id,
-            Snapshot.node_id,
+            snapshots.c.id,
+            snapshots.c.node_id,
             created,
-            Snapshot.signer_key_id,
-            Key.trusted,
-            Key.revoked,
-            Snapshot.pinned,
-            Snapshot.last_verify_outcome,
+            snapshots.c.signer_key_id,
+            keys.c.trusted,
+            keys.c.revoked,
+            snapshots.c.pinned,
+            snapshots.c.last_verify_outcome,
         )
         .join(
-            Placement,
-            (Placement.snapshot_id == Snapshot.id)
-            & (Placement.tier == tier)
-            & Placement.removed_at.is_(None),
+            placements,
+            (placements.c.snapshot_id == snapshots.c.id)
+            & (placements.c.tier == tier)
+            & placements.c.removed_at.is_(None),
         )
-        .outerjoin(Key, Key.key_id == Snapshot.signer_key_id)
+        .outerjoin(keys, keys.c.key_id == snapshots.c.signer_key_id)
         # No ORDER BY: the planner sorts per node itself.
     )
     out = []

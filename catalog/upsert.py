@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from snapshot.errors import CatalogError
@@ -17,10 +16,15 @@ _SNAPSHOT_ID = re.compile(r"[0-9a-f]{64}")
 
 def insert(conn: Connection, table: Table) -> Any:
     """An INSERT that knows ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
+    # Imported here: each dialect package is loaded by its own engine anyway, never the other.
     if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
     if conn.dialect.name == "sqlite":
-        return sqlite.insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
     raise CatalogError(f"catalog backend {conn.dialect.name} is not supported")
 
 

@@ -15,18 +15,15 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection
 
-from catalog.models import Base, Placement, Snapshot
 from catalog.records import SnapshotRecord
+from catalog.tables import events, keys, metadata, placements, restores, snapshots, verifications
 from catalog.upsert import check_snapshot_id, insert
 from snapshot.errors import CatalogError
 
 MODES = ("default", "strict", "forced")
 KINDS = ("verify", "restore", "import", "check")
 
-tables = Base.metadata.tables
-snapshots = tables["snapshots"]
-placements = tables["placements"]
-keys = tables["keys"]
+tables = metadata.tables
 
 
 def dumps(value: Any) -> str:
@@ -37,9 +34,9 @@ def record_event(
     conn: Connection, at: datetime, host: str, event: str, snapshot_id: str | None, detail: str
 ) -> None:
     conn.execute(
-        tables["events"]
-        .insert()
-        .values(at=at, event=event, snapshot_id=snapshot_id, detail=detail, host=host)
+        events.insert().values(
+            at=at, event=event, snapshot_id=snapshot_id, detail=detail, host=host
+        )
     )
 
 
@@ -81,7 +78,7 @@ def record_snapshot(conn: Connection, at: datetime, host: str, rec: SnapshotReco
 
 def require_snapshot(conn: Connection, snapshot_id: str) -> None:
     check_snapshot_id(snapshot_id)
-    found = conn.execute(select(Snapshot.id).where(Snapshot.id == snapshot_id)).first()
+    found = conn.execute(select(snapshots.c.id).where(snapshots.c.id == snapshot_id)).first()
     if found is None:
         raise CatalogError(f"snapshot {snapshot_id} is not in the catalog")
 
@@ -90,7 +87,7 @@ def record_placement(
     conn: Connection, at: datetime, host: str, snapshot_id: str, tier: str, store_url: str
 ) -> None:
     require_snapshot(conn, snapshot_id)
-    live = Placement.removed_at.is_(None)
+    live = placements.c.removed_at.is_(None)
     inserted = conn.execute(
         insert(conn, placements)
         .values(snapshot_id=snapshot_id, tier=tier, store=store_url, since=at)
@@ -102,9 +99,9 @@ def record_placement(
         return
     # The tier's store moved (config change, reindex from a new bucket): follow it.
     moved = conn.execute(
-        update(Placement)
-        .where(Placement.snapshot_id == snapshot_id, Placement.tier == tier, live)
-        .where(Placement.store != store_url)
+        update(placements)
+        .where(placements.c.snapshot_id == snapshot_id, placements.c.tier == tier, live)
+        .where(placements.c.store != store_url)
         .values(store=store_url)
     ).rowcount
     if moved:
@@ -113,11 +110,11 @@ def record_placement(
 
 def mark_removed(conn: Connection, at: datetime, host: str, snapshot_id: str, tier: str) -> None:
     removed = conn.execute(
-        update(Placement)
+        update(placements)
         .where(
-            Placement.snapshot_id == snapshot_id,
-            Placement.tier == tier,
-            Placement.removed_at.is_(None),
+            placements.c.snapshot_id == snapshot_id,
+            placements.c.tier == tier,
+            placements.c.removed_at.is_(None),
         )
         .values(removed_at=at)
     ).rowcount
@@ -141,9 +138,7 @@ def record_verification(
     if kind not in KINDS:
         raise CatalogError(f"verification kind {kind!r} is not one of {', '.join(KINDS)}")
     conn.execute(
-        tables["verifications"]
-        .insert()
-        .values(
+        verifications.insert().values(
             snapshot_id=snapshot_id,
             at=at,
             mode=mode,
@@ -155,9 +150,9 @@ def record_verification(
     )
     # Keep the denormalised copy on the snapshot; a late writer with an older time loses.
     conn.execute(
-        update(Snapshot)
-        .where(Snapshot.id == snapshot_id)
-        .where(or_(Snapshot.last_verified_at.is_(None), Snapshot.last_verified_at <= at))
+        update(snapshots)
+        .where(snapshots.c.id == snapshot_id)
+        .where(or_(snapshots.c.last_verified_at.is_(None), snapshots.c.last_verified_at <= at))
         .values(last_verified_at=at, last_verify_outcome=outcome)
     )
     text = f"{kind} ({mode}): {outcome}" + (f": {detail}" if detail else "")
@@ -175,9 +170,7 @@ def record_restore(
 ) -> None:
     check_snapshot_id(snapshot_id)
     conn.execute(
-        tables["restores"]
-        .insert()
-        .values(
+        restores.insert().values(
             snapshot_id=snapshot_id,
             at=at,
             target=target,
@@ -223,8 +216,8 @@ def record_prune(
 def set_pinned(conn: Connection, at: datetime, host: str, snapshot_id: str, pinned: bool) -> None:
     require_snapshot(conn, snapshot_id)
     changed = conn.execute(
-        update(Snapshot)
-        .where(Snapshot.id == snapshot_id, Snapshot.pinned != pinned)
+        update(snapshots)
+        .where(snapshots.c.id == snapshot_id, snapshots.c.pinned != pinned)
         .values(pinned=pinned)
     ).rowcount
     if changed:

@@ -1,11 +1,13 @@
 """The ``stigmem`` console script: group options, logging and the one place errors are shown.
 
 Only click is imported here; every heavy library (cryptography, SQLAlchemy, fsspec, rich) is
-imported inside the command that needs it, so ``stigmem --help`` answers at once.
+imported inside the command that needs it, so ``stigmem --help`` answers at once. Each command
+group's module is imported only when that group runs (or ``--help`` lists the groups).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -13,17 +15,36 @@ from pathlib import Path
 import click
 
 from cli.app import App
-from cli.catalog_cmds import catalog_group
-from cli.federation_cmds import federation_group
-from cli.keys_cmds import keys_group
-from cli.snapshot_cmds import snapshot_group
-from cli.store_cmds import store_group
 from snapshot.errors import StigmemError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
+# Command group name -> (module, attribute).
+GROUPS = {
+    "snapshot": ("cli.snapshot_cmds", "snapshot_group"),
+    "store": ("cli.store_cmds", "store_group"),
+    "keys": ("cli.keys_cmds", "keys_group"),
+    "federation": ("cli.federation_cmds", "federation_group"),
+    "catalog": ("cli.catalog_cmds", "catalog_group"),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subgroups are imported on first use: ``stigmem snapshot list`` never
+    builds the options of the store, keys, federation and catalog commands."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *GROUPS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in GROUPS:
+            module, attribute = GROUPS[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return self.commands.get(cmd_name)
+
 
 @click.group(
+    cls=LazyGroup,
     context_settings=CONTEXT,
     epilog="""\b
 Examples:
@@ -83,13 +104,6 @@ def cli(
     app = App(home.expanduser(), config_path, catalog_url, store_url)
     ctx.obj = app
     ctx.call_on_close(app.close)
-
-
-cli.add_command(snapshot_group)
-cli.add_command(store_group)
-cli.add_command(keys_group)
-cli.add_command(federation_group)
-cli.add_command(catalog_group)
 
 
 def main() -> None:

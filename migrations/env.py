@@ -11,7 +11,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from catalog.models import Base
+from catalog.tables import schema
 
 config = context.config
 
@@ -19,7 +19,7 @@ config = context.config
 def run(connection: Connection) -> None:
     context.configure(
         connection=connection,
-        target_metadata=Base.metadata,
+        target_metadata=schema(),
         # SQLite cannot ALTER most things in place; batch mode rebuilds tables when needed.
         render_as_batch=True,
         compare_type=True,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,7 +52,7 @@ def pg_url(pg_user: str) -> Iterator[str]:
     import psycopg
 
     schema = f"stigmem_test_{uuid.uuid4().hex[:12]}"
-    conninfo = dict(host=PG_HOST, port=PG_PORT, dbname=PG_DATABASE, user=pg_user)
+    conninfo: dict[str, Any] = dict(host=PG_HOST, port=PG_PORT, dbname=PG_DATABASE, user=pg_user)
     with psycopg.connect(**conninfo, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from catalog import Catalog, SnapshotFilter, default_catalog_url
 from catalog.engine import make_engine
 from catalog.migrate import alembic_config, head_revision
-from catalog.models import Base
+from catalog.tables import schema
 from snapshot.errors import CatalogError
 from tests.catalog.catalog_factories import Maker, open_fresh, record_many, snapshot_id
 
@@ -23,8 +24,8 @@ from tests.catalog.catalog_factories import Maker, open_fresh, record_many, snap
 PROCESSES = multiprocessing.get_context("fork")
 
 
-def run_processes(target: object, args_list: list[tuple[object, ...]]) -> None:
-    procs = [PROCESSES.Process(target=target, args=args) for args in args_list]  # type: ignore[attr-defined]
+def run_processes(target: Callable[..., object], args_list: list[tuple[object, ...]]) -> None:
+    procs = [PROCESSES.Process(target=target, args=args) for args in args_list]
     for proc in procs:
         proc.start()
     for proc in procs:
@@ -49,7 +50,7 @@ def test_models_match_the_migrated_schema(catalog_url: str) -> None:
     engine = make_engine(catalog_url)
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
-        assert compare_metadata(context, Base.metadata) == []
+        assert compare_metadata(context, schema()) == []
     engine.dispose()
 
 

@@ -1,0 +1,72 @@
+"""What a catalog command imports: start-up is most of a ``snapshot list`` or ``show`` on a
+million-snapshot catalog, so the heavy modules it does not need must stay out.
+
+Each command runs in a fresh process (the real entry point) that reports, at exit, which of
+the watched modules got imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from catalog import Catalog
+from tests.catalog.catalog_factories import Maker, snapshot_id
+
+REPO = Path(__file__).resolve().parents[2]
+WATCHED = (
+    "sqlalchemy",
+    "sqlalchemy.orm",
+    "alembic",
+    "rich",
+    "sqlalchemy.dialects.sqlite",
+    "sqlalchemy.dialects.postgresql",
+    "cli.store_cmds",
+    "cryptography",
+    "fsspec",
+)
+REPORT = f"""
+import atexit, json, runpy, sys
+atexit.register(lambda: print(json.dumps([m for m in {WATCHED!r} if m in sys.modules]),
+                              file=sys.stderr))
+sys.argv = ["stigmem", *sys.argv[1:]]
+runpy.run_module("cli", run_name="__main__")
+"""
+
+
+def imported_by(home: Path, *args: str) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STIGMEM_")}
+    env.update(STIGMEM_HOME=str(home), PYTHONPATH=str(REPO))
+    proc = subprocess.run(
+        [sys.executable, "-c", REPORT, *args], env=env, capture_output=True, text=True, cwd=home
+    )
+    assert proc.returncode == 0, proc.stderr
+    return list(json.loads(proc.stderr.strip().splitlines()[-1]))
+
+
+def test_list_and_show_import_only_what_they_use(catalog_url: str, tmp_path: Path) -> None:
+    with Catalog.open(catalog_url) as cat:
+        cat.record_snapshot(Maker().record(1))
+        cat.record_placement(snapshot_id(1), "local", "/stores/local")
+    backend = "sqlite" if catalog_url.startswith("sqlite") else "postgresql"
+    expected = ["sqlalchemy", f"sqlalchemy.dialects.{backend}"]
+    for args in (
+        ("snapshot", "list", "--since", "3650d", "--limit", "50", "--json"),
+        ("snapshot", "list", "--limit", "50"),  # the table, piped: no rich
+        ("snapshot", "show", snapshot_id(1)[:8], "--json"),
+        ("snapshot", "show", snapshot_id(1)[:8]),
+    ):
+        assert imported_by(tmp_path, "--catalog", catalog_url, *args) == expected, args
+
+
+@pytest.mark.parametrize(
+    "args", [("--help",), ("snapshot", "--help"), ("snapshot", "list", "--help")]
+)
+def test_help_imports_no_library(args: tuple[str, ...], tmp_path: Path) -> None:
+    # The top-level help lists every group, so it does import their (light) modules.
+    assert [m for m in imported_by(tmp_path, *args) if not m.startswith("cli.")] == []
