@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -9,7 +10,7 @@ from typing import Any, BinaryIO
 import click
 
 from cli.app import App
-from cli.sources import ReadResult, Source, StoreSource, verify_into
+from cli.sources import ReadResult, Source, StoreSource, write_into
 from snapshot.errors import VerificationError
 from snapshot.trust import TrustPolicy, VerifyResult
 
@@ -48,38 +49,46 @@ def restore_snapshot(
     app: App,
     source: Source,
     target: Path,
-    policy: TrustPolicy,
+    policy: Callable[[], TrustPolicy],
+    forced: bool,
     migrations_dir: Path | None,
     backup: bool,
     full_check: bool = False,
 ) -> Restored:
+    """``policy`` is called once the bytes are written (it may still be reading the catalog's
+    keys in the background); ``forced`` is ``--force-unverified``."""
     from snapshot.restore import restore_database
 
     outcome: dict[str, Any] = {}
 
-    def write_new(out: BinaryIO) -> None:
-        verdict, state = verify_into(source, policy, out)
-        outcome["verdict"], outcome["state"] = verdict, state
-        if not verdict.ok:
-            record_verification(app, verdict, state, source, "restore")
-            if not policy.forced:
-                raise VerificationError(verdict.outcome, verdict.detail, verdict.snapshot_id)
-            # Whatever the log level: an operator must always see a forced restore.
-            click.echo(
-                FORCED_WARNING.format(
-                    sid=verdict.snapshot_id or source.label,
-                    outcome=verdict.outcome,
-                    detail=verdict.detail,
-                ),
-                err=True,
-            )
+    def write_new(out: BinaryIO) -> Callable[[], None]:
+        judge = write_into(source, out)
+
+        def finish() -> None:
+            verdict, state = judge(policy())
+            outcome["verdict"], outcome["state"] = verdict, state
+            if not verdict.ok:
+                record_verification(app, verdict, state, source, "restore")
+                if not forced:
+                    raise VerificationError(verdict.outcome, verdict.detail, verdict.snapshot_id)
+                # Whatever the log level: an operator must always see a forced restore.
+                click.echo(
+                    FORCED_WARNING.format(
+                        sid=verdict.snapshot_id or source.label,
+                        outcome=verdict.outcome,
+                        detail=verdict.detail,
+                    ),
+                    err=True,
+                )
+
+        return finish
 
     result = restore_database(
         target,
         write_new,
         backup=backup,
         migrations_dir=migrations_dir,
-        force=policy.forced,
+        force=forced,
         full_check=full_check,
     )
     if result.integrity != "ok":
@@ -96,7 +105,7 @@ def restore_snapshot(
         backup=result.backup_path,
         migrations_replayed=list(result.migrations_replayed),
         federation_cursors=result.federation_cursors,
-        forced=policy.forced,
+        forced=forced,
         created_at=state.manifest.raw["created_at"] if state.manifest else None,
     )
     if verdict.snapshot_id is not None and state.manifest is not None:

@@ -183,7 +183,7 @@ def restore_cmd(
     from cli.output import emit_json
     from cli.restoring import restore_snapshot
     from cli.sources import resolve
-    from cli.trust_keys import build_policy
+    from cli.trust_keys import deferred_policy
     from snapshot.errors import StigmemError, UsageError
 
     if (snapshot is None) == (from_file is None):
@@ -194,10 +194,11 @@ def restore_cmd(
     if migrations_dir is not None and not migrations_dir.is_dir():
         raise StigmemError(f"no such migrations directory: {migrations_dir}")
     ref = str(from_file) if from_file is not None else str(snapshot)
+    # First: the catalog then opens in the background while the store is read.
+    policy = deferred_policy(app, trusted_key, trusted_keys_file, force_unverified, target)
     source = resolve(app, ref, max_size)
-    policy = build_policy(app, trusted_key, trusted_keys_file, force_unverified, target)
     restored = restore_snapshot(
-        app, source, target, policy, migrations_dir, not no_backup, full_check
+        app, source, target, policy, force_unverified, migrations_dir, not no_backup, full_check
     )
     if as_json:
         emit_json(restored.to_json())

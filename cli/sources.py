@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from snapshot.manifest import CURSOR_MEMBER, DB_MEMBER, Manifest, manifest_from_
 from snapshot.trust import TrustPolicy, VerifyResult, evaluate, failed
 
 if TYPE_CHECKING:
+    from store.rebuild import Rebuild
     from store.repository import Store
 
 OnDb = Callable[[bytes], None]
@@ -99,9 +99,9 @@ class StoreSource:
         state.actual[DB_MEMBER] = "sha256:" + sink.digest.hexdigest()
         state.db_size = sink.size
 
-    def read_to_file(self, out: BinaryIO, state: ReadResult) -> None:
+    def write_to(self, out: BinaryIO, state: ReadResult) -> Rebuild:
         """Like :meth:`read`, but the database is rebuilt straight into ``out`` (which must be
-        readable) frame by frame, then hashed from the file."""
+        readable) frame by frame; :meth:`finish` then hashes it from the file."""
         state.manifest = self.peek()
         cursor = io.BytesIO()
         self.store.read_artifact(self.snapshot_id, CURSOR_MEMBER, cursor)
@@ -109,22 +109,22 @@ class StoreSource:
         state.cursor = cursor.getvalue()
         state.applied_migrations = parse_cursor(state.cursor)
         out.flush()
-        fd = out.fileno()
-        size = self.store.read_artifact_to_file(self.snapshot_id, DB_MEMBER, fd)
-        digest = hashlib.sha256()
-        position = 0
-        while position < size:
-            block = os.pread(fd, min(HASH_BLOCK, size - position), position)
-            if not block:
-                break
-            digest.update(block)
-            position += len(block)
-        state.actual[DB_MEMBER] = "sha256:" + digest.hexdigest()
-        state.db_size = size
+        return self.store.rebuild_artifact(self.snapshot_id, DB_MEMBER, out.fileno())
+
+    def finish(self, rebuild: Rebuild, state: ReadResult) -> None:
+        """Hash what :meth:`write_to` wrote; when it is not what the manifest says, name the
+        damaged chunk if one is (else the verdict says which member differs)."""
+        assert state.manifest is not None
+        digest = "sha256:" + rebuild.sha256()
+        if digest != state.manifest.artifacts.get(DB_MEMBER, digest):
+            damaged = rebuild.diagnose()
+            if damaged is not None:
+                raise damaged
+        state.actual[DB_MEMBER] = digest
+        state.db_size = rebuild.size
 
 
 Source = TarballSource | StoreSource
-HASH_BLOCK = 1 << 20
 
 
 def resolve(app: App, ref: str, max_size: int) -> Source:
@@ -163,21 +163,39 @@ def verify(
     return evaluate(state.manifest, state.actual, policy), state
 
 
-def verify_into(
-    source: Source, policy: TrustPolicy, out: BinaryIO
-) -> tuple[VerifyResult, ReadResult]:
-    """Like :func:`verify`, writing the database into the readable file ``out``."""
-    if not isinstance(source, StoreSource):
-        return verify(source, policy, copy_into(out))
+Judge = Callable[[TrustPolicy], tuple[VerifyResult, ReadResult]]
+
+
+def write_into(source: Source, out: BinaryIO) -> Judge:
+    """Write the snapshot's database into the readable file ``out``; return the step that
+    judges it under a policy (for a store snapshot that step hashes the file, so a restore
+    runs it alongside its fsync and integrity check). Never raises for a bad snapshot."""
     state = ReadResult(None)
+    failure: VerificationError | None = None
+    rebuild: Rebuild | None = None
     try:
-        source.read_to_file(out, state)
+        if isinstance(source, StoreSource):
+            rebuild = source.write_to(out, state)
+        else:
+            source.read(copy_into(out), state)
     except VerificationError as exc:
-        if exc.snapshot_id is None:
-            exc.snapshot_id = source.snapshot_id
-        return failed(exc, policy, state.manifest), state
-    assert state.manifest is not None
-    return evaluate(state.manifest, state.actual, policy), state
+        failure = exc
+
+    def judge(policy: TrustPolicy) -> tuple[VerifyResult, ReadResult]:
+        nonlocal failure
+        if failure is None and rebuild is not None and isinstance(source, StoreSource):
+            try:
+                source.finish(rebuild, state)
+            except VerificationError as exc:
+                failure = exc
+        if failure is not None:
+            if failure.snapshot_id is None and isinstance(source, StoreSource):
+                failure.snapshot_id = source.snapshot_id
+            return failed(failure, policy, state.manifest), state
+        assert state.manifest is not None
+        return evaluate(state.manifest, state.actual, policy), state
+
+    return judge
 
 
 def copy_into(out: BinaryIO) -> OnDb:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from cli.app import App
@@ -39,6 +40,25 @@ def build_policy(
     forced: bool = False,
     target_db: Path | None = None,
 ) -> TrustPolicy:
+    return deferred_policy(app, trusted_key, trusted_keys_file, forced, target_db, False)()
+
+
+def deferred_policy(
+    app: App,
+    trusted_key: tuple[str, ...],
+    trusted_keys_file: Path | None,
+    forced: bool = False,
+    target_db: Path | None = None,
+    background: bool = True,
+) -> Callable[[], TrustPolicy]:
+    """The trust policy, as a call that returns it.
+
+    Command-line and node keys are read now (bad keys fail before any work; the target's
+    node key must be read before a restore locks the target). The catalog's trusted and
+    revoked keys are read in a background thread when ``background``: opening the catalog
+    costs a restore nothing while its data is being written. The call waits for them and
+    raises what opening the catalog raised.
+    """
     strict: tuple[bytes, ...] | None = None
     if trusted_key or trusted_keys_file is not None:
         keys = [parse_public_key(k, "--trusted-key") for k in trusted_key]
@@ -47,13 +67,31 @@ def build_policy(
 
             keys.extend(load_trusted_keys_file(trusted_keys_file))
         strict = tuple(keys)
-    catalog = app.catalog()
-    return TrustPolicy(
-        node_keys=tuple(node_public_keys(target_db)) if strict is None else (),
-        catalog_keys=tuple(parse_public_key(k, "the catalog") for k in catalog.trusted_keys())
-        if strict is None
-        else (),
-        strict_keys=strict,
-        revoked=frozenset(parse_public_key(k, "the catalog") for k in catalog.revoked_keys()),
-        forced=forced,
-    )
+    node_keys = tuple(node_public_keys(target_db)) if strict is None else ()
+
+    def catalog_keys() -> tuple[tuple[bytes, ...], frozenset[bytes]]:
+        catalog = app.catalog()
+        trusted = tuple(parse_public_key(k, "the catalog") for k in catalog.trusted_keys())
+        revoked = frozenset(parse_public_key(k, "the catalog") for k in catalog.revoked_keys())
+        return trusted, revoked
+
+    get_keys: Callable[[], tuple[tuple[bytes, ...], frozenset[bytes]]] = catalog_keys
+    if background:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog")
+        pending = pool.submit(catalog_keys)
+        pool.shutdown(wait=False)  # the thread finishes its one task, then ends
+        get_keys = pending.result
+
+    def policy() -> TrustPolicy:
+        trusted, revoked = get_keys()
+        return TrustPolicy(
+            node_keys=node_keys,
+            catalog_keys=trusted if strict is None else (),
+            strict_keys=strict,
+            revoked=revoked,
+            forced=forced,
+        )
+
+    return policy

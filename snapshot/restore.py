@@ -12,7 +12,8 @@ Order of work (DESIGN.md section 4):
    write or create fresh ``-wal``/``-shm`` files for the old database in between; anyone who
    tries gets SQLITE_BUSY.
 2. Write the new database through ``write_new`` into a temporary file beside the target,
-   fsync, check the SQLite header and ``PRAGMA integrity_check``.
+   then fsync it, check the SQLite header and run ``PRAGMA quick_check`` (or
+   ``integrity_check``) while the caller verifies what it wrote.
 3. Replay migrations on the temporary file, before the rename, so a failing migration leaves
    the target exactly as it was instead of half-migrated.
 4. Keep the current database as ``<db>.pre-restore-backup`` (through the backup API on the
@@ -32,6 +33,7 @@ import shutil
 import sqlite3
 import stat
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,7 +67,7 @@ class RestoreResult:
 
 def restore_database(
     target: Path,
-    write_new: Callable[[BinaryIO], None],
+    write_new: Callable[[BinaryIO], Callable[[], None] | None],
     *,
     backup: bool = True,
     migrations_dir: Path | None = None,
@@ -80,8 +82,10 @@ def restore_database(
     ``force`` (``--force-unverified``): a new database failing the check is restored
     anyway; ``RestoreResult.integrity`` then holds the problem for the caller to report.
 
-    Exceptions from ``write_new`` propagate unchanged (an ``OSError`` becomes a one-line
-    ``StigmemError``), after the temporary file is removed.
+    ``write_new`` may return a ``finish`` step (verifying what it wrote, say by hashing the
+    file), which runs alongside the fsync and the check.
+    Exceptions from ``write_new`` and ``finish`` propagate unchanged (an ``OSError`` becomes a
+    one-line ``StigmemError``), after the temporary file is removed.
     """
     target = _resolve_target(target)
     migrations = migration_files(migrations_dir) if migrations_dir is not None else []
@@ -95,7 +99,7 @@ def restore_database(
 
 def _restore(
     target: Path,
-    write_new: Callable[[BinaryIO], None],
+    write_new: Callable[[BinaryIO], Callable[[], None] | None],
     backup: bool,
     migrations: list[Path],
     lock_timeout: float,
@@ -107,10 +111,9 @@ def _restore(
         try:
             # Readable too: a writer that fills the file by position hashes it afterwards.
             with tmp.open("w+b") as handle:
-                write_new(handle)
+                finish = write_new(handle)
                 handle.flush()
-                os.fsync(handle.fileno())
-            problem = _check_new(tmp, full_check)
+                problem = _settle(tmp, handle.fileno(), finish, full_check)
             if problem is not None and not force:
                 check = "integrity_check" if full_check else "quick_check"
                 raise StigmemError(f"restored database fails {check}: {problem}")
@@ -254,6 +257,20 @@ def _keep_backup(target: Path, lock: _Lock) -> Path:
         _remove_sidecars(tmp)
         raise
     return backup_path
+
+
+def _settle(tmp: Path, fd: int, finish: Callable[[], None] | None, full_check: bool) -> str | None:
+    """fsync and check the new file while ``finish`` (the caller's verification of what it
+    wrote) runs: the three read or flush the same file and release the GIL, so together they
+    take about as long as the check alone. ``finish``'s exception wins; the check's problem
+    is returned."""
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="settle") as pool:
+        synced = pool.submit(os.fsync, fd)
+        checked = pool.submit(_check_new, tmp, full_check)
+        if finish is not None:
+            finish()  # on failure the pool is still waited for before the file goes
+        synced.result()
+        return checked.result()
 
 
 def _check_new(tmp: Path, full: bool) -> str | None:

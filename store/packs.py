@@ -158,7 +158,7 @@ def entries_of(data: bytes) -> list[PackEntry]:
     return parse_trailer(data[start:end])
 
 
-def decompress_frame(frame: bytes) -> bytes:
+def decompress_frame(frame: bytes | memoryview) -> bytes:
     try:
         return zstandard.ZstdDecompressor().decompress(frame)
     except zstandard.ZstdError as exc:

@@ -11,7 +11,6 @@ when the index or the store lacks something, ``checksum_error`` when bytes are d
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -150,85 +149,6 @@ class ChunkSource:
                 return self._damaged(f"chunk {key.hex()} in pack {pack} does not match its hash")
             out[i] = chunk
         return None
-
-
-class FrameMajorWriter:
-    """Rebuild an artifact into a file by frame, not by offset: each frame is read and
-    decompressed once and its chunks are written where they belong with ``os.pwrite``.
-
-    Reading in artifact order decodes a frame once per window that needs one of its chunks;
-    after days of scattered page changes every window needs frames of every day's packs, and
-    a 256 MiB restore decoded 1,582 MiB frames. Memory: the artifact's chunk list (32 bytes a
-    chunk) and one batch of frames.
-    """
-
-    def __init__(self, source: ChunkSource) -> None:
-        self.source = source
-
-    def write(self, keys: list[bytes], fd: int) -> int:
-        """Write the chunks ``keys`` (in artifact order) into ``fd``; return the size."""
-        frames: dict[Frame, list[tuple[int, int, int, bytes]]] = {}
-        position = 0
-        for start in range(0, len(keys), LOOKUP_BATCH):
-            batch = keys[start : start + LOOKUP_BATCH]
-            located = self.source.index.lookup_many(batch)
-            for key in batch:
-                loc = located.get(key) or self.source._locate(key)  # raises missing_data
-                frame = (loc.pack, loc.frame_offset, loc.frame_length)
-                frames.setdefault(frame, []).append((position, loc.offset, loc.length, key))
-                position += loc.length
-        ordered = sorted(frames)
-        batch_frames: list[Frame] = []
-        size = 0
-        for frame in ordered:
-            batch_frames.append(frame)
-            size += frame[2]
-            if size >= BATCH_BYTES:
-                self._batch(batch_frames, frames, fd)
-                batch_frames, size = [], 0
-        self._batch(batch_frames, frames, fd)
-        return position
-
-    def _batch(
-        self, batch: list[Frame], frames: dict[Frame, list[tuple[int, int, int, bytes]]], fd: int
-    ) -> None:
-        if not batch:
-            return
-        source = self.source
-        ranges = [(layout.pack_path(p), off, off + length) for p, off, length in batch]
-        try:
-            datas = source.backend.read_ranges(ranges)
-        except FileNotFoundError:
-            for frame, rng in zip(batch, ranges, strict=True):
-                if not source.backend.exists(rng[0]):
-                    key = frames[frame][0][3]
-                    raise source._missing(
-                        f"pack {frame[0]} holding chunk {key.hex()} is missing "
-                        f"from {source.backend.url}"
-                    ) from None
-            raise
-
-        def decode(item: tuple[Frame, bytes]) -> VerificationError | None:
-            frame, data = item
-            pack, first = frame[0], frames[frame][0][3].hex()
-            if len(data) != frame[2]:
-                return source._damaged(f"chunk {first} in pack {pack}: pack is truncated")
-            try:
-                plain = packs.decompress_frame(data)
-            except packs.PackError as exc:
-                return source._damaged(f"chunk {first} in pack {pack} is corrupt: {exc}")
-            for position, offset, length, key in frames[frame]:
-                chunk = plain[offset : offset + length]
-                if not packs.chunk_matches(key, chunk):
-                    return source._damaged(
-                        f"chunk {key.hex()} in pack {pack} does not match its hash"
-                    )
-                os.pwrite(fd, chunk, position)
-            return None
-
-        for failure in _POOL.map(decode, zip(batch, datas, strict=True)):
-            if failure is not None:
-                raise failure
 
 
 def fetch_or_store_error(source: ChunkSource, key: bytes) -> bytes:

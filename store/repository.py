@@ -20,7 +20,8 @@ from store import documents, layout, locks, maintenance
 from store.backend import Backend, open_backend
 from store.config import StoreConfig
 from store.index import ChunkIndex
-from store.reader import ChunkSource, FrameMajorWriter
+from store.reader import ChunkSource
+from store.rebuild import Rebuild
 from store.reports import CheckReport, GcReport, PutResult, StoreStats, SyncReport
 from store.writer import SnapshotWriter
 
@@ -226,23 +227,25 @@ class Store:
                 snapshot_id,
             )
 
-    def read_artifact_to_file(self, snapshot_id: str, member: str, fd: int) -> int:
-        """Rebuild ``member`` into the file open at ``fd`` (written by position, frame by
-        frame; see ``reader.FrameMajorWriter``); return its size. The caller hashes it."""
+    def rebuild_artifact(self, snapshot_id: str, member: str, fd: int) -> Rebuild:
+        """Rebuild ``member`` into the file open at ``fd`` (by position, frame by frame; see
+        ``store.rebuild``). The caller hashes it (``Rebuild.sha256``) against the manifest
+        and, on a mismatch, names the damaged chunk with ``Rebuild.diagnose``."""
         doc = self.load_document(snapshot_id)
         entry = doc["artifacts"].get(member)
         if entry is None:
             raise StoreError(f"snapshot {snapshot_id} in {self.url} has no member {member}")
         source = ChunkSource(self.backend, self.index(), snapshot_id)
         keys = [key for window in source.windows(entry) for key in window]
-        done = FrameMajorWriter(source).write(keys, fd)
+        rebuild = Rebuild(source, keys, fd)
+        done = rebuild.run()
         if done != entry["size"]:
             raise VerificationError(
                 "checksum_error",
                 f"{snapshot_id}: {member} rebuilt to {done} bytes, document says {entry['size']}",
                 snapshot_id,
             )
-        return done
+        return rebuild
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Remove the document only; gc frees the data nothing else references."""

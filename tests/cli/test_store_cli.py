@@ -8,6 +8,7 @@ moto's real HTTP server reached through s3fs, configured the way a user would: a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -269,7 +270,7 @@ def test_verify_and_restore_by_prefix_and_ambiguous_prefix_lists_candidates(
 # ---------------------------------------------------------------- 6: damaged data
 
 
-@pytest.mark.parametrize("damage", ["flipped-byte", "deleted-pack"])
+@pytest.mark.parametrize("damage", ["flipped-byte", "deleted-pack", "wrong-page"])
 def test_damaged_pack_fails_verify_and_restore(
     stigmem: Runner, home: Path, stocked: Stocked, other_node: NodeInfo, damage: str
 ) -> None:
@@ -283,9 +284,22 @@ def test_damaged_pack_fails_verify_and_restore(
         data[len(data) // 4] ^= 0x01  # inside the first compressed frame
         pack.write_bytes(bytes(data))
         outcome = "checksum_error"
-    else:
+    elif damage == "deleted-pack":
         pack.unlink()
         outcome = "missing_data"
+    else:
+        # A damaged local index cache: every frame still decodes, one page is read from its
+        # neighbour's offset. Only hashing catches it; the error names that page's chunk.
+        shutil.rmtree(home / "cache")  # the seed's cache, named after the seed's store URL
+        assert stigmem("store", "stats").returncode == 0  # loads this store's index cache
+        (cache,) = (home / "cache").glob("index-*.db")
+        with contextlib.closing(sqlite3.connect(cache)) as db, db:
+            (key, _), (_, other) = db.execute(
+                "SELECT key, off FROM e WHERE len = 4096 ORDER BY pos LIMIT 2"
+            ).fetchall()
+            db.execute("UPDATE e SET off = ? WHERE key = ?", (other, key))
+        outcome = "checksum_error"
+        pack = Path(bytes(key).hex())  # the error names the chunk
 
     verified = stigmem("snapshot", "verify", sid)
     assert verified.returncode == 3, verified

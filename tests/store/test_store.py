@@ -207,3 +207,32 @@ def test_index_rebuilt_from_packs_alone(store: Store, tmp_path: Path) -> None:
     assert store.rebuild_index() == store.stats().chunks > 0
     assert len(store.backend.list(layout.INDEX)) == 1
     assert read(store, sid("a")) == db.read_bytes()
+
+
+def test_rebuild_into_a_file_and_name_a_chunk_that_is_not_what_its_name_says(
+    store: Store, tmp_path: Path
+) -> None:
+    import hashlib
+
+    db = make_db(tmp_path / "node.db", 2000)
+    put(store, "a", db)
+    with (tmp_path / "good.db").open("w+b") as out:
+        rebuild = store.rebuild_artifact(sid("a"), DB, out.fileno())
+        assert rebuild.sha256() == hashlib.sha256(db.read_bytes()).hexdigest()
+        assert rebuild.diagnose() is None
+    assert (tmp_path / "good.db").read_bytes() == db.read_bytes()
+
+    # A damaged index entry: the frame still decodes (its zstd checksum holds), but one page
+    # comes from the wrong offset. Only hashing finds it; the diagnosis names it.
+    index = store.index()
+    (key, off), (_, other) = index._db.execute(
+        "SELECT key, off FROM e WHERE len = 4096 ORDER BY pos LIMIT 2"
+    ).fetchall()
+    index._db.execute("UPDATE e SET off = ? WHERE key = ?", (other, key))
+    with (tmp_path / "bad.db").open("w+b") as out:
+        rebuild = store.rebuild_artifact(sid("a"), DB, out.fileno())
+        assert rebuild.sha256() != hashlib.sha256(db.read_bytes()).hexdigest()
+        failure = rebuild.diagnose()
+    assert failure is not None and failure.outcome == "checksum_error"
+    assert sid("a") in failure.detail and bytes(key).hex() in failure.detail
+    assert off != other
