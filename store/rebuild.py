@@ -61,17 +61,28 @@ class Rebuild:
 
     def run(self, workers: int | None = None) -> int:
         """Write every chunk; return the artifact's size. Raises ``VerificationError``
-        (``missing_data`` / ``checksum_error``) naming the snapshot, chunk and pack."""
+        (``missing_data`` / ``checksum_error``) naming the snapshot, chunk and pack.
+
+        A damaged or missing pack does not stop the other spans: everything readable is
+        written before the first failure is raised, so a forced restore salvages all it can.
+        """
         spans = self._plan()
         if workers is None:
             workers = LOCAL_WORKERS if self.source.backend.local else REMOTE_WORKERS
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rebuild")
-        try:
-            for _ in pool.map(self._write_span, spans):
+        failures: list[VerificationError] = []
+
+        def write(span: Span) -> None:
+            try:
+                self._write_span(span)
+            except VerificationError as exc:
+                failures.append(exc)
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rebuild") as pool:
+            for _ in pool.map(write, spans):
                 pass
-        finally:
-            # On a failure, spans not started yet are dropped instead of read for nothing.
-            pool.shutdown(wait=True, cancel_futures=True)
+        if failures:
+            # Chosen by text, not by finishing order: the same damage gives the same error.
+            raise min(failures, key=lambda exc: exc.detail)
         return self.size
 
     def _plan(self) -> list[Span]:
@@ -109,25 +120,28 @@ class Rebuild:
         if len(data) != span.end - span.start:
             raise source._damaged(f"chunk {first_key} in pack {span.pack}: pack is truncated")
         view = memoryview(data)
-        fd = self.fd
+        damage: VerificationError | None = None
         for frame_offset, frame_length, runs in span.frames:
             start = frame_offset - span.start
             try:
                 plain = memoryview(packs.decompress_frame(view[start : start + frame_length]))
             except packs.PackError as exc:
                 key = self.keys[runs[0][3]].hex()
-                raise source._damaged(
+                damage = damage or source._damaged(
                     f"chunk {key} in pack {span.pack} is corrupt: {exc}"
-                ) from None
+                )
+                continue  # the span's other frames are still good
             for position, offset, length, first in runs:
                 if offset + length > len(plain):
                     key = self.keys[first].hex()
                     raise source._damaged(
                         f"chunk {key} in pack {span.pack} lies beyond its frame's end"
                     )
-                written = os.pwrite(fd, plain[offset : offset + length], position)
+                written = os.pwrite(self.fd, plain[offset : offset + length], position)
                 if written != length:
                     raise OSError(f"short write at {position} ({written} of {length} bytes)")
+        if damage is not None:
+            raise damage
 
     def sha256(self) -> str:
         """The hex SHA-256 of the rebuilt artifact, read back from the file."""
