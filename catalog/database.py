@@ -10,7 +10,7 @@ serialization failure or deadlock; any other database failure becomes a one-line
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TypeVar
@@ -165,11 +165,12 @@ class Catalog:
         self,
         tier: str,
         policy: dict[str, Any],
-        plan: list[dict[str, Any]],
+        plan: str | list[dict[str, Any]],
         removed: list[str],
         bytes_freed: int,
         dry_run: bool,
     ) -> None:
+        """``plan``: the plan's JSON text as printed (stored as it is), or the plan itself."""
         self._write(
             lambda c, at: writes.record_prune(
                 c, at, self._host, tier, policy, plan, removed, bytes_freed, dry_run
@@ -242,8 +243,12 @@ class Catalog:
 
         return self._read(work)
 
-    def snapshots_for_prune(self, tier: str) -> list[PruneCandidate]:
-        return self._read(lambda c: queries.snapshots_for_prune(c, tier))
+    def snapshots_for_prune(
+        self, tier: str, trusted_key_ids: Iterable[str] | None = None
+    ) -> list[PruneCandidate]:
+        """Newest first; TRUSTED means signed by one of ``trusted_key_ids`` (default: by a
+        key this catalog trusts and has not revoked)."""
+        return self._read(lambda c: queries.snapshots_for_prune(c, tier, trusted_key_ids))
 
     def metrics(self, now: datetime) -> list[Sample]:
         return self._read(lambda c: metrics_module.collect(c, now))

@@ -5,7 +5,7 @@
 - ``SnapshotSummary``: one row of ``snapshot list``; ``to_json()`` is DESIGN.md section 8's
   document (plus ``label`` and ``tags``).
 - ``KeyRow``: one signer key; ``to_json()`` is the ``keys list --json`` entry.
-- ``PruneCandidate``: what the retention planner needs about each snapshot of a tier.
+- ``PruneCandidate``: what the retention planner needs about each snapshot of a tier (a tuple).
 - ``Sample``: one metric sample, ``(name, labels, value)``.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 Sample = tuple[str, dict[str, str], float]
 
@@ -108,12 +108,27 @@ class KeyRow:
         }
 
 
-@dataclass(frozen=True)
-class PruneCandidate:
+class PruneCandidate(NamedTuple):
+    """One snapshot with a live placement in a tier, in the retention planner's row shape
+    (``snapshot.retention.PlanRow``), so a list of them plans as it is."""
+
+    created_utc: str  # UTC, "YYYY-MM-DDTHH:MM:SS.ffffff" (fixed width: text order is time order)
     id: str
     node_id: str
-    created_at: datetime
-    signer_key_id: str
-    trusted: bool
-    pinned: bool
-    last_verify_outcome: str | None
+    flags: int  # snapshot.retention's TRUSTED (1) | PINNED (2) | VERIFIED_OK (4)
+
+    @property
+    def created_at(self) -> datetime:
+        return datetime.fromisoformat(self.created_utc).replace(tzinfo=UTC)
+
+    @property
+    def trusted(self) -> bool:
+        return bool(self.flags & 1)
+
+    @property
+    def pinned(self) -> bool:
+        return bool(self.flags & 2)
+
+    @property
+    def last_verify_ok(self) -> bool:
+        return bool(self.flags & 4)

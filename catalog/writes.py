@@ -190,11 +190,13 @@ def record_prune(
     host: str,
     tier: str,
     policy: dict[str, Any],
-    plan: list[dict[str, Any]],
+    plan: str | list[dict[str, Any]],
     removed: list[str],
     bytes_freed: int,
     dry_run: bool,
 ) -> None:
+    """``plan`` is stored as it is when it is already JSON text (a 100,000-snapshot plan is
+    20 MiB: the prune command serialises it once for its output and for this record)."""
     conn.execute(
         tables["prune_runs"]
         .insert()
@@ -202,7 +204,7 @@ def record_prune(
             at=at,
             tier=tier,
             policy=dumps(policy),
-            plan=dumps(plan),
+            plan=plan if isinstance(plan, str) else dumps(plan),
             removed=dumps(list(removed)),
             bytes_freed=bytes_freed,
             dry_run=dry_run,

@@ -225,23 +225,96 @@ def test_snapshots_for_prune(cat: Catalog) -> None:
     cat.trust_key(key1.public_key, key1.key_id, None)
     cat.set_pinned(snapshot_id(0), True)
     cat.record_verification(snapshot_id(1), "default", "verify", "ok", "")
+    cat.record_verification(snapshot_id(2), "default", "verify", "checksum_error", "")
     offsite = cat.snapshots_for_prune("offsite")
     assert [(c.id, c.node_id, c.trusted) for c in offsite] == [
         (snapshot_id(5), A, True),
         (snapshot_id(4), A, True),
     ]
-    local = {c.id: c for c in cat.snapshots_for_prune("local")}
-    assert len(local) == 8
-    assert local[snapshot_id(0)].pinned
-    assert local[snapshot_id(1)].last_verify_outcome == "ok"
-    assert not local[snapshot_id(7)].trusted
-    assert local[snapshot_id(3)].created_at == T0 + timedelta(hours=3)
+    local = cat.snapshots_for_prune("local")
+    # Newest first, as the planner's rows: (created_utc, id, node_id, flags).
+    assert [c.id for c in local] == [snapshot_id(n) for n in range(7, -1, -1)]
+    by_id = {c.id: c for c in local}
+    assert by_id[snapshot_id(0)].pinned and by_id[snapshot_id(0)].flags == 1 | 2
+    assert by_id[snapshot_id(1)].last_verify_ok and by_id[snapshot_id(1)].flags == 1 | 4
+    assert by_id[snapshot_id(2)].flags == 1  # verified, but not ok
+    assert not by_id[snapshot_id(7)].trusted
+    three = by_id[snapshot_id(3)]
+    assert three.created_at == T0 + timedelta(hours=3)
+    assert three.created_utc == "2026-06-01T06:00:00.123456"
+    assert tuple(three) == (three.created_utc, three.id, three.node_id, three.flags)
+
+
+def test_snapshots_for_prune_trust_given_by_the_caller(cat: Catalog) -> None:
+    key1, key2 = make_key(1), make_key(2)
+    cat.revoke_key(key1.public_key)  # the caller's set decides, not the catalog
+    trusted = {c.id for c in cat.snapshots_for_prune("local", [key2.key_id]) if c.trusted}
+    assert trusted == {snapshot_id(6), snapshot_id(7)}
+    assert not any(c.trusted for c in cat.snapshots_for_prune("local", []))
+    both = cat.snapshots_for_prune("local", {key1.key_id, key2.key_id})
+    assert all(c.trusted for c in both)
+
+
+def test_snapshots_for_prune_counts_live_placements_only(cat: Catalog) -> None:
+    cat.mark_removed(snapshot_id(5), "offsite")
+    assert [c.id for c in cat.snapshots_for_prune("offsite")] == [snapshot_id(4)]
+    for n in range(8):
+        cat.mark_removed(snapshot_id(n), "local")
+    assert cat.snapshots_for_prune("local") == []
+    cat.record_placement(snapshot_id(2), "local", "/stores/local")
+    assert [c.id for c in cat.snapshots_for_prune("local")] == [snapshot_id(2)]
+    assert cat.snapshots_for_prune("nowhere") == []
+
+
+def test_snapshots_for_prune_zero_fraction_and_microsecond_order(catalog_url: str) -> None:
+    # Times a microsecond apart and one on the second: text order must stay time order.
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    base = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+    maker = Maker()
+    with Catalog.open(catalog_url) as catalog:
+        for n, micro in enumerate((0, 1, 999_999)):
+            created = base + timedelta(microseconds=micro)
+            catalog.record_snapshot(replace(maker.record(n, A), created_at=created))
+            catalog.record_placement(snapshot_id(n), "local", "/stores/local")
+        rows = catalog.snapshots_for_prune("local")
+    assert [c.created_utc for c in rows] == [
+        "2026-03-01T12:00:00.999999",
+        "2026-03-01T12:00:00.000001",
+        "2026-03-01T12:00:00.000000",
+    ]
+    assert [c.created_at for c in rows] == [
+        base + timedelta(microseconds=m) for m in (999_999, 1, 0)
+    ]
 
 
 def test_record_prune(cat: Catalog) -> None:
     cat.record_prune("local", {"keep_daily": 30}, [{"id": snapshot_id(0)}], [], 0, True)
     (event,) = cat.history(event="pruned")
     assert event["detail"] == "tier local: dry run"
+
+
+def test_record_prune_stores_plan_text_as_given(catalog_url: str) -> None:
+    import json
+
+    import sqlalchemy as sa
+
+    from catalog.engine import make_engine
+
+    text = '[{"id":"x","created_at":"2026-06-01T03:00:00+00:00","action":"keep","reasons":[]}]'
+    with Catalog.open(catalog_url) as catalog:
+        catalog.record_prune("local", {"keep_daily": 30}, text, [], 0, True)
+        catalog.record_prune("local", {"keep_last": 1}, json.loads(text), ["x"], 5, False)
+    engine = make_engine(catalog_url)
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.text("SELECT plan, removed, dry_run FROM prune_runs ORDER BY id")
+        ).all()
+    engine.dispose()
+    assert stored[0][0] == text
+    assert json.loads(stored[1][0]) == json.loads(text)
+    assert [(json.loads(r), bool(d)) for _p, r, d in stored] == [([], True), (["x"], False)]
 
 
 def test_metrics(cat: Catalog, clock: Clock) -> None:

@@ -56,7 +56,8 @@ def spawn(home: Path, *args: str) -> subprocess.Popen[str]:
 
 def finish(proc: subprocess.Popen[str]) -> Result:
     out, err = proc.communicate(timeout=120)
-    return Result(tuple(proc.args[3:]), proc.returncode, out, err)  # type: ignore[index]
+    args: list[str] = proc.args  # type: ignore[assignment]  # spawn() passes a list of str
+    return Result(tuple(args[3:]), proc.returncode, out, err)
 
 
 def kill_after(proc: subprocess.Popen[str], delay: float) -> bool:
