@@ -93,6 +93,16 @@ snapshots = Table(
     Index("ix_snapshots_created", "created_at", "id"),
     Index("ix_snapshots_signer_created", "signer_key_id", "created_at"),
     Index("ix_snapshots_last_verified", "last_verified_at"),
+    # Covering the prune plan's scan, in time order (revision 0003).
+    Index(
+        "ix_snapshots_prune",
+        "created_at",
+        "id",
+        "node_id",
+        "signer_key_id",
+        "pinned",
+        "last_verify_outcome",
+    ),
 )
 
 
@@ -109,7 +119,7 @@ placements = Table(
     "placements",
     metadata,
     PlacementColumns,
-    # ux_placements_live: added by schema(), see there.
+    # ux_placements_live and ix_placements_tier_live: added by schema(), see there.
     Index("ix_placements_tier_snapshot", "tier", "snapshot_id"),
     # show lists removed placements too, which the partial index above cannot serve.
     Index("ix_placements_snapshot", "snapshot_id"),
@@ -206,9 +216,9 @@ events = Table(
 
 
 def schema() -> MetaData:
-    """The complete schema: ``metadata`` with the partial unique index on live placements.
+    """The complete schema: ``metadata`` with the partial indexes on live placements.
 
-    Alembic (``migrations/env.py``), the schema test and DDL use this. The index is left out of
+    Alembic (``migrations/env.py``), the schema test and DDL use this. They are left out of
     the tables until then because its per-dialect ``WHERE`` makes SQLAlchemy import both
     dialect packages to validate the options (PostgreSQL's pulls in asyncio: 50 ms on a SQLite
     command), and commands never need it: they read and write rows, and the upserts name the
@@ -220,6 +230,16 @@ def schema() -> MetaData:
             placements.c.snapshot_id,
             placements.c.tier,
             unique=True,
+            sqlite_where=text("removed_at IS NULL"),
+            postgresql_where=text("removed_at IS NULL"),
+        )
+    if not any(index.name == "ix_placements_tier_live" for index in placements.indexes):
+        # A tier's live placements for the prune plan (revision 0003); partial, so here too.
+        Index(
+            "ix_placements_tier_live",
+            placements.c.tier,
+            placements.c.snapshot_id,
+            placements.c.removed_at,
             sqlite_where=text("removed_at IS NULL"),
             postgresql_where=text("removed_at IS NULL"),
         )

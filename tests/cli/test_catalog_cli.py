@@ -471,7 +471,7 @@ def test_catalog_at_the_previous_revision_upgrades_with_rows_intact(
         "ok", "2026-01-02T03:04:05.000006+00:00")  # backfilled by 0002
     engine = make_engine(url)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [("0002",)]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [("0003",)]
     engine.dispose()
 
 
