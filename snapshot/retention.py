@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from itertools import chain, repeat
+from itertools import chain, compress, repeat
 from operator import itemgetter
 from typing import Any, Literal
 
@@ -295,7 +295,7 @@ class RowPlan:
         return "".join(parts).replace('.000000+00:00","node_id":', '+00:00","node_id":')
 
 
-_CREATED, _ID, _NODE = itemgetter(0), itemgetter(1), itemgetter(2)
+_CREATED, _ID, _NODE, _FLAGS = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
 _COMPACT = (",", ":")
 # Printable ASCII but '"' and '\\': a string of these is its own JSON text between quotes.
 _PLAIN_BYTES = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')
@@ -364,17 +364,14 @@ def plan_rows(policy: Policy, rows: Iterable[PlanRow]) -> RowPlan:
 
     # Per node, among trusted snapshots: the newest (keep_within's reference point), the
     # oldest (restic keeps it while a bucket rule has slots left) and the newest whose last
-    # verification was ok (never removed). In each comprehension the last assignment wins.
-    oldest = {node: sid for _c, sid, node, flags in ordered if flags & TRUSTED}
-    ascending = ordered[::-1]
-    newest = {node: created for created, _s, node, flags in ascending if flags & TRUSTED}
-    verified = set(
-        {
-            node: sid
-            for _c, sid, node, flags in ascending
-            if flags & (TRUSTED | VERIFIED_OK) == TRUSTED | VERIFIED_OK
-        }.values()
-    )
+    # verification was ok (never removed). Built by dict() from zipped columns, in C: the
+    # last value given for a node wins.
+    trusted = list(compress(ordered, map(TRUSTED.__and__, map(_FLAGS, ordered))))
+    oldest = dict(zip(map(_NODE, trusted), map(_ID, trusted), strict=True))
+    ascending = trusted[::-1]
+    newest = dict(zip(map(_NODE, ascending), map(_CREATED, ascending), strict=True))
+    ok = list(compress(ascending, map(VERIFIED_OK.__and__, map(_FLAGS, ascending))))
+    verified = set(dict(zip(map(_NODE, ok), map(_ID, ok), strict=True)).values())
     cutoffs = {node: _cutoff(created, within) for node, created in newest.items()}
     active = {node: [_Bucket(w, reason, count) for w, reason, count in rules] for node in oldest}
     weeks: dict[str, tuple[int, int]] = {}
