@@ -266,13 +266,7 @@ class RowPlan:
         rows = self.rows
         if not rows:
             return "[]"
-        tails: dict[tuple[str, tuple[str, ...]], str] = {}
-        for node, why in set(zip(map(_NODE, rows), self.reasons, strict=True)):
-            tails[node, why] = (
-                f'+00:00","node_id":{json.dumps(node)},"action":'
-                f'"{"keep" if why else "remove"}","reasons":'
-                f"{json.dumps(list(why), separators=_COMPACT)}}}"
-            )
+        tails = _Tails()
         ids: Iterable[str] = map(_ID, rows)
         if _plain_json("".join(map(_ID, rows))):  # as snapshot ids are: no escaping
             head, middle = ',{"id":"', '","created_at":"'
@@ -293,6 +287,20 @@ class RowPlan:
         parts.append("]")
         # isoformat() leaves out a zero fraction; only a time can precede this fragment.
         return "".join(parts).replace('.000000+00:00","node_id":', '+00:00","node_id":')
+
+
+class _Tails(dict[tuple[str, tuple[str, ...]], str]):
+    """The JSON of an entry after its time, per (node, reasons): made on first use, so the
+    lookups (C, through ``map``) need no pass over the plan beforehand."""
+
+    def __missing__(self, key: tuple[str, tuple[str, ...]]) -> str:
+        node, why = key
+        tail = self[key] = (
+            f'+00:00","node_id":{json.dumps(node)},"action":'
+            f'"{"keep" if why else "remove"}","reasons":'
+            f"{json.dumps(list(why), separators=_COMPACT)}}}"
+        )
+        return tail
 
 
 _CREATED, _ID, _NODE, _FLAGS = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
