@@ -21,8 +21,6 @@ from cli.output import table
 from snapshot.errors import UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from snapshot.retention import Policy, RowPlan
     from store.repository import Store
 
@@ -43,51 +41,18 @@ def trusted_key_ids(app: App) -> tuple[set[str], set[str]]:
     return trusted - revoked, revoked
 
 
-class _Background:
-    """``fn()`` on a thread; ``result()`` waits for it and returns its value or raises."""
-
-    def __init__(self, fn: Callable[[], list[str]]) -> None:
-        import threading
-
-        self._value: list[str] = []
-        self._error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                self._value = fn()
-            except BaseException as exc:  # re-raised by result(), in the caller's thread
-                self._error = exc
-
-        self._thread = threading.Thread(target=run, name="store-listing", daemon=True)
-        self._thread.start()
-
-    def wait(self) -> None:
-        self._thread.join()
-
-    def result(self) -> list[str]:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
 def _plan(app: App, tier: Tier, store: Store, policy: Policy, reconcile: bool) -> RowPlan:
     """One catalog query and one store listing; snapshots only one side knows are left out
     (the catalog's are stale placements, the store's are for ``catalog reindex``)."""
     from snapshot.retention import plan_rows
 
     catalog = app.catalog()
-    # The store listing (100,000 names) runs beside the catalog query: both spend much of
-    # their time in system calls and SQLite, outside the interpreter lock.
-    listing = _Background(store.snapshot_ids)
-    try:
-        trusted, _revoked = trusted_key_ids(app)
-        # Newest first, in the planner's row shape, TRUSTED by this command's idea of trust.
-        rows = catalog.snapshots_for_prune(tier.name, trusted)
-    except BaseException:
-        listing.wait()  # the catalog's error is the one to show, as before
-        raise
-    present = set(listing.result())
+    trusted, _revoked = trusted_key_ids(app)
+    # (Listing the store on a thread beside the catalog query was measured slower: both are
+    # mostly interpreter work, so they only took turns with the interpreter lock.)
+    present = set(store.snapshot_ids())
+    # Newest first, in the planner's row shape, TRUSTED by this command's idea of trust.
+    rows = catalog.snapshots_for_prune(tier.name, trusted)
     if not present.issuperset(map(itemgetter(1), rows)):
         stale = {row.id for row in rows if row.id not in present}
         if reconcile:
