@@ -1,7 +1,8 @@
 """The catalog's tables (DESIGN.md section 6): typed SQLAlchemy 2 Core tables.
 
-The schema itself is owned by the Alembic revisions in ``migrations/versions``; these tables
-must describe the head revision exactly (a test compares them with a migrated database). JSON
+The schema itself is owned by the Alembic revisions in ``migrations/versions``; ``schema()``
+(these tables plus the partial indexes) must describe the head revision exactly (a test
+compares it with a migrated database). JSON
 payloads (cursor, manifest, tags, policies, plans) are stored as JSON text so both backends
 keep them byte-for-byte as written.
 
