@@ -17,10 +17,11 @@ milliseconds; then the same for whole commands, each a fresh ``stigmem`` process
 the outside (interpreter start, imports, catalog open, query, output) — the figure an operator
 sees: ``stigmem --help`` (target < 0.5 s), ``snapshot list --node X --since 30d --limit 50``
 and ``snapshot show PREFIX``. Queries take milliseconds; a whole command is almost all Python
-and SQLAlchemy start-up. Children inherit the environment: with ``PYTHONDONTWRITEBYTECODE``
-set and no bytecode cache for the checkout, each also compiles the project's modules (about
-20 ms that an installed wheel, compiled at install, does not spend). ``--query-only`` also
-works against any checkout: ``PYTHONPATH=DIR`` makes the bench and its children use DIR's code.
+and SQLAlchemy start-up. The children may write byte-code, as an installed tool has it
+(pip compiles at install): a ``PYTHONDONTWRITEBYTECODE`` in the caller's environment would
+make each compile the project's modules again (about 20 ms); ``--no-bytecode-cache`` keeps
+that variable to measure it. ``--query-only`` works against any checkout: ``PYTHONPATH=DIR``
+makes the bench and its children use DIR's code.
 """
 
 from __future__ import annotations
@@ -193,11 +194,16 @@ def cli_command() -> list[str]:
     return [script] if script else [sys.executable, "-m", "cli"]
 
 
+BYTECODE_CACHE = True
+
+
 def timed_cli(name: str, args: list[str], runs: int = CLI_RUNS) -> None:
     """Wall time of whole ``stigmem`` processes, measured from outside (start-up included)."""
     with tempfile.TemporaryDirectory(prefix="stigmem-bench-home-") as home:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STIGMEM_")}
         env["STIGMEM_HOME"] = home
+        if BYTECODE_CACHE:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
         times = []
         out = ""
         for _ in range(runs + 1):
@@ -276,8 +282,12 @@ def main() -> None:
     parser.add_argument("--query-only", action="store_true", help="time a loaded catalog")
     parser.add_argument("--fresh", action="store_true", help="empty the catalog before loading")
     parser.add_argument("--no-cli", action="store_true", help="time the API only")
+    parser.add_argument(
+        "--no-bytecode-cache", action="store_true", help="keep PYTHONDONTWRITEBYTECODE"
+    )
     args = parser.parse_args()
-    global NOW
+    global NOW, BYTECODE_CACHE
+    BYTECODE_CACHE = not args.no_bytecode_cache
     if args.query_only:
         NOW = newest(args.url)
     else:
