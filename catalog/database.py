@@ -250,5 +250,11 @@ class Catalog:
         key this catalog trusts and has not revoked)."""
         return self._read(lambda c: queries.snapshots_for_prune(c, tier, trusted_key_ids))
 
+    def prune_rows(
+        self, tier: str, trusted_key_ids: Iterable[str] | None = None
+    ) -> list[tuple[str, str, str, int]]:
+        """``snapshots_for_prune`` as plain tuples (what the planner takes, made faster)."""
+        return self._read(lambda c: queries.prune_rows(c, tier, trusted_key_ids))
+
     def metrics(self, now: datetime) -> list[Sample]:
         return self._read(lambda c: metrics_module.collect(c, now))

@@ -276,6 +276,18 @@ def snapshots_for_prune(
 
     Their TRUSTED flag says "signed by one of ``trusted_key_ids``", or, when that is None, by
     a key the catalog trusts and has not revoked.
+    """
+    from itertools import repeat
+
+    rows = prune_rows(conn, tier, trusted_key_ids)
+    return list(map(tuple.__new__, repeat(PruneCandidate), rows))
+
+
+def prune_rows(
+    conn: Connection, tier: str, trusted_key_ids: Iterable[str] | None = None
+) -> list[tuple[str, str, str, int]]:
+    """``snapshots_for_prune`` as plain tuples, as the planner takes them (the prune command
+    would spend 0.05 s making 100,000 named tuples).
 
     Shaped for 100,000 snapshots in well under a second: the snapshot columns come from one
     scan of the covering index ``ix_snapshots_prune`` (in order, so the planner's sort is
@@ -285,7 +297,7 @@ def snapshots_for_prune(
     driver's plain tuples are read directly: SQLAlchemy's rows and type processing would
     double the time.
     """
-    from itertools import compress, repeat
+    from itertools import compress
     from operator import itemgetter
 
     postgres = conn.dialect.name == "postgresql"
@@ -336,7 +348,7 @@ def snapshots_for_prune(
     lengths = set(map(len, map(itemgetter(0), rows)))
     if lengths - {26}:  # not as this catalog writes times: normalise, then order again
         rows = sorted(((_utc_text(c), i, n, f) for c, i, n, f in rows), reverse=True)
-    return list(map(tuple.__new__, repeat(PruneCandidate), rows))
+    return rows
 
 
 def _utc_text(text: str) -> str:

@@ -51,15 +51,15 @@ def _plan(app: App, tier: Tier, store: Store, policy: Policy, reconcile: bool) -
     # (Listing the store on a thread beside the catalog query was measured slower: both are
     # mostly interpreter work, so they only took turns with the interpreter lock.)
     present = set(store.snapshot_ids())
-    # Newest first, in the planner's row shape, TRUSTED by this command's idea of trust.
-    rows = catalog.snapshots_for_prune(tier.name, trusted)
+    # (created_utc, id, node_id, flags), newest first, TRUSTED by this command's idea of trust.
+    rows = catalog.prune_rows(tier.name, trusted)
     if not present.issuperset(map(itemgetter(1), rows)):
-        stale = {row.id for row in rows if row.id not in present}
+        stale = [sid for _c, sid, _n, _f in rows if sid not in present]
         if reconcile:
-            for row in rows:
-                if row.id in stale:
-                    catalog.mark_removed(row.id, tier.name)
-        rows = [row for row in rows if row.id not in stale]
+            for sid in stale:
+                catalog.mark_removed(sid, tier.name)
+        gone = set(stale)
+        rows = [row for row in rows if row[1] not in gone]
     return plan_rows(policy, rows)
 
 

@@ -243,6 +243,10 @@ def test_snapshots_for_prune(cat: Catalog) -> None:
     assert three.created_at == T0 + timedelta(hours=3)
     assert three.created_utc == "2026-06-01T06:00:00.123456"
     assert tuple(three) == (three.created_utc, three.id, three.node_id, three.flags)
+    # The planner's input, the same rows as plain tuples.
+    rows = cat.prune_rows("local")
+    assert rows == [tuple(c) for c in local]
+    assert all(type(row) is tuple for row in rows)
 
 
 def test_snapshots_for_prune_trust_given_by_the_caller(cat: Catalog) -> None:
