@@ -39,12 +39,25 @@ runpy.run_module("cli", run_name="__main__")
 """
 
 
-def imported_by(home: Path, *args: str) -> list[str]:
+def imported_by(home: Path, *args: str, tty: bool = False) -> list[str]:
+    """Run ``stigmem ARGS``; with ``tty`` its stdout is a terminal (a pseudo-terminal)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STIGMEM_")}
     env.update(STIGMEM_HOME=str(home), PYTHONPATH=str(REPO))
-    proc = subprocess.run(
-        [sys.executable, "-c", REPORT, *args], env=env, capture_output=True, text=True, cwd=home
-    )
+    command = [sys.executable, "-c", REPORT, *args]
+    if not tty:
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, cwd=home)
+    else:
+        import pty
+
+        leader, follower = pty.openpty()
+        try:
+            # A few short lines: they fit the terminal's buffer, nothing needs reading.
+            proc = subprocess.run(
+                command, env=env, stdout=follower, stderr=subprocess.PIPE, text=True, cwd=home
+            )
+        finally:
+            os.close(follower)
+            os.close(leader)
     assert proc.returncode == 0, proc.stderr
     return list(json.loads(proc.stderr.strip().splitlines()[-1]))
 
@@ -57,11 +70,14 @@ def test_list_and_show_import_only_what_they_use(catalog_url: str, tmp_path: Pat
     expected = ["sqlalchemy", f"sqlalchemy.dialects.{backend}"]
     for args in (
         ("snapshot", "list", "--since", "3650d", "--limit", "50", "--json"),
-        ("snapshot", "list", "--limit", "50"),  # the table, piped: no rich
+        ("snapshot", "list", "--limit", "50"),  # the table, piped
         ("snapshot", "show", snapshot_id(1)[:8], "--json"),
         ("snapshot", "show", snapshot_id(1)[:8]),
     ):
         assert imported_by(tmp_path, "--catalog", catalog_url, *args) == expected, args
+    # On a terminal too: the table is plain text, no rich.
+    for args in (("snapshot", "list", "--limit", "50"), ("snapshot", "show", snapshot_id(1))):
+        assert imported_by(tmp_path, "--catalog", catalog_url, *args, tty=True) == expected
 
 
 @pytest.mark.parametrize(
