@@ -66,7 +66,7 @@ def main() -> int:
     for run in range(args.runs + 1):
         cpu_before = os.times()
         started = time.perf_counter()
-        proc = subprocess.run(command, env=env, capture_output=True, text=True)
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO)
         elapsed = time.perf_counter() - started
         cpu_after = os.times()
         if proc.returncode:
