@@ -380,8 +380,11 @@ def plan_rows(policy: Policy, rows: Iterable[PlanRow]) -> RowPlan:
     newest = dict(zip(map(_NODE, ascending), map(_CREATED, ascending), strict=True))
     ok = list(compress(ascending, map(VERIFIED_OK.__and__, map(_FLAGS, ascending))))
     verified = set(dict(zip(map(_NODE, ok), map(_ID, ok), strict=True)).values())
-    cutoffs = {node: _cutoff(created, within) for node, created in newest.items()}
-    active = {node: [_Bucket(w, reason, count) for w, reason, count in rules] for node in oldest}
+    # Per node: (keep_within's cutoff or None, its bucket rules that still have slots).
+    state = {
+        node: (_cutoff(created, within), [_Bucket(w, reason, n) for w, reason, n in rules])
+        for node, created in newest.items()
+    }
     weeks: dict[str, tuple[int, int]] = {}
 
     untrusted = ("untrusted",)
@@ -389,16 +392,14 @@ def plan_rows(policy: Policy, rows: Iterable[PlanRow]) -> RowPlan:
     interned: dict[tuple[str, ...], tuple[str, ...]] = {}
     reasons: list[tuple[str, ...]] = []
     remove: list[str] = []
+    add_reasons, add_remove, intern = reasons.append, remove.append, interned.setdefault
     for created, sid, node, flags in ordered:
         if not flags & TRUSTED:
             # Not ours to judge: it takes no slot and is never removed.
-            reasons.append(untrusted_pinned if flags & PINNED else untrusted)
+            add_reasons(untrusted_pinned if flags & PINNED else untrusted)
             continue
-        why: tuple[str, ...] = ()
-        cutoff = cutoffs[node]
-        if cutoff is not None and created > cutoff:
-            why = (within_reason,)
-        buckets = active[node]
+        cutoff, buckets = state[node]
+        why: tuple[str, ...] = (within_reason,) if cutoff is not None and created > cutoff else ()
         if buckets:
             is_oldest = sid == oldest[node]
             spent = False
@@ -420,16 +421,16 @@ def plan_rows(policy: Policy, rows: Iterable[PlanRow]) -> RowPlan:
                     spent = spent or bucket.remaining == 0
                     why += (bucket.reason,)
             if spent:
-                active[node] = [b for b in buckets if b.remaining]
+                buckets[:] = [b for b in buckets if b.remaining]
         if sid in verified:
             why += ("newest verified",)
         if flags & PINNED:
             why += ("pinned",)
         if why:
-            reasons.append(interned.setdefault(why, why))
+            add_reasons(intern(why, why))
         else:
-            reasons.append(why)
-            remove.append(sid)
+            add_reasons(why)
+            add_remove(sid)
     return RowPlan(policy=policy, rows=ordered, reasons=reasons, remove=remove)
 
 
