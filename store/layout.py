@@ -16,6 +16,8 @@ INDEX = "index"
 LOCKS = "locks"
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+# Whole names only: joined by NUL, which no file name holds (a newline can be in one).
+_DOCUMENT = re.compile(r"(?<![^\0])([0-9a-f]{64})\.json(?![^\0])")
 
 
 def is_hash(name: str) -> bool:
@@ -45,6 +47,12 @@ def snapshot_id_of(path: str) -> str | None:
         return None
     sid = parts[1][: -len(".json")]
     return sid if is_hash(sid) else None
+
+
+def snapshot_ids_of(names: list[str]) -> list[str]:
+    """The snapshot ids among the names of ``snapshots/`` (one regex pass, not a test per
+    name: 100,000 documents are listed by every prune)."""
+    return _DOCUMENT.findall("\0".join(names))
 
 
 def pack_of(path: str) -> str | None:

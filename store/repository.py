@@ -146,11 +146,7 @@ class Store:
         return self.backend.exists(layout.snapshot_path(snapshot_id))
 
     def snapshot_ids(self) -> list[str]:
-        return sorted(
-            sid
-            for name in self.backend.names(layout.SNAPSHOTS)
-            if (sid := layout.snapshot_id_of(f"{layout.SNAPSHOTS}/{name}"))
-        )
+        return sorted(layout.snapshot_ids_of(self.backend.names(layout.SNAPSHOTS)))
 
     def resolve(self, prefix: str) -> str:
         wanted = prefix.lower()
