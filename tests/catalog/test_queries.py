@@ -293,6 +293,36 @@ def test_snapshots_for_prune_zero_fraction_and_microsecond_order(catalog_url: st
     ]
 
 
+def test_prune_rows_normalise_times_written_by_another_tool(tmp_path: object) -> None:
+    # SQLite keeps whatever text a row was given: times with an offset, as long as the ones
+    # this catalog writes, must still order, bucket and print as the planner expects.
+    import sqlite3
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "catalog.db"
+    maker = Maker()
+    with Catalog.open(f"sqlite:///{path}") as catalog:
+        for n in range(3):
+            catalog.record_snapshot(maker.record(n, A))
+            catalog.record_placement(snapshot_id(n), "local", "/stores/local")
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "UPDATE snapshots SET created_at = ? WHERE id = ?",
+            ("2026-06-01 09:00:00.0+0000", snapshot_id(0)),
+        )
+        db.execute(
+            "UPDATE snapshots SET created_at = ? WHERE id = ?",
+            ("2026-06-01 10:30:00.5+0200", snapshot_id(1)),  # 26 characters, like ours
+        )
+    with Catalog.open(f"sqlite:///{path}") as catalog:
+        rows = catalog.prune_rows("local")
+    assert [(created, sid) for created, sid, _, _ in rows] == [
+        ("2026-06-01T09:00:00.000000", snapshot_id(0)),
+        ("2026-06-01T08:30:00.500000", snapshot_id(1)),
+        ("2026-06-01T05:00:00.123456", snapshot_id(2)),
+    ]
+
+
 def test_record_prune(cat: Catalog) -> None:
     cat.record_prune("local", {"keep_daily": 30}, [{"id": snapshot_id(0)}], [], 0, True)
     (event,) = cat.history(event="pruned")
