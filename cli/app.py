@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,7 @@ class App:
     _config: Config | None = None
     _catalog: Catalog | None = None
     _stores: dict[str, Store] = field(default_factory=dict)
+    _catalog_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def host(self) -> str:
@@ -59,13 +61,16 @@ class App:
         return self._config
 
     def catalog(self) -> Catalog:
-        if self._catalog is None:
-            from catalog.database import Catalog
-            from catalog.engine import default_catalog_url
+        # Under a lock: a restore opens the catalog on a background thread, and a second
+        # caller must wait for that open rather than run a second one (and its migrations).
+        with self._catalog_lock:
+            if self._catalog is None:
+                from catalog.database import Catalog
+                from catalog.engine import default_catalog_url
 
-            url = self.catalog_url or default_catalog_url(self.home)
-            self._catalog = Catalog.open(url)
-        return self._catalog
+                url = self.catalog_url or default_catalog_url(self.home)
+                self._catalog = Catalog.open(url)
+            return self._catalog
 
     def fallback_store_url(self) -> str:
         return self.store_url or str(self.home / "store")
@@ -103,8 +108,14 @@ class App:
         return self._stores[key]
 
     def close(self) -> None:
-        if self._catalog is not None:
-            self._catalog.close()
+        # A background open still running (the command failed before it needed the catalog)
+        # is not waited for: its daemon thread ends with the process.
+        if self._catalog_lock.acquire(timeout=0):
+            try:
+                if self._catalog is not None:
+                    self._catalog.close()
+            finally:
+                self._catalog_lock.release()
 
 
 def db_path_option(value: Path | None) -> Path:

@@ -6,11 +6,14 @@ import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from cli.app import App
 from snapshot.errors import StigmemError
 from snapshot.keys import b64url_decode, parse_public_key, public_key_bytes
 from snapshot.trust import TrustPolicy
+
+T = TypeVar("T")
 
 
 def node_public_keys(target_db: Path | None) -> list[bytes]:
@@ -77,12 +80,7 @@ def deferred_policy(
 
     get_keys: Callable[[], tuple[tuple[bytes, ...], frozenset[bytes]]] = catalog_keys
     if background:
-        from concurrent.futures import ThreadPoolExecutor
-
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog")
-        pending = pool.submit(catalog_keys)
-        pool.shutdown(wait=False)  # the thread finishes its one task, then ends
-        get_keys = pending.result
+        get_keys = _in_background(catalog_keys)
 
     def policy() -> TrustPolicy:
         trusted, revoked = get_keys()
@@ -95,3 +93,30 @@ def deferred_policy(
         )
 
     return policy
+
+
+def _in_background(work: Callable[[], T]) -> Callable[[], T]:
+    """Start ``work`` on a daemon thread; the returned call waits for its result or raises
+    its exception. Daemon: a command that fails before it needs the result exits at once
+    instead of waiting for, say, a PostgreSQL connect timeout."""
+    import threading
+
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as exc:  # handed to the waiting caller, not lost in the thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="catalog", daemon=True)
+    thread.start()
+
+    def result() -> T:
+        thread.join()
+        if failure:
+            raise failure[0]
+        return outcome[0]
+
+    return result

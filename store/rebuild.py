@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -70,16 +71,30 @@ class Rebuild:
         if workers is None:
             workers = LOCAL_WORKERS if self.source.backend.local else REMOTE_WORKERS
         failures: list[VerificationError] = []
+        # The workers write through a descriptor of their own, closed only once every worker
+        # has stopped: should an interrupt leave some running, they can never write into a
+        # file that reused the caller's descriptor number.
+        fd = os.dup(self.fd)
+        stop = threading.Event()
 
         def write(span: Span) -> None:
+            if stop.is_set():
+                return
             try:
-                self._write_span(span)
+                self._write_span(span, fd, stop)
             except VerificationError as exc:
                 failures.append(exc)
 
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rebuild") as pool:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rebuild")
+        try:
             for _ in pool.map(write, spans):
                 pass
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            os.close(fd)
         if failures:
             # Chosen by text, not by finishing order: the same damage gives the same error.
             raise min(failures, key=lambda exc: exc.detail)
@@ -108,7 +123,7 @@ class Rebuild:
         self.size = position
         return _spans(frames)
 
-    def _write_span(self, span: Span) -> None:
+    def _write_span(self, span: Span, fd: int, stop: threading.Event) -> None:
         source = self.source
         first_key = self.keys[span.frames[0][2][0][3]].hex()
         try:
@@ -117,27 +132,34 @@ class Rebuild:
             raise source._missing(
                 f"pack {span.pack} holding chunk {first_key} is missing from {source.backend.url}"
             ) from None
-        if len(data) != span.end - span.start:
-            raise source._damaged(f"chunk {first_key} in pack {span.pack}: pack is truncated")
         view = memoryview(data)
         damage: VerificationError | None = None
+        # Each frame on its own: a damaged one is reported, the span's other frames written.
         for frame_offset, frame_length, runs in span.frames:
+            if stop.is_set():
+                return
+            key = self.keys[runs[0][3]].hex()
             start = frame_offset - span.start
+            if start + frame_length > len(view):
+                damage = damage or source._damaged(
+                    f"chunk {key} in pack {span.pack}: pack is truncated"
+                )
+                continue
             try:
                 plain = memoryview(packs.decompress_frame(view[start : start + frame_length]))
             except packs.PackError as exc:
-                key = self.keys[runs[0][3]].hex()
                 damage = damage or source._damaged(
                     f"chunk {key} in pack {span.pack} is corrupt: {exc}"
                 )
-                continue  # the span's other frames are still good
+                continue
             for position, offset, length, first in runs:
                 if offset + length > len(plain):
-                    key = self.keys[first].hex()
-                    raise source._damaged(
-                        f"chunk {key} in pack {span.pack} lies beyond its frame's end"
+                    damage = damage or source._damaged(
+                        f"chunk {self.keys[first].hex()} in pack {span.pack} lies beyond "
+                        "its frame's end"
                     )
-                written = os.pwrite(self.fd, plain[offset : offset + length], position)
+                    continue
+                written = os.pwrite(fd, plain[offset : offset + length], position)
                 if written != length:
                     raise OSError(f"short write at {position} ({written} of {length} bytes)")
         if damage is not None:
@@ -184,7 +206,8 @@ def _spans(frames: dict[tuple[str, int, int], list[Run]]) -> list[Span]:
             and end - current.start <= SPAN_BYTES
         ):
             current.frames.append((frame_offset, frame_length, runs))
-            current = Span(pack, current.start, end, current.frames)
+            # max: an index entry may name a frame inside an earlier one (a damaged index).
+            current = Span(pack, current.start, max(current.end, end), current.frames)
             spans[-1] = current
         else:
             current = Span(pack, frame_offset, end, [(frame_offset, frame_length, runs)])

@@ -316,6 +316,25 @@ def test_damaged_pack_fails_verify_and_restore(
     assert tree(target.parent) == listing  # no backup, no temporary file left behind
 
 
+def test_restore_with_an_unreachable_catalog_changes_nothing(
+    stigmem: Runner, stocked: Stocked, other_node: NodeInfo
+) -> None:
+    # The catalog opens on a background thread while the data is written: its failure must
+    # still stop the restore before the rename, with one line and no temporary file left.
+    node, sid = stocked.node, stocked.created["id"]
+    target = other_node.path
+    before, listing = digest(target), tree(target.parent)
+    url = f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none"
+    restored = stigmem(
+        "--catalog", url, "snapshot", "restore", sid[:8], "--db", str(target),
+        "--trusted-key", node.pubkey,
+    )  # fmt: skip
+    one_line_error(restored, "catalog", "unreachable")
+    assert restored.returncode == 1
+    assert digest(target) == before
+    assert tree(target.parent) == listing
+
+
 # ---------------------------------------------------------------- 7: cross-node restore
 
 
