@@ -89,3 +89,18 @@ def open_fresh(url: str, barrier: Barrier, results: Queue[tuple[str, ...]]) -> N
         results.put(catalog.applied_revisions)
     finally:
         catalog.close()
+
+
+def upgrade_to(url: str, revision: str) -> None:
+    """Bring the catalog at ``url`` to Alembic ``revision`` (an older schema, for upgrade tests)."""
+    from alembic import command
+
+    from catalog.engine import make_engine
+    from catalog.migrate import alembic_config
+
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+    engine.dispose()

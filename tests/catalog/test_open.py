@@ -9,16 +9,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from catalog import Catalog, SnapshotFilter, default_catalog_url
 from catalog.engine import make_engine
-from catalog.migrate import alembic_config, head_revision
+from catalog.migrate import head_revision
 from catalog.tables import schema
 from snapshot.errors import CatalogError
-from tests.catalog.catalog_factories import Maker, open_fresh, record_many, snapshot_id
+from tests.catalog.catalog_factories import Maker, open_fresh, record_many, snapshot_id, upgrade_to
 
 # fork: children start in milliseconds; the parent never holds a connection when forking.
 PROCESSES = multiprocessing.get_context("fork")
@@ -83,22 +82,13 @@ def test_fresh_catalog_opened_by_processes_at_once_migrates_once(catalog_url: st
     engine.dispose()
 
 
-def _upgrade_to(url: str, revision: str) -> None:
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        config = alembic_config()
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
-    engine.dispose()
-
-
 def _ts(url: str, value: str) -> str:
     # Plain SQL as a 0001-era tool would have written it on each backend.
     return value if url.startswith("postgresql") else value.replace("+00:00", "")
 
 
 def test_upgrade_from_0001_keeps_and_backfills_rows(catalog_url: str) -> None:
-    _upgrade_to(catalog_url, "0001")
+    upgrade_to(catalog_url, "0001")
     maker = Maker()
     engine = make_engine(catalog_url)
     with engine.begin() as conn:

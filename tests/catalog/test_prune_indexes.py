@@ -12,21 +12,12 @@ from catalog import Catalog
 from catalog.engine import make_engine
 from catalog.migrate import alembic_config
 from catalog.queries import snapshots_for_prune
-from tests.catalog.catalog_factories import Maker, snapshot_id
+from tests.catalog.catalog_factories import Maker, snapshot_id, upgrade_to
 
 INDEXES = {
     "snapshots": "ix_snapshots_prune",
     "placements": "ix_placements_tier_live",
 }
-
-
-def _upgrade_to(url: str, revision: str) -> None:
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        config = alembic_config()
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
-    engine.dispose()
 
 
 def _index_names(url: str) -> dict[str, set[str]]:
@@ -39,7 +30,7 @@ def _index_names(url: str) -> dict[str, set[str]]:
 
 
 def test_upgrade_from_0002_keeps_rows_and_adds_the_indexes(catalog_url: str) -> None:
-    _upgrade_to(catalog_url, "0002")
+    upgrade_to(catalog_url, "0002")
     assert all(INDEXES[t] not in names for t, names in _index_names(catalog_url).items())
     maker = Maker()
     sqlite = catalog_url.startswith("sqlite")

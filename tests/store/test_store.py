@@ -36,6 +36,15 @@ def packs(store: Store) -> set[str]:
     return {e.path for e in store.backend.list(layout.PACKS)}
 
 
+def flip_a_byte(store: Store) -> str:
+    """Flip one bit a third of the way into the first pack (inside a frame); its path."""
+    victim = sorted(packs(store))[0]
+    data = bytearray(store.backend.read(victim))
+    data[len(data) // 3] ^= 0x40
+    store.backend.write(victim, bytes(data))
+    return victim
+
+
 @pytest.fixture
 def store(location: Location) -> Store:
     return Store.init(location.url, location.options, settings=small_settings())
@@ -124,10 +133,7 @@ def test_stats_count_logical_and_stored_bytes(store: Store, tmp_path: Path) -> N
 def test_flipped_byte_in_a_pack_is_a_checksum_error(store: Store, tmp_path: Path) -> None:
     db = make_db(tmp_path / "node.db", 2000)
     put(store, "a", db)
-    victim = sorted(packs(store))[0]
-    data = bytearray(store.backend.read(victim))
-    data[len(data) // 3] ^= 0x40
-    store.backend.write(victim, bytes(data))
+    victim = flip_a_byte(store)
 
     with pytest.raises(VerificationError) as err:
         read(store, sid("a"))
@@ -243,10 +249,7 @@ def test_rebuild_writes_everything_readable_before_naming_a_damaged_pack(
 ) -> None:
     db = make_db(tmp_path / "node.db", 2000)
     put(store, "a", db)
-    victim = sorted(packs(store))[0]
-    data = bytearray(store.backend.read(victim))
-    data[len(data) // 3] ^= 0x40
-    store.backend.write(victim, bytes(data))
+    victim = flip_a_byte(store)
 
     out = tmp_path / "salvaged.db"
     with out.open("w+b") as handle, pytest.raises(VerificationError) as err:
