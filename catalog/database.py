@@ -144,18 +144,11 @@ class Catalog:
         self._write(lambda c, at: writes.mark_removed(c, at, self._host, snapshot_id, tier))
 
     def record_verification(
-        self,
-        snapshot_id: str,
-        mode: str,
-        kind: str,
-        outcome: str,
-        detail: str,
-        *,
-        sets_last: bool = True,
+        self, snapshot_id: str, mode: str, kind: str, outcome: str, detail: str
     ) -> None:
         self._write(
             lambda c, at: writes.record_verification(
-                c, at, self._host, snapshot_id, mode, kind, outcome, detail, sets_last
+                c, at, self._host, snapshot_id, mode, kind, outcome, detail
             )
         )
 

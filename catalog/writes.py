@@ -131,10 +131,7 @@ def record_verification(
     kind: str,
     outcome: str,
     detail: str,
-    sets_last: bool = True,
 ) -> None:
-    """Append a verification; unless ``sets_last`` is False, it also becomes the snapshot's
-    last verification (what ``list --verified``, metrics and prune's "newest verified" read)."""
     check_snapshot_id(snapshot_id)
     if mode not in MODES:
         raise CatalogError(f"verification mode {mode!r} is not one of {', '.join(MODES)}")
@@ -152,13 +149,12 @@ def record_verification(
         )
     )
     # Keep the denormalised copy on the snapshot; a late writer with an older time loses.
-    if sets_last:
-        conn.execute(
-            update(snapshots)
-            .where(snapshots.c.id == snapshot_id)
-            .where(or_(snapshots.c.last_verified_at.is_(None), snapshots.c.last_verified_at <= at))
-            .values(last_verified_at=at, last_verify_outcome=outcome)
-        )
+    conn.execute(
+        update(snapshots)
+        .where(snapshots.c.id == snapshot_id)
+        .where(or_(snapshots.c.last_verified_at.is_(None), snapshots.c.last_verified_at <= at))
+        .values(last_verified_at=at, last_verify_outcome=outcome)
+    )
     text = f"{kind} ({mode}): {outcome}" + (f": {detail}" if detail else "")
     record_event(conn, at, host, "verified", snapshot_id, text)
 

@@ -40,11 +40,7 @@ def check_store(app: App, tier: Tier, fraction: float, as_json: bool) -> None:
             else ("missing_data" if any("missing" in p for p in found) else "checksum_error")
         )
         detail = "; ".join(found or []) or mode
-        # A check that did not read all of the snapshot's data is history, not proof: only
-        # a failure, or a full read, becomes the snapshot's last verification (the one that
-        # `list --verified`, the metrics and prune's "newest verified" go by).
-        sets_last = outcome != "ok" or fraction >= 1.0
-        catalog.record_verification(sid, "default", "check", outcome, detail, sets_last=sets_last)
+        catalog.record_verification(sid, "default", "check", outcome, detail)
     summary = (
         f"{store.url}: {len(store.snapshot_ids())} snapshots, "
         f"{report.chunks_checked} chunks checked, {report.packs_read} packs read, "

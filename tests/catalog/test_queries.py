@@ -92,16 +92,6 @@ def test_filter_verified_and_not_verified_since(cat: Catalog, clock: Clock) -> N
     assert summary.last_verified_at is not None and summary.last_verified_at > midway
 
 
-def test_a_verification_recorded_as_history_only(cat: Catalog) -> None:
-    # A partial store check passing: in the history, but not the snapshot's verified state.
-    cat.record_verification(snapshot_id(1), "default", "check", "ok", "check", sets_last=False)
-    assert ids(cat, verified="never") == [7, 6, 5, 4, 3, 2, 1, 0]
-    history = cat.show(snapshot_id(1))["verifications"]
-    assert [(v["kind"], v["outcome"]) for v in history] == [("check", "ok")]
-    cat.record_verification(snapshot_id(1), "default", "verify", "ok", "")
-    assert ids(cat, verified="ok") == [1]
-
-
 def test_record_snapshot_is_idempotent(cat: Catalog) -> None:
     maker = Maker()
     cat.record_snapshot(maker.record(0, A))

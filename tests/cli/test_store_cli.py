@@ -232,25 +232,6 @@ def test_stats_fields_and_dedup_after_a_slight_change(stigmem: Runner, stocked: 
 # ---------------------------------------------------------------- prefixes
 
 
-def test_only_a_full_read_check_marks_snapshots_verified(
-    stigmem: Runner, stocked: Stocked
-) -> None:
-    sid = stocked.created["id"]
-
-    def state() -> tuple[str | None, list[str]]:
-        shown = stigmem("snapshot", "show", sid, "--json")
-        assert shown.returncode == 0, shown
-        doc = shown.json()
-        return doc["last_verify_outcome"], [v["detail"] for v in doc["verifications"]]
-
-    assert stigmem("store", "check").returncode == 0
-    outcome, details = state()
-    assert outcome is None and details == ["check"]  # in the history, not "verified"
-    assert stigmem("store", "check", "--read-data-subset", "100%").returncode == 0
-    outcome, details = state()
-    assert outcome == "ok" and details == ["check", "check read 100%"]
-
-
 def test_verify_and_restore_by_prefix_and_ambiguous_prefix_lists_candidates(
     stigmem: Runner, home: Path, stocked: Stocked, other_node: NodeInfo
 ) -> None:
