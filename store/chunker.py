@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 OTHER_CHUNK_SIZE = 1 << 20
@@ -39,12 +39,15 @@ def chunk_size_for(header: bytes, pages_per_chunk: int) -> int:
 READ_SIZE = 1 << 20
 
 
-def batches(stream: BinaryIO, pages_per_chunk: int = 1) -> Iterator[list[tuple[bytes, bytes]]]:
+def batches(
+    stream: BinaryIO, pages_per_chunk: int = 1, digest: Any = None
+) -> Iterator[list[tuple[bytes, bytes]]]:
     """Yield lists of (sha256 digest, plain bytes), in order, one list per read block.
 
     Reading 1 MiB at a time and slicing costs one system call per 256 pages instead of one
     per page; handing the caller a whole block lets it ask the index about all its chunks
-    in one query.
+    in one query. ``digest`` (a hashlib object), when given, is fed every byte, one update
+    per block: per page, the calls cost as much as the hashing.
     """
     first = stream.read(100)
     size = chunk_size_for(first, pages_per_chunk)
@@ -56,6 +59,8 @@ def batches(stream: BinaryIO, pages_per_chunk: int = 1) -> Iterator[list[tuple[b
             return
         whole = len(data) // size * size
         view = memoryview(data)
+        if digest is not None:
+            digest.update(view[:whole])
         batch = [
             (hashlib.sha256(view[i : i + size]).digest(), bytes(view[i : i + size]))
             for i in range(0, whole, size)
@@ -63,6 +68,8 @@ def batches(stream: BinaryIO, pages_per_chunk: int = 1) -> Iterator[list[tuple[b
         pending = data[whole:]
         if len(data) < block:  # end of stream: the short tail is a chunk of its own
             if pending:
+                if digest is not None:
+                    digest.update(pending)
                 batch.append((hashlib.sha256(pending).digest(), bytes(pending)))
             if batch:
                 yield batch

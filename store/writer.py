@@ -122,10 +122,9 @@ class SnapshotWriter:
         # saves a second pass over the database.
         digest = hashlib.sha256()
         with _open(source) as stream:
-            for batch in chunker.batches(stream, self.config.pages_per_chunk):
+            for batch in chunker.batches(stream, self.config.pages_per_chunk, digest):
                 self._store_batch(batch)
                 for key, data in batch:
-                    digest.update(data)
                     current += key
                     count += 1
                     if count % per_list == 0:
