@@ -87,13 +87,16 @@ class StoreSource:
     def peek(self) -> Manifest:
         return manifest_from_dict(self.store.load_document(self.snapshot_id)["manifest"])
 
-    def read(self, on_db: OnDb | None, state: ReadResult) -> None:
+    def _read_manifest_and_cursor(self, state: ReadResult) -> None:
         state.manifest = self.peek()
         cursor = io.BytesIO()
         self.store.read_artifact(self.snapshot_id, CURSOR_MEMBER, cursor)
         state.actual[CURSOR_MEMBER] = "sha256:" + hashlib.sha256(cursor.getvalue()).hexdigest()
         state.cursor = cursor.getvalue()
         state.applied_migrations = parse_cursor(state.cursor)
+
+    def read(self, on_db: OnDb | None, state: ReadResult) -> None:
+        self._read_manifest_and_cursor(state)
         sink = _HashSink(on_db)
         self.store.read_artifact(self.snapshot_id, DB_MEMBER, sink)  # type: ignore[arg-type]
         state.actual[DB_MEMBER] = "sha256:" + sink.digest.hexdigest()
@@ -102,12 +105,7 @@ class StoreSource:
     def write_to(self, out: BinaryIO, state: ReadResult) -> Rebuild:
         """Like :meth:`read`, but the database is rebuilt straight into ``out`` (which must be
         readable) frame by frame; :meth:`finish` then hashes it from the file."""
-        state.manifest = self.peek()
-        cursor = io.BytesIO()
-        self.store.read_artifact(self.snapshot_id, CURSOR_MEMBER, cursor)
-        state.actual[CURSOR_MEMBER] = "sha256:" + hashlib.sha256(cursor.getvalue()).hexdigest()
-        state.cursor = cursor.getvalue()
-        state.applied_migrations = parse_cursor(state.cursor)
+        self._read_manifest_and_cursor(state)
         out.flush()
         return self.store.rebuild_artifact(self.snapshot_id, DB_MEMBER, out.fileno())
 

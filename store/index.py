@@ -250,21 +250,12 @@ class ChunkIndex:
         return Location(self.packs[row[0]], row[1], row[2], row[3], row[4])
 
     def lookup_many(self, keys: list[bytes]) -> dict[bytes, Location]:
-        """Locations of those ``keys`` the index holds, one query per few hundred keys."""
-        found: dict[bytes, Location] = {}
-        packs = self.packs
-        for start in range(0, len(keys), QUERY_BATCH):
-            batch = keys[start : start + QUERY_BATCH]
-            marks = ",".join("?" * len(batch))
-            for key, pack, fo, fl, off, length in self._db.execute(
-                f"SELECT key, pack, fo, fl, off, len FROM e WHERE key IN ({marks})", batch
-            ):
-                found[bytes(key)] = Location(packs[pack], fo, fl, off, length)
-        return found
+        """Locations of those ``keys`` the index holds (see :meth:`locate_many`)."""
+        return {key: Location(*found) for key, found in self.locate_many(keys).items()}
 
     def locate_many(self, keys: list[bytes]) -> dict[bytes, tuple[str, int, int, int, int]]:
-        """Like :meth:`lookup_many`, as plain tuples ``(pack, frame offset, frame length,
-        offset, length)``, for the tens of thousands of chunks of a whole artifact.
+        """Locations of those ``keys`` the index holds, as plain tuples ``(pack, frame offset,
+        frame length, offset, length)``: one query per few hundred keys.
 
         The keys are looked up in sorted order: consecutive queries then walk the index
         b-tree's leaves in order instead of jumping across it, which keeps the page cache

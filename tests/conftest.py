@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -131,3 +132,13 @@ def s3_endpoint() -> Iterator[str]:
         pytest.skip(f"moto S3 server cannot start: {exc}")
     yield endpoint
     server.stop()
+
+
+def rows(path: Path, sql: str) -> list[tuple[object, ...]]:
+    """The rows a query returns from the SQLite file at ``path`` (a node database, a
+    catalog), read with a connection of its own."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()

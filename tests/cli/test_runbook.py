@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests import reference_format as ref
-from tests.conftest import REPO, Runner
+from tests.conftest import REPO, Runner, rows
 from tests.nodegen import NodeInfo, make_node_db
 
 SEED_A = bytes(range(32))
@@ -45,14 +44,6 @@ def digest(path: Path) -> str:
 def node_tarball(node: NodeInfo, out: Path, seed: bytes = SEED_A) -> Path:
     out.mkdir(exist_ok=True)
     return ref.write_reference_tarball(out, node.path, seed, node.node_id, node.migrations)
-
-
-def rows(path: Path, sql: str) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def dir_listing(path: Path) -> set[str]:

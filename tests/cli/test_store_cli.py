@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests import reference_format as ref
-from tests.conftest import BUCKET, Runner, clean_env, free_port, s3_options
+from tests.conftest import BUCKET, Runner, clean_env, free_port, rows, s3_options
 from tests.nodegen import NodeInfo, apply_churn, make_node_db
 
 SEED_A = bytes(range(32))
@@ -95,14 +95,6 @@ def tree(root: Path) -> dict[str, str]:
 
 def under(listing: dict[str, str], prefix: str) -> dict[str, str]:
     return {k: v for k, v in listing.items() if k.startswith(prefix + "/")}
-
-
-def rows(path: Path, sql: str) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def one_line_error(result: Any, *names: str) -> None:
