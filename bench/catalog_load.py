@@ -208,12 +208,14 @@ def timed_cli(name: str, args: list[str], runs: int = CLI_RUNS) -> None:
         out = ""
         for _ in range(runs + 1):
             started = time.perf_counter()
-            proc = subprocess.run([*cli_command(), *args], env=env, capture_output=True,
-                                  text=True, check=False)
+            proc = subprocess.run(
+                [*cli_command(), *args], env=env, capture_output=True, text=True, check=False
+            )
             times.append((time.perf_counter() - started) * 1000)
             if proc.returncode != 0:
-                raise SystemExit(f"stigmem {' '.join(args)} exited {proc.returncode}: "
-                                 f"{proc.stderr.strip()}")
+                raise SystemExit(
+                    f"stigmem {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}"
+                )
             out = proc.stdout
     cold, warm = times[0], times[1:]
     items = len(json.loads(out)) if "--json" in args else len(out.splitlines())
@@ -230,16 +232,28 @@ def query_cli(url: str, count: int) -> None:
     timed_cli("stigmem --help", ["--help"])
     timed_cli(
         "stigmem snapshot list --node X --since 30d --limit 50",
-        ["--catalog", url, "snapshot", "list", "--node", node, "--since", "30d", "--limit",
-         "50", "--json"],
+        [
+            "--catalog",
+            url,
+            "snapshot",
+            "list",
+            "--node",
+            node,
+            "--since",
+            "30d",
+            "--limit",
+            "50",
+            "--json",
+        ],
     )
     timed_cli(
         "stigmem snapshot list --node X --since 30d --limit 50 (table)",
-        ["--catalog", url, "snapshot", "list", "--node", node, "--since", "30d", "--limit",
-         "50"],
+        ["--catalog", url, "snapshot", "list", "--node", node, "--since", "30d", "--limit", "50"],
     )
-    timed_cli("stigmem snapshot show PREFIX (8 hex)",
-              ["--catalog", url, "snapshot", "show", sid[:8], "--json"])
+    timed_cli(
+        "stigmem snapshot show PREFIX (8 hex)",
+        ["--catalog", url, "snapshot", "show", sid[:8], "--json"],
+    )
 
 
 def query(url: str, count: int) -> None:

@@ -9,7 +9,8 @@ than both proceeding.
 
 A lock is stale when its holder is on this host and its pid is dead, or when it is older
 than ``stale_after`` (no lock is refreshed, so that limit must exceed the longest gc). Stale
-locks are ignored when acquiring and removed by ``break_locks``.
+locks are ignored when acquiring, and those of a dead process on this host are removed then
+too (nothing can still be guarded by them); ``break_locks`` removes the rest on request.
 """
 
 from __future__ import annotations
@@ -53,10 +54,13 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def is_stale(info: LockInfo, now: float, stale_after: float) -> bool:
-    if info.age(now) > stale_after:
-        return True
+def is_orphan(info: LockInfo) -> bool:
+    """The holder ran on this host and its process is gone (killed, crashed, rebooted)."""
     return info.host == socket.gethostname() and not _pid_alive(info.pid)
+
+
+def is_stale(info: LockInfo, now: float, stale_after: float) -> bool:
+    return info.age(now) > stale_after or is_orphan(info)
 
 
 def conflicts(wanted: str, held: str) -> bool:
@@ -126,12 +130,25 @@ class StoreLock:
 
     def _conflict(self) -> LockInfo | None:
         now = time.time()
+        holder = None
+        orphans = []
         for info in read_locks(self.backend):
-            if info.name == self.name or is_stale(info, now, self.stale_after):
+            if info.name == self.name:
                 continue
-            if conflicts(self.kind, info.kind):
-                return info
-        return None
+            if is_orphan(info):
+                orphans.append(layout.lock_path(info.name))
+            elif (
+                holder is None
+                and conflicts(self.kind, info.kind)
+                and not is_stale(info, now, self.stale_after)
+            ):
+                holder = info
+        # A kill -9 leaves its lock behind; its pid is dead here, so it guards nothing and
+        # goes now rather than piling up. Locks of other hosts only age out (we cannot see
+        # their processes), and are left for 'store unlock'.
+        if orphans:
+            self.backend.delete(orphans)
+        return holder
 
     def acquire(self) -> None:
         path = layout.lock_path(self.name)

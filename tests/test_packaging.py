@@ -26,8 +26,16 @@ from tests.nodegen import make_node_db
 
 PACKAGES = {"cli", "catalog", "store", "snapshot", "migrations"}
 IGNORED = shutil.ignore_patterns(
-    ".venv", ".git", "__pycache__", "*.pyc", "build", "dist", "*.egg-info", ".mypy_cache",
-    ".ruff_cache", ".pytest_cache",
+    ".venv",
+    ".git",
+    "__pycache__",
+    "*.pyc",
+    "build",
+    "dist",
+    "*.egg-info",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
 )
 
 
@@ -38,16 +46,20 @@ def head_revision() -> str:
 
 
 def run(args: list[str | Path], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=600,
-                          **kwargs)  # type: ignore[call-overload]
+    proc = subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, timeout=600, **kwargs
+    )  # type: ignore[call-overload]
     assert proc.returncode == 0, f"{args} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc
 
 
 def venv_env(home: Path) -> dict[str, str]:
     # Nothing from the repository may leak in: no PYTHONPATH, no STIGMEM_* of the caller.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("STIGMEM_", "PYTHON", "VIRTUAL_ENV"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("STIGMEM_", "PYTHON", "VIRTUAL_ENV"))
+    }
     env["STIGMEM_HOME"] = str(home)
     return env
 
@@ -99,14 +111,30 @@ def test_wheel_holds_exactly_the_packages(wheel: Path) -> None:
 def test_installed_wheel_creates_and_upgrades_catalogs(wheel: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", venv])
-    run([venv / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check", "-q",
-         wheel])
+    run(
+        [
+            venv / "bin" / "python",
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "-q",
+            wheel,
+        ]
+    )
     stigmem = venv / "bin" / "stigmem"
     home = tmp_path / "home"
     env = venv_env(home)
     # The installed modules answer, not the checkout's.
-    where = run([venv / "bin" / "python", "-c", "import cli, migrations; "
-                 "print(cli.__file__); print(migrations.__file__)"], env=env, cwd=tmp_path)
+    where = run(
+        [
+            venv / "bin" / "python",
+            "-c",
+            "import cli, migrations; print(cli.__file__); print(migrations.__file__)",
+        ],
+        env=env,
+        cwd=tmp_path,
+    )
     assert all(str(venv) in line for line in where.stdout.splitlines())
 
     assert run([stigmem, "--help"], env=env, cwd=tmp_path).stdout.startswith("Usage: stigmem")
@@ -114,10 +142,12 @@ def test_installed_wheel_creates_and_upgrades_catalogs(wheel: Path, tmp_path: Pa
     assert json.loads(listed.stdout) == []
     assert catalog_revision(home / "catalog.db") == [(head_revision(),)]
 
-    node = make_node_db(tmp_path / "node" / "stigmem.db", size_mb=0.2, seed=5,
-                        privkey_seed=b"\x07" * 32)
-    created = run([stigmem, "snapshot", "create", "--db", node.path, "--json"], env=env,
-                  cwd=tmp_path)
+    node = make_node_db(
+        tmp_path / "node" / "stigmem.db", size_mb=0.2, seed=5, privkey_seed=b"\x07" * 32
+    )
+    created = run(
+        [stigmem, "snapshot", "create", "--db", node.path, "--json"], env=env, cwd=tmp_path
+    )
     sid = json.loads(created.stdout)["id"]
     rows = json.loads(run([stigmem, "snapshot", "list", "--json"], env=env, cwd=tmp_path).stdout)
     assert [(r["id"], r["tiers"], r["trusted"]) for r in rows] == [(sid, ["local"], True)]
@@ -125,11 +155,15 @@ def test_installed_wheel_creates_and_upgrades_catalogs(wheel: Path, tmp_path: Pa
     # A catalog left at the previous revision by an older tool upgrades in place.
     old = tmp_path / "old" / "catalog.db"
     build_0001_catalog(old)
-    upgraded = run([stigmem, "--catalog", f"sqlite:///{old}", "snapshot", "list", "--json"],
-                   env=env, cwd=tmp_path)
+    upgraded = run(
+        [stigmem, "--catalog", f"sqlite:///{old}", "snapshot", "list", "--json"],
+        env=env,
+        cwd=tmp_path,
+    )
     rows = json.loads(upgraded.stdout)
     assert [(r["id"], r["node_id"], r["last_verify_outcome"]) for r in rows] == [
-        (OLD_ID, "stigmem:node:old", None)]
+        (OLD_ID, "stigmem:node:old", None)
+    ]
     assert catalog_revision(old) == [(head_revision(),)]
 
 
@@ -159,8 +193,15 @@ def build_0001_catalog(path: Path) -> None:
                     " catalogued_host, pinned) VALUES (:id, 'stigmem:node:old', :t, :sha, 1,"
                     " :cursor, :kid, :pub, :manifest, :t, 'old', 'oldhost', 0)"
                 ),
-                dict(id=OLD_ID, t="2026-01-02 03:04:05.000006", sha="cd" * 32, cursor="[]",
-                     kid=ref.key_id_of(pub), pub=pub, manifest='{"version":1}'),
+                dict(
+                    id=OLD_ID,
+                    t="2026-01-02 03:04:05.000006",
+                    sha="cd" * 32,
+                    cursor="[]",
+                    kid=ref.key_id_of(pub),
+                    pub=pub,
+                    manifest='{"version":1}',
+                ),
             )
     finally:
         engine.dispose()

@@ -37,8 +37,17 @@ MIGRATIONS = REPO / "tests" / "fixtures" / "migrations"
 
 # The contract (DESIGN.md sections 8 and 9): more fields may be printed, none may be missing.
 LIST_FIELDS = {
-    "id", "node_id", "created_at", "db_sha256", "db_size", "signer_key_id", "trusted", "tiers",
-    "pinned", "last_verified_at", "last_verify_outcome",
+    "id",
+    "node_id",
+    "created_at",
+    "db_sha256",
+    "db_size",
+    "signer_key_id",
+    "trusted",
+    "tiers",
+    "pinned",
+    "last_verified_at",
+    "last_verify_outcome",
 }
 SHOW_FIELDS = LIST_FIELDS | {"manifest", "placements", "verifications", "restores"}
 PLACEMENT_FIELDS = {"tier", "store", "since", "removed_at"}
@@ -47,10 +56,23 @@ RESTORE_FIELDS = {"at", "target", "forced", "migrations_replayed"}
 HISTORY_FIELDS = {"at", "event", "snapshot_id", "detail"}
 KEY_FIELDS = {"key_id", "public_key", "label", "trusted", "revoked", "first_seen"}
 VERIFY_FIELDS = {
-    "outcome", "mode", "snapshot_id", "node_id", "signer_key_id", "trusted_by", "detail",
+    "outcome",
+    "mode",
+    "snapshot_id",
+    "node_id",
+    "signer_key_id",
+    "trusted_by",
+    "detail",
 }
 CREATE_FIELDS = {
-    "id", "name", "node_id", "created_at", "db_sha256", "signer_key_id", "store", "tarball",
+    "id",
+    "name",
+    "node_id",
+    "created_at",
+    "db_sha256",
+    "signer_key_id",
+    "store",
+    "tarball",
 }
 
 
@@ -74,8 +96,10 @@ def pg_url(pg_user: str) -> Iterator[str]:
     import psycopg
 
     schema = f"stigmem_cli_{uuid.uuid4().hex[:12]}"
-    conninfo = (f"host={catalog_conftest.PG_HOST} port={catalog_conftest.PG_PORT} "
-                f"dbname={catalog_conftest.PG_DATABASE} user={pg_user}")
+    conninfo = (
+        f"host={catalog_conftest.PG_HOST} port={catalog_conftest.PG_PORT} "
+        f"dbname={catalog_conftest.PG_DATABASE} user={pg_user}"
+    )
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     try:
@@ -99,8 +123,7 @@ def catalog_env(request: pytest.FixtureRequest) -> dict[str, str]:
 
 @pytest.fixture
 def node(tmp_path: Path) -> NodeInfo:
-    return make_node_db(tmp_path / "node" / "stigmem.db", size_mb=0.5, seed=1,
-                        privkey_seed=SEED_A)
+    return make_node_db(tmp_path / "node" / "stigmem.db", size_mb=0.5, seed=1, privkey_seed=SEED_A)
 
 
 def digest(path: Path) -> str:
@@ -133,7 +156,7 @@ def tampered_copy(tarball: Path, out: Path) -> Path:
             data = handle.read()
             if info.name == ref.CURSOR:
                 at = data.index(b"init") + 1
-                data = data[:at] + bytes([data[at] ^ 0x20]) + data[at + 1:]  # "iNit"
+                data = data[:at] + bytes([data[at] ^ 0x20]) + data[at + 1 :]  # "iNit"
             members.append(ref.TarMember(info.name, data))
     return ref.write_tar_gz(out, members)
 
@@ -195,11 +218,17 @@ def test_scenario_is_reflected_in_list_show_and_history(
     verified = ok(run("snapshot", "verify", sid[:10], "--json")).json()
     assert set(verified) >= VERIFY_FIELDS
     assert (verified["outcome"], verified["mode"], verified["trusted_by"]) == (
-        "ok", "default", "catalog")
+        "ok",
+        "default",
+        "catalog",
+    )
     assert verified["signer_key_id"] == key_id
     strict = ok(run("snapshot", "verify", sid, "--trusted-key", node.pubkey, "--json")).json()
     assert (strict["outcome"], strict["mode"], strict["trusted_by"]) == (
-        "ok", "strict", "trusted-keys")
+        "ok",
+        "strict",
+        "trusted-keys",
+    )
 
     good = Path(ok(run("snapshot", "export", sid, "--out", str(tmp_path))).stdout.strip())
     tampered = tampered_copy(good, tmp_path / "tampered.tar.gz")
@@ -211,7 +240,10 @@ def test_scenario_is_reflected_in_list_show_and_history(
         flip_middle_byte(pack)
     broken = ok(run("snapshot", "verify", sid, "--json"), 3).json()
     assert (broken["outcome"], broken["mode"], broken["snapshot_id"]) == (
-        "checksum_error", "default", sid)
+        "checksum_error",
+        "default",
+        sid,
+    )
 
     before = digest(target)
     refused = ok(run("snapshot", "restore", sid, "--db", str(target)), 3)
@@ -221,29 +253,60 @@ def test_scenario_is_reflected_in_list_show_and_history(
     bad_tarball = ok(run("snapshot", "verify", str(tampered), "--json"), 3).json()
     assert (bad_tarball["outcome"], bad_tarball["snapshot_id"]) == ("checksum_error", sid)
 
-    restored = ok(run("snapshot", "restore", "--from", str(good), "--db", str(target),
-                      "--migrations-dir", str(MIGRATIONS), "--json")).json()
+    restored = ok(
+        run(
+            "snapshot",
+            "restore",
+            "--from",
+            str(good),
+            "--db",
+            str(target),
+            "--migrations-dir",
+            str(MIGRATIONS),
+            "--json",
+        )
+    ).json()
     assert restored["forced"] is False
     assert restored["migrations_replayed"] == ["003_add_fact_tags", "004_add_index"]
-    forced = ok(run("snapshot", "restore", "--from", str(tampered), "--db", str(target),
-                    "--force-unverified", "--migrations-dir", str(MIGRATIONS), "--json"))
+    forced = ok(
+        run(
+            "snapshot",
+            "restore",
+            "--from",
+            str(tampered),
+            "--db",
+            str(target),
+            "--force-unverified",
+            "--migrations-dir",
+            str(MIGRATIONS),
+            "--json",
+        )
+    )
     assert "WARNING" in forced.stderr and "checksum_error" in forced.stderr
     assert forced.json()["forced"] is True
     assert forced.json()["verification"]["mode"] == "forced"
-    assert applied(target) == ["001_init", "002_add_peers_status", "003_add_fact_tags",
-                               "004_add_index"]
+    assert applied(target) == [
+        "001_init",
+        "002_add_peers_status",
+        "003_add_fact_tags",
+        "004_add_index",
+    ]
 
     # The node's own tarball of a day earlier, imported: a second snapshot, verified on import.
     day_before = datetime.now(UTC) - timedelta(days=1)
     (tmp_path / "in").mkdir()
     node_tarball = ref.write_reference_tarball(
-        tmp_path / "in", node.path, SEED_A, node.node_id, node.migrations, day_before)
+        tmp_path / "in", node.path, SEED_A, node.node_id, node.migrations, day_before
+    )
     imported = ok(run("snapshot", "import", str(node_tarball), "--json")).json()
     assert len(imported) == 1
     assert set(readme_fields("snapshot import")) <= set(imported[0])
     older = imported[0]["id"]
     assert (imported[0]["outcome"], imported[0]["imported"], imported[0]["tier"]) == (
-        "ok", True, "local")
+        "ok",
+        True,
+        "local",
+    )
 
     # ---- snapshot list --json
     listed = ok(run("snapshot", "list", "--json")).json()
@@ -252,7 +315,10 @@ def test_scenario_is_reflected_in_list_show_and_history(
         assert set(row) >= LIST_FIELDS
         assert readme_fields("snapshot list") <= set(row)
         assert (row["node_id"], row["signer_key_id"], row["trusted"]) == (
-            node.node_id, key_id, True)
+            node.node_id,
+            key_id,
+            True,
+        )
         assert (row["tiers"], row["pinned"]) == (["local"], False)
         assert isinstance(row["db_size"], int) and row["db_size"] > 0
     newest, oldest = listed
@@ -270,7 +336,8 @@ def test_scenario_is_reflected_in_list_show_and_history(
     assert shown["manifest"]["signer_pubkey"] == node.pubkey
     assert shown["manifest"]["node_id"] == node.node_id
     assert [{k: p[k] for k in ("tier", "store", "removed_at")} for p in shown["placements"]] == [
-        {"tier": "local", "store": str(home / "store"), "removed_at": None}]
+        {"tier": "local", "store": str(home / "store"), "removed_at": None}
+    ]
     assert all(set(p) >= PLACEMENT_FIELDS for p in shown["placements"])
     assert all(set(v) >= VERIFICATION_FIELDS for v in shown["verifications"])
     assert [(v["kind"], v["mode"], v["outcome"]) for v in shown["verifications"]] == [
@@ -291,7 +358,8 @@ def test_scenario_is_reflected_in_list_show_and_history(
     ]
     shown_older = ok(run("snapshot", "show", older, "--json")).json()
     assert [(v["kind"], v["mode"], v["outcome"]) for v in shown_older["verifications"]] == [
-        ("import", "default", "ok")]
+        ("import", "default", "ok")
+    ]
     assert shown_older["restores"] == []
 
     # ---- snapshot history --json
@@ -318,29 +386,35 @@ def test_scenario_is_reflected_in_list_show_and_history(
 # ---------------------------------------------------------------- 3. reindex
 
 
-def test_reindex_rebuilds_from_the_stores(stigmem: Runner, node: NodeInfo, home: Path,
-                                          tmp_path: Path) -> None:
+def test_reindex_rebuilds_from_the_stores(
+    stigmem: Runner, node: NodeInfo, home: Path, tmp_path: Path
+) -> None:
     stores = {"local": tmp_path / "stores" / "local", "offsite": tmp_path / "stores" / "offsite"}
     write_config(home, stores)
     target = make_node_db(tmp_path / "target" / "stigmem.db", size_mb=0.2, seed=2).path
 
     first = ok(stigmem("snapshot", "create", "--db", str(node.path), "--json")).json()["id"]
     ok(stigmem("store", "sync", "--to", "offsite"))
-    second = ok(stigmem("snapshot", "create", "--db", str(node.path), "--tier", "offsite",
-                        "--json")).json()["id"]
+    second = ok(
+        stigmem("snapshot", "create", "--db", str(node.path), "--tier", "offsite", "--json")
+    ).json()["id"]
     ok(stigmem("snapshot", "verify", first))
     ok(stigmem("snapshot", "restore", first, "--db", str(target)))
 
     # Someone else, with a key this catalog never trusted, writes into the same local store.
-    stranger = make_node_db(tmp_path / "stranger" / "stigmem.db", size_mb=0.2, seed=3,
-                            privkey_seed=STRANGER)
+    stranger = make_node_db(
+        tmp_path / "stranger" / "stigmem.db", size_mb=0.2, seed=3, privkey_seed=STRANGER
+    )
     other_home = tmp_path / "other-home"
     other_home.mkdir()
     write_config(other_home, stores)
     planted = subprocess.run(
-        [sys.executable, "-m", "cli", "snapshot", "create", "--db", str(stranger.path),
-         "--json"],
-        env=clean_env(other_home), capture_output=True, text=True, timeout=120, check=True,
+        [sys.executable, "-m", "cli", "snapshot", "create", "--db", str(stranger.path), "--json"],
+        env=clean_env(other_home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     planted_id = json.loads(planted.stdout)["id"]
 
@@ -360,7 +434,9 @@ def test_reindex_rebuilds_from_the_stores(stigmem: Runner, node: NodeInfo, home:
     # Without deleting the catalog, history survives a reindex.
     shown = ok(stigmem("snapshot", "show", first, "--json")).json()
     assert [(v["kind"], v["outcome"]) for v in shown["verifications"]] == [
-        ("verify", "ok"), ("restore", "ok")]
+        ("verify", "ok"),
+        ("restore", "ok"),
+    ]
     assert [r["target"] for r in shown["restores"]] == [str(target)]
     events = {e["event"] for e in ok(stigmem("snapshot", "history", "--json")).json()}
     assert {"create", "verified", "restored", "reindex"} <= events
@@ -387,17 +463,25 @@ def test_reindex_rebuilds_from_the_stores(stigmem: Runner, node: NodeInfo, home:
 # ---------------------------------------------------------------- 4. concurrent creates
 
 
-def test_two_processes_create_at_once(catalog_env: dict[str, str], home: Path,
-                                      tmp_path: Path, stigmem: Runner) -> None:
+def test_two_processes_create_at_once(
+    catalog_env: dict[str, str], home: Path, tmp_path: Path, stigmem: Runner
+) -> None:
     # Two nodes signed with one operator key: both processes race on the fresh catalog's
     # migration, the key row, the store's lock and the index, all at once.
-    nodes = [make_node_db(tmp_path / f"node{n}" / "stigmem.db", size_mb=0.3, seed=10 + n,
-                          privkey_seed=SEED_B) for n in (1, 2)]
+    nodes = [
+        make_node_db(
+            tmp_path / f"node{n}" / "stigmem.db", size_mb=0.3, seed=10 + n, privkey_seed=SEED_B
+        )
+        for n in (1, 2)
+    ]
     env = {**clean_env(home), **catalog_env}
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "cli", "snapshot", "create", "--db", str(n.path), "--json"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for n in nodes
     ]
@@ -417,8 +501,9 @@ def test_two_processes_create_at_once(catalog_env: dict[str, str], home: Path,
     for sid in ids:
         shown = ok(stigmem("snapshot", "show", sid, "--json", env=catalog_env)).json()
         assert len(shown["placements"]) == 1
-        events = ok(stigmem("snapshot", "history", "--snapshot", sid, "--json",
-                            env=catalog_env)).json()
+        events = ok(
+            stigmem("snapshot", "history", "--snapshot", sid, "--json", env=catalog_env)
+        ).json()
         assert sorted(e["event"] for e in events) == ["catalogued", "create", "placed"]
 
 
@@ -451,12 +536,22 @@ def test_catalog_at_the_previous_revision_upgrades_with_rows_intact(
                 " catalogued_host, pinned) VALUES (:id, 'stigmem:node:old', :t, :sha, 4096,"
                 " :cursor, :kid, :pub, :manifest, :t, 'old', 'oldhost', :p)"
             ),
-            dict(id=sid, t=old_time, sha="ab" * 32, kid=ref.key_id_of(pub), pub=pub, p=True,
-                 cursor='["001_init"]', manifest='{"version":1}'),
+            dict(
+                id=sid,
+                t=old_time,
+                sha="ab" * 32,
+                kid=ref.key_id_of(pub),
+                pub=pub,
+                p=True,
+                cursor='["001_init"]',
+                manifest='{"version":1}',
+            ),
         )
         conn.execute(
-            text("INSERT INTO verifications (snapshot_id, at, mode, outcome, detail, host)"
-                 " VALUES (:id, :t, 'default', 'ok', '', 'oldhost')"),
+            text(
+                "INSERT INTO verifications (snapshot_id, at, mode, outcome, detail, host)"
+                " VALUES (:id, :t, 'default', 'ok', '', 'oldhost')"
+            ),
             dict(id=sid, t=old_time),
         )
     engine.dispose()
@@ -465,10 +560,16 @@ def test_catalog_at_the_previous_revision_upgrades_with_rows_intact(
     assert len(listed) == 1
     row = listed[0]
     assert (row["id"], row["node_id"], row["db_size"], row["pinned"]) == (
-        sid, "stigmem:node:old", 4096, True)
+        sid,
+        "stigmem:node:old",
+        4096,
+        True,
+    )
     assert row["created_at"] == "2026-01-02T03:04:05.000006+00:00"
     assert (row["last_verify_outcome"], row["last_verified_at"]) == (
-        "ok", "2026-01-02T03:04:05.000006+00:00")  # backfilled by 0002
+        "ok",
+        "2026-01-02T03:04:05.000006+00:00",
+    )  # backfilled by 0002
     engine = make_engine(url)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [("0003",)]
@@ -490,20 +591,27 @@ def newer_catalog(stigmem: Runner, home: Path) -> Path:
 
 
 BAD_CATALOGS = {
-    "bad-url": (["--catalog", "nonsense://x"],
-                "stigmem: catalog nonsense://x: unsupported database 'nonsense'"),
-    "unreachable": (["--catalog", "postgresql+psycopg://stigmem:secret@127.0.0.1:1/test"],
-                    "stigmem: catalog postgresql+psycopg://stigmem:***@127.0.0.1:1/test is "
-                    "unreachable: "),
-    "newer": ([], "was written by a newer version of stigmem-snapshots (revision ffff); "
-                  "upgrade the tool"),
+    "bad-url": (
+        ["--catalog", "nonsense://x"],
+        "stigmem: catalog nonsense://x: unsupported database 'nonsense'",
+    ),
+    "unreachable": (
+        ["--catalog", "postgresql+psycopg://stigmem:secret@127.0.0.1:1/test"],
+        "stigmem: catalog postgresql+psycopg://stigmem:***@127.0.0.1:1/test is unreachable: ",
+    ),
+    "newer": (
+        [],
+        "was written by a newer version of stigmem-snapshots (revision ffff); upgrade the tool",
+    ),
 }
 
 
 def home_state(home: Path) -> dict[str, bytes | None]:
     """Every file and folder under the home (the catalog file, the default store)."""
-    return {str(p.relative_to(home)): p.read_bytes() if p.is_file() else None
-            for p in sorted(home.rglob("*"))}
+    return {
+        str(p.relative_to(home)): p.read_bytes() if p.is_file() else None
+        for p in sorted(home.rglob("*"))
+    }
 
 
 def assert_fails_cleanly(stigmem: Runner, home: Path, case: str, *args: str) -> None:
@@ -524,8 +632,11 @@ def test_bad_catalogs_fail_in_one_line_and_change_nothing(
 ) -> None:
     catalog = newer_catalog(stigmem, home) if case == "newer" else None
     # A reader, a writer and the command that walks the stores.
-    for args in (["snapshot", "list", "--json"], ["keys", "trust", ref.public_key_of(SEED_B)],
-                 ["catalog", "reindex"]):
+    for args in (
+        ["snapshot", "list", "--json"],
+        ["keys", "trust", ref.public_key_of(SEED_B)],
+        ["catalog", "reindex"],
+    ):
         assert_fails_cleanly(stigmem, home, case, *args)
     if catalog is not None:
         conn = sqlite3.connect(catalog)
@@ -533,8 +644,9 @@ def test_bad_catalogs_fail_in_one_line_and_change_nothing(
         conn.close()
 
 
-def test_create_with_a_bad_catalog_writes_nothing(stigmem: Runner, node: NodeInfo,
-                                                  home: Path) -> None:
+def test_create_with_a_bad_catalog_writes_nothing(
+    stigmem: Runner, node: NodeInfo, home: Path
+) -> None:
     # Same for every bad catalog (the store is written first); one case keeps the suite short.
     assert_fails_cleanly(stigmem, home, "bad-url", "snapshot", "create", "--db", str(node.path))
 
@@ -547,8 +659,9 @@ def test_keys_trust_list_and_revoke(stigmem: Runner, node: NodeInfo, tmp_path: P
     # scenario above and by tests/catalog.
     run = stigmem
     (tmp_path / "in").mkdir()
-    friend = ref.write_reference_tarball(tmp_path / "in", node.path, SEED_B, node.node_id,
-                                         node.migrations)
+    friend = ref.write_reference_tarball(
+        tmp_path / "in", node.path, SEED_B, node.node_id, node.migrations
+    )
     friend_pub, friend_id = ref.public_key_of(SEED_B), ref.key_id_of(ref.public_key_of(SEED_B))
     imported = ok(run("snapshot", "import", str(friend), "--json")).json()[0]
     assert imported["trusted_by"] == "self-declared"
@@ -560,8 +673,14 @@ def test_keys_trust_list_and_revoke(stigmem: Runner, node: NodeInfo, tmp_path: P
     keys = ok(run("keys", "list", "--json")).json()
     assert readme_fields("keys list") <= KEY_FIELDS
     assert [{k: key[k] for k in KEY_FIELDS - {"first_seen"}} for key in keys] == [
-        {"key_id": friend_id, "public_key": friend_pub, "label": "friend", "trusted": True,
-         "revoked": False}]
+        {
+            "key_id": friend_id,
+            "public_key": friend_pub,
+            "label": "friend",
+            "trusted": True,
+            "revoked": False,
+        }
+    ]
     parse_time(keys[0]["first_seen"])
     assert ok(run("snapshot", "list", "--json")).json()[0]["trusted"] is True
     by_catalog = ok(run("snapshot", "verify", sid, "--json")).json()
@@ -596,10 +715,16 @@ class Fleet:
 
 def runner_for(home: Path) -> Runner:
     """The ``stigmem`` fixture's runner, for a home that outlives one test."""
+
     def run(*args: str, env: dict[str, str] | None = None) -> Result:
-        proc = subprocess.run([sys.executable, "-m", "cli", *args],
-                              env={**clean_env(home), **(env or {})}, cwd=home,
-                              capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [sys.executable, "-m", "cli", *args],
+            env={**clean_env(home), **(env or {})},
+            cwd=home,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         return Result(tuple(args), proc.returncode, proc.stdout, proc.stderr)
 
     return run
@@ -626,16 +751,24 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
     now = datetime.now(UTC)
     ids: dict[str, str] = {}
     for name, info, seed, days, tier in (
-        ("a40", a, SEED_A, 40, "local"), ("a10", a, SEED_A, 10, "offsite"),
-        ("a2", a, SEED_A, 2, "local"), ("b3", b, STRANGER, 3, "local"),
+        ("a40", a, SEED_A, 40, "local"),
+        ("a10", a, SEED_A, 10, "offsite"),
+        ("a2", a, SEED_A, 2, "local"),
+        ("b3", b, STRANGER, 3, "local"),
     ):
-        tarball = ref.write_reference_tarball(tmp_path / "in", info.path, seed, info.node_id,
-                                              info.migrations, now - timedelta(days=days))
-        ids[name] = ok(stigmem("snapshot", "import", str(tarball), "--tier", tier,
-                               "--json")).json()[0]["id"]
+        tarball = ref.write_reference_tarball(
+            tmp_path / "in",
+            info.path,
+            seed,
+            info.node_id,
+            info.migrations,
+            now - timedelta(days=days),
+        )
+        ids[name] = ok(
+            stigmem("snapshot", "import", str(tarball), "--tier", tier, "--json")
+        ).json()[0]["id"]
         if name == "a10":
-            ok(stigmem("snapshot", "verify", str(tampered_copy(tarball, tmp_path / "t.tar.gz"))),
-               3)
+            ok(stigmem("snapshot", "verify", str(tampered_copy(tarball, tmp_path / "t.tar.gz"))), 3)
     ids["fresh"] = ok(stigmem("snapshot", "create", "--db", str(a.path), "--json")).json()["id"]
     ids["node_a"], ids["node_b"] = a.node_id, b.node_id
     return Fleet(stigmem, ids)
@@ -646,8 +779,9 @@ def test_list_filters(fleet: Fleet) -> None:
     name = {v: k for k, v in fleet.ids.items()}
 
     def listed(*filters: str) -> list[str]:
-        return [name[row["id"]] for row in ok(stigmem("snapshot", "list", *filters,
-                                                      "--json")).json()]
+        return [
+            name[row["id"]] for row in ok(stigmem("snapshot", "list", *filters, "--json")).json()
+        ]
 
     assert listed() == ["fresh", "a2", "b3", "a10", "a40"]
     assert listed("--node", fleet["node_b"]) == ["b3"]
@@ -673,23 +807,27 @@ def test_list_filters(fleet: Fleet) -> None:
 
 def test_pin_and_unpin_show_in_list(fleet: Fleet) -> None:
     stigmem = fleet.run
+
     def pinned() -> dict[str, bool]:
         return {r["id"]: r["pinned"] for r in ok(stigmem("snapshot", "list", "--json")).json()}
 
     assert not any(pinned().values())
     assert ok(stigmem("snapshot", "pin", fleet["a40"][:8])).stdout.strip() == (
-        f"pinned {fleet['a40']}")
+        f"pinned {fleet['a40']}"
+    )
     assert [sid for sid, p in pinned().items() if p] == [fleet["a40"]]
     assert ok(stigmem("snapshot", "show", fleet["a40"], "--json")).json()["pinned"] is True
     ok(stigmem("snapshot", "unpin", fleet["a40"]))
     assert not any(pinned().values())
-    events = [e["event"] for e in ok(stigmem("snapshot", "history", "--snapshot", fleet["a40"],
-                                              "--json")).json()]
+    events = [
+        e["event"]
+        for e in ok(stigmem("snapshot", "history", "--snapshot", fleet["a40"], "--json")).json()
+    ]
     assert events[:2] == ["unpinned", "pinned"]
 
 
 PROM_LINE = re.compile(
-    r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$'
+    r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$"
 )
 PROM_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
@@ -728,20 +866,26 @@ def test_metrics_parse_as_prometheus_text(fleet: Fleet, tmp_path: Path) -> None:
     assert value("stigmem_snapshots", node=a, tier="offsite") == 1
     assert value("stigmem_snapshots", node=b, tier="local") == 1
     assert value("stigmem_snapshot_newest_age_seconds", node=a, tier="local") < 600
-    assert 2 * 86400 <= value("stigmem_snapshot_newest_verified_age_seconds", node=a,
-                              tier="local") < 2 * 86400 + 600  # a2: fresh was never verified
+    assert (
+        2 * 86400
+        <= value("stigmem_snapshot_newest_verified_age_seconds", node=a, tier="local")
+        < 2 * 86400 + 600
+    )  # a2: fresh was never verified
     assert value("stigmem_snapshot_newest_age_seconds", node=a, tier="offsite") > 9 * 86400
-    assert ("stigmem_snapshot_newest_verified_age_seconds",
-            (("node", a), ("tier", "offsite"))) not in by_key  # a10 failed
-    assert 0 <= value("stigmem_snapshot_last_verification_age_seconds", node=b,
-                      tier="local") < 600
+    assert (
+        "stigmem_snapshot_newest_verified_age_seconds",
+        (("node", a), ("tier", "offsite")),
+    ) not in by_key  # a10 failed
+    assert 0 <= value("stigmem_snapshot_last_verification_age_seconds", node=b, tier="local") < 600
     assert value("stigmem_store_bytes", tier="local") > 0
     assert value("stigmem_store_bytes", tier="offsite") > 0
     assert {n for n, _, _ in samples} == {
-        "stigmem_snapshot_newest_age_seconds", "stigmem_snapshot_newest_verified_age_seconds",
-        "stigmem_snapshot_last_verification_age_seconds", "stigmem_snapshots",
-        "stigmem_store_bytes"}
+        "stigmem_snapshot_newest_age_seconds",
+        "stigmem_snapshot_newest_verified_age_seconds",
+        "stigmem_snapshot_last_verification_age_seconds",
+        "stigmem_snapshots",
+        "stigmem_store_bytes",
+    }
     out = tmp_path / "stigmem.prom"
     ok(stigmem("catalog", "metrics", "--out", str(out)))
     assert {n for n, _, _ in parse_prometheus(out.read_text())} == {n for n, _, _ in samples}
-

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from store import layout
+from store import layout, locks
 from store.repository import Store
 from tests.conftest import BUCKET, REPO, Result, Runner, clean_env, ok, s3_options
 from tests.nodegen import apply_churn
@@ -60,8 +60,14 @@ def finish(proc: subprocess.Popen[str]) -> Result:
     return Result(tuple(args[3:]), proc.returncode, out, err)
 
 
-def kill_after(proc: subprocess.Popen[str], delay: float) -> bool:
-    """SIGKILL ``proc`` after ``delay`` seconds unless it ended first; True if killed."""
+def kill_while_locked(proc: subprocess.Popen[str], store: Store, delay: float) -> bool:
+    """SIGKILL ``proc`` ``delay`` seconds after its lock shows up in ``store``, so the kill
+    lands inside the work the lock guards; True if it was killed, False if it ended first."""
+    while not store.backend.list(layout.LOCKS):
+        if proc.poll() is not None:
+            proc.communicate()
+            return False
+        time.sleep(0.005)  # polling for the lock object; no timing depends on this
     try:
         proc.wait(timeout=delay)
     except subprocess.TimeoutExpired:
@@ -173,29 +179,34 @@ def test_kill_9_during_prune_then_rerun(stigmem: Runner, home: Path, tmp_path: P
     for trial in range(TRIALS):
         keep = 34 - 8 * trial
         args = ("snapshot", "prune", "--keep-last", str(keep), "--json")
-        killed += kill_after(spawn(home, *args), rng.uniform(0.3, 1.2))
-        ok(stigmem(*args))  # a stale lock of the killed run (dead pid) does not block
+        killed += kill_while_locked(spawn(home, *args), store, rng.uniform(0.0, 0.15))
+        ok(stigmem(*args))  # the lock of the killed run (dead pid) neither blocks nor stays
         assert set(store.snapshot_ids()) == {node.ids[d] for d in range(40 - keep, 40)}
         assert_intact(stigmem, home, store, node, "local")
-    assert store.backend.list(layout.LOCKS) == []
-    print(f"prune: {killed} of {TRIALS} runs killed mid-way")
+        assert store.backend.list(layout.LOCKS) == []
+    print(f"prune: {killed} of {TRIALS} runs killed while holding the lock")  # shown with -s
+    assert killed > 0, "no prune was interrupted: the trials tested nothing"
 
 
 def test_kill_9_during_gc_then_rerun(stigmem: Runner, home: Path, tmp_path: Path) -> None:
     rng = random.Random(42)
     node, store = setup_tier(home, tmp_path, str(tmp_path / "store"), {}, days=40)
     catalog = open_catalog(home)
+    killed = 0
     for trial in range(TRIALS):
         # New garbage each trial: documents gone, their data not yet collected.
         for day in range(trial * 8, trial * 8 + 8):
             store.delete_snapshot(node.ids[day])
             catalog.mark_removed(node.ids[day], "local")
         args = ("store", "gc", "--max-unused", "0%", "--json")
-        kill_after(spawn(home, *args), rng.uniform(0.3, 1.0))
+        killed += kill_while_locked(spawn(home, *args), store, rng.uniform(0.0, 0.3))
         ok(stigmem(*args))
         assert sorted(held_chunks(store)) == sorted(referenced_chunks(store))
         assert_intact(stigmem, home, store, node, "local")
+        assert store.backend.list(layout.LOCKS) == []
     catalog.close()
+    print(f"gc: {killed} of {TRIALS} runs killed while holding the lock")
+    assert killed > 0, "no gc was interrupted: the trials tested nothing"
 
 
 def test_kill_9_during_sync_then_rerun(
@@ -216,15 +227,20 @@ def test_kill_9_during_sync_then_rerun(
     offsite = Store.open(offsite_url, options, create=True)
     catalog = open_catalog(home)
     day = 10
+    killed = 0
     for _trial in range(TRIALS):
         for _ in range(6):
             snapshot_day(node, day, local, catalog, "local", tmp_path)
             day += 1
-        kill_after(spawn(home, "store", "sync", "--to", "offsite"), rng.uniform(0.3, 1.5))
+        sync = spawn(home, "store", "sync", "--to", "offsite")
+        killed += kill_while_locked(sync, local, rng.uniform(0.0, 0.5))
         ok(stigmem("store", "sync", "--to", "offsite", "-q"))
         assert offsite.snapshot_ids() == local.snapshot_ids()
         assert_intact(stigmem, home, offsite, node, "offsite")
+        assert local.backend.list(layout.LOCKS) == offsite.backend.list(layout.LOCKS) == []
     catalog.close()
+    print(f"sync: {killed} of {TRIALS} runs killed while holding the lock")
+    assert killed > 0, "no sync was interrupted: the trials tested nothing"
 
 
 # ---------------------------------------------------------------- locks
@@ -255,6 +271,7 @@ def test_held_lock_fails_fast_with_holder_and_unlock_removes_only_what_it_should
     plant_lock(store, "exclusive", socket.gethostname(), dead_pid(), time.time())
 
     with store.lock("exclusive"):  # a live prune elsewhere: this test process
+        # The lock of the dead process does not block, nor does it outlive the next try.
         for args in (
             ("snapshot", "prune", "--keep-last", "1"),
             ("snapshot", "create", "--db", str(node.info.path)),
@@ -266,7 +283,10 @@ def test_held_lock_fails_fast_with_holder_and_unlock_removes_only_what_it_should
             assert LOCKED in line and f"pid {os.getpid()}" in line and "store unlock" in line
             assert socket.gethostname() in line
         assert store.snapshot_ids() == before
+        assert [lock.pid for lock in locks.read_locks(store.backend)] == [os.getpid()]
 
+    with store.lock("exclusive"):
+        plant_lock(store, "exclusive", socket.gethostname(), dead_pid(), time.time())
         stale = ok(stigmem("store", "unlock"))
         assert "removed exclusive lock" in stale.stdout and "still locked" in stale.stderr
         assert len(store.backend.list(layout.LOCKS)) == 1

@@ -26,8 +26,7 @@ MIGRATIONS = REPO / "tests" / "fixtures" / "migrations"
 
 @pytest.fixture
 def node(tmp_path: Path) -> NodeInfo:
-    return make_node_db(tmp_path / "node" / "stigmem.db", size_mb=0.5, seed=1,
-                        privkey_seed=SEED_A)
+    return make_node_db(tmp_path / "node" / "stigmem.db", size_mb=0.5, seed=1, privkey_seed=SEED_A)
 
 
 @pytest.fixture
@@ -53,8 +52,9 @@ def dir_listing(path: Path) -> set[str]:
 # ---------------------------------------------------------------- compatibility
 
 
-def test_node_tarball_verifies_and_restores(stigmem: Runner, node: NodeInfo, target: Path,
-                                            tmp_path: Path) -> None:
+def test_node_tarball_verifies_and_restores(
+    stigmem: Runner, node: NodeInfo, target: Path, tmp_path: Path
+) -> None:
     tarball = node_tarball(node, tmp_path / "in")
     manifest_text = ref.gunzip_member(tarball, "manifest.json").decode()
     assert "\n  " in manifest_text and "key id" not in manifest_text  # the node's own style
@@ -63,12 +63,19 @@ def test_node_tarball_verifies_and_restores(stigmem: Runner, node: NodeInfo, tar
     assert verified.returncode == 0, verified
     key_id = hashlib.sha256(ref.b64url_decode(node.pubkey)).hexdigest()[:16]
     assert verified.stdout.splitlines()[0] == (
-        "OK: sha256 checksums valid, signature verified "
-        f"(key: {node.node_id}, key id {key_id})"
+        f"OK: sha256 checksums valid, signature verified (key: {node.node_id}, key id {key_id})"
     )
 
-    restored = stigmem("snapshot", "restore", "--from", str(tarball), "--db", str(target),
-                       "--trusted-key", node.pubkey)
+    restored = stigmem(
+        "snapshot",
+        "restore",
+        "--from",
+        str(tarball),
+        "--db",
+        str(target),
+        "--trusted-key",
+        node.pubkey,
+    )
     assert restored.returncode == 0, restored
     assert digest(target) == digest(node.path)
     assert rows(target, "PRAGMA integrity_check") == [("ok",)]
@@ -76,12 +83,14 @@ def test_node_tarball_verifies_and_restores(stigmem: Runner, node: NodeInfo, tar
     assert backup.exists()
 
 
-def test_our_tarball_passes_the_independent_reader(stigmem: Runner, node: NodeInfo,
-                                                   tmp_path: Path) -> None:
+def test_our_tarball_passes_the_independent_reader(
+    stigmem: Runner, node: NodeInfo, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    created = stigmem("snapshot", "create", "--no-store", "--db", str(node.path),
-                      "--out", str(out), "--json")
+    created = stigmem(
+        "snapshot", "create", "--no-store", "--db", str(node.path), "--out", str(out), "--json"
+    )
     assert created.returncode == 0, created
     doc = created.json()
     tarball = Path(doc["tarball"])
@@ -98,18 +107,26 @@ def test_our_tarball_passes_the_independent_reader(stigmem: Runner, node: NodeIn
     assert read["applied_migrations"] == node.migrations
     assert rows(tmp_path / "copy.db", "PRAGMA integrity_check") == [("ok",)]
     assert rows(tmp_path / "copy.db", "SELECT count(*) FROM facts") == rows(
-        node.path, "SELECT count(*) FROM facts")
+        node.path, "SELECT count(*) FROM facts"
+    )
     names = [name for name, _kind, _size in ref.members_of(tarball)]
-    assert names == ["manifest.json", "artifacts", "artifacts/schema_migration_cursor.json",
-                     "artifacts/stigmem.db"]
+    assert names == [
+        "manifest.json",
+        "artifacts",
+        "artifacts/schema_migration_cursor.json",
+        "artifacts/stigmem.db",
+    ]
 
 
-def test_signing_key_from_environment_and_node_id(stigmem: Runner, node: NodeInfo,
-                                                  tmp_path: Path) -> None:
-    env = {"STIGMEM_FEDERATION_PRIVKEY": ref.b64url(ATTACKER), "STIGMEM_NODE_ID": "stigmem:node:x",
-           "STIGMEM_DB_PATH": str(node.path)}
-    created = stigmem("snapshot", "create", "--no-store", "--out", str(tmp_path), "--json",
-                      env=env)
+def test_signing_key_from_environment_and_node_id(
+    stigmem: Runner, node: NodeInfo, tmp_path: Path
+) -> None:
+    env = {
+        "STIGMEM_FEDERATION_PRIVKEY": ref.b64url(ATTACKER),
+        "STIGMEM_NODE_ID": "stigmem:node:x",
+        "STIGMEM_DB_PATH": str(node.path),
+    }
+    created = stigmem("snapshot", "create", "--no-store", "--out", str(tmp_path), "--json", env=env)
     assert created.returncode == 0, created
     read = ref.read_reference_tarball(Path(created.json()["tarball"]))
     assert read["signer_pubkey"] == ref.public_key_of(ATTACKER)
@@ -141,8 +158,9 @@ def tampered(node: NodeInfo, out: Path, how: str) -> Path:
     ("how", "outcome"),
     [("flipped-db", "checksum_error"), ("edited-manifest", "signature_mismatch")],
 )
-def test_tampering_fails_and_restore_refuses(stigmem: Runner, node: NodeInfo, target: Path,
-                                             tmp_path: Path, how: str, outcome: str) -> None:
+def test_tampering_fails_and_restore_refuses(
+    stigmem: Runner, node: NodeInfo, target: Path, tmp_path: Path, how: str, outcome: str
+) -> None:
     tarball = tampered(node, tmp_path / "in", how)
     verified = stigmem("snapshot", "verify", str(tarball))
     assert verified.returncode == 3, verified
@@ -163,8 +181,9 @@ def test_tampering_fails_and_restore_refuses(stigmem: Runner, node: NodeInfo, ta
     assert dir_listing(target.parent) == listing
 
 
-def test_attacker_key_passes_default_only_as_self_declared(stigmem: Runner, node: NodeInfo,
-                                                           target: Path, tmp_path: Path) -> None:
+def test_attacker_key_passes_default_only_as_self_declared(
+    stigmem: Runner, node: NodeInfo, target: Path, tmp_path: Path
+) -> None:
     tarball = tampered(node, tmp_path / "in", "attacker-resigned")
     default = stigmem("snapshot", "verify", str(tarball), "--json")
     assert default.returncode == 0, default
@@ -180,17 +199,27 @@ def test_attacker_key_passes_default_only_as_self_declared(stigmem: Runner, node
     keys_file = tmp_path / "trusted.json"
     keys_file.write_text(json.dumps([node.pubkey]))
     before = digest(target)
-    refused = stigmem("snapshot", "restore", str(tarball), "--db", str(target),
-                      "--trusted-keys", str(keys_file))
+    refused = stigmem(
+        "snapshot", "restore", str(tarball), "--db", str(target), "--trusted-keys", str(keys_file)
+    )
     assert refused.returncode == 3, refused
     assert digest(target) == before
 
 
-def test_forced_restore_warns_even_at_error_level(stigmem: Runner, node: NodeInfo,
-                                                  target: Path, tmp_path: Path) -> None:
+def test_forced_restore_warns_even_at_error_level(
+    stigmem: Runner, node: NodeInfo, target: Path, tmp_path: Path
+) -> None:
     tarball = tampered(node, tmp_path / "in", "edited-manifest")
-    forced = stigmem("--log-level", "ERROR", "snapshot", "restore", str(tarball), "--db",
-                     str(target), "--force-unverified")
+    forced = stigmem(
+        "--log-level",
+        "ERROR",
+        "snapshot",
+        "restore",
+        str(tarball),
+        "--db",
+        str(target),
+        "--force-unverified",
+    )
     assert forced.returncode == 0, forced
     assert "WARNING" in forced.stderr and "signature_mismatch" in forced.stderr
     restored_db = ref.gunzip_member(tarball, ref.DATABASE)
@@ -215,8 +244,10 @@ def _bad_members(node: NodeInfo, case: str) -> list[ref.TarMember]:
         "dotdot": [*members, ref.TarMember("artifacts/../../evil", b"x")],
         "absolute": [ref.TarMember("/etc/evil", b"x"), *members],
         "symlink": [*members[:3], ref.TarMember(ref.DATABASE, kind="symlink", linkname="/etc")],
-        "hardlink": [*members[:3], ref.TarMember(ref.DATABASE, kind="hardlink",
-                                                 linkname="manifest.json")],
+        "hardlink": [
+            *members[:3],
+            ref.TarMember(ref.DATABASE, kind="hardlink", linkname="manifest.json"),
+        ],
         "device": [*members[:3], ref.TarMember(ref.DATABASE, kind="chardev")],
         "two-manifests": [man, *members],
         "extra-member": [*members, ref.TarMember("artifacts/extra.txt", b"x")],
@@ -224,22 +255,38 @@ def _bad_members(node: NodeInfo, case: str) -> list[ref.TarMember]:
         "missing-manifest": members[1:],
         "manifest-not-json": with_manifest(None, b"{not json"),
         "wrong-version": with_manifest(ref.sign_manifest({**resigned, "version": 2}, SEED_A)),
-        "duplicate-keys": with_manifest(None, man.data.replace(
-            b'"version": 1', b'"version": 1, "version": 1')),
+        "duplicate-keys": with_manifest(
+            None, man.data.replace(b'"version": 1', b'"version": 1, "version": 1')
+        ),
         "wrong-types": with_manifest({**manifest, "node_id": 42}),
         "short-key": with_manifest({**manifest, "signer_pubkey": ref.b64url(b"x" * 31)}),
         "bad-base64": with_manifest({**manifest, "signer_pubkey": "!!!notbase64url!!!"}),
     }[case]
 
 
-BAD_CASES = ["dotdot", "absolute", "symlink", "hardlink", "device", "two-manifests",
-             "extra-member", "missing-db", "missing-manifest", "manifest-not-json",
-             "wrong-version", "duplicate-keys", "wrong-types", "short-key", "bad-base64"]
+BAD_CASES = [
+    "dotdot",
+    "absolute",
+    "symlink",
+    "hardlink",
+    "device",
+    "two-manifests",
+    "extra-member",
+    "missing-db",
+    "missing-manifest",
+    "manifest-not-json",
+    "wrong-version",
+    "duplicate-keys",
+    "wrong-types",
+    "short-key",
+    "bad-base64",
+]
 
 
 @pytest.mark.parametrize("case", BAD_CASES)
-def test_bad_tarballs_fail_cleanly(stigmem: Runner, node: NodeInfo, target: Path,
-                                   tmp_path: Path, case: str) -> None:
+def test_bad_tarballs_fail_cleanly(
+    stigmem: Runner, node: NodeInfo, target: Path, tmp_path: Path, case: str
+) -> None:
     (tmp_path / "in").mkdir()
     tarball = ref.write_tar_gz(tmp_path / "in" / f"{case}.tar.gz", _bad_members(node, case))
     verified = stigmem("snapshot", "verify", str(tarball), "--json")
@@ -256,8 +303,9 @@ def test_bad_tarballs_fail_cleanly(stigmem: Runner, node: NodeInfo, target: Path
     assert dir_listing(target.parent) == listing
 
 
-def test_size_bomb_is_refused_without_reading_it(stigmem: Runner, target: Path,
-                                                 tmp_path: Path) -> None:
+def test_size_bomb_is_refused_without_reading_it(
+    stigmem: Runner, target: Path, tmp_path: Path
+) -> None:
     bomb = ref.write_size_bomb(tmp_path / "bomb.tar.gz", declared_size=80 << 30, body_size=4096)
     result = stigmem("snapshot", "verify", str(bomb), "--json")
     assert result.returncode == 3
@@ -286,8 +334,9 @@ def test_unreadable_inputs(stigmem: Runner, tmp_path: Path, case: str) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_trusted_keys_file_must_be_an_array(stigmem: Runner, node: NodeInfo,
-                                            tmp_path: Path) -> None:
+def test_trusted_keys_file_must_be_an_array(
+    stigmem: Runner, node: NodeInfo, tmp_path: Path
+) -> None:
     tarball = node_tarball(node, tmp_path / "in")
     keys_file = tmp_path / "keys.json"
     keys_file.write_text(json.dumps({"key": node.pubkey}))
@@ -311,22 +360,29 @@ def test_create_refuses_bad_databases(stigmem: Runner, tmp_path: Path, case: str
     assert list(out.iterdir()) == []
 
 
-def test_restore_refuses_a_database_in_use(stigmem: Runner, node: NodeInfo, target: Path,
-                                           tmp_path: Path) -> None:
+def test_restore_refuses_a_database_in_use(
+    stigmem: Runner, node: NodeInfo, target: Path, tmp_path: Path
+) -> None:
     tarball = node_tarball(node, tmp_path / "in")
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sqlite3, sys\n"
-         f"c = sqlite3.connect({str(target)!r}, isolation_level=None)\n"
-         "c.execute('BEGIN IMMEDIATE'); c.execute(\"INSERT INTO node_meta VALUES ('k','v')\")\n"
-         "print('locked', flush=True); sys.stdin.readline()\n"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys\n"
+            f"c = sqlite3.connect({str(target)!r}, isolation_level=None)\n"
+            "c.execute('BEGIN IMMEDIATE'); c.execute(\"INSERT INTO node_meta VALUES ('k','v')\")\n"
+            "print('locked', flush=True); sys.stdin.readline()\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         before = digest(target)
-        result = stigmem("snapshot", "restore", str(tarball), "--db", str(target),
-                         "--trusted-key", node.pubkey)
+        result = stigmem(
+            "snapshot", "restore", str(tarball), "--db", str(target), "--trusted-key", node.pubkey
+        )
         assert result.returncode != 0
         assert "database in use" in result.stderr and str(target) in result.stderr
         assert digest(target) == before
@@ -337,28 +393,69 @@ def test_restore_refuses_a_database_in_use(stigmem: Runner, node: NodeInfo, targ
 # ---------------------------------------------------------------- migrations, help
 
 
-def test_restore_replays_newer_migrations_in_order(stigmem: Runner, node: NodeInfo,
-                                                   target: Path, tmp_path: Path) -> None:
+def test_restore_replays_newer_migrations_in_order(
+    stigmem: Runner, node: NodeInfo, target: Path, tmp_path: Path
+) -> None:
     assert node.migrations == ["001_init", "002_add_peers_status"]
     tarball = node_tarball(node, tmp_path / "in")
-    result = stigmem("snapshot", "restore", str(tarball), "--db", str(target),
-                     "--trusted-key", node.pubkey, "--migrations-dir", str(MIGRATIONS), "--json")
+    result = stigmem(
+        "snapshot",
+        "restore",
+        str(tarball),
+        "--db",
+        str(target),
+        "--trusted-key",
+        node.pubkey,
+        "--migrations-dir",
+        str(MIGRATIONS),
+        "--json",
+    )
     assert result.returncode == 0, result
     assert result.json()["migrations_replayed"] == ["003_add_fact_tags", "004_add_index"]
     versions = [v for (v,) in rows(target, "SELECT version FROM schema_migrations ORDER BY 1")]
     assert versions == ["001_init", "002_add_peers_status", "003_add_fact_tags", "004_add_index"]
-    again = stigmem("snapshot", "restore", str(tarball), "--db", str(target), "--no-backup",
-                    "--trusted-key", node.pubkey, "--migrations-dir", str(MIGRATIONS), "--json")
+    again = stigmem(
+        "snapshot",
+        "restore",
+        str(tarball),
+        "--db",
+        str(target),
+        "--no-backup",
+        "--trusted-key",
+        node.pubkey,
+        "--migrations-dir",
+        str(MIGRATIONS),
+        "--json",
+    )
     assert again.json()["migrations_replayed"] == ["003_add_fact_tags", "004_add_index"]
 
 
 COMMANDS = [
-    [], ["snapshot"], ["snapshot", "create"], ["snapshot", "verify"], ["snapshot", "restore"],
-    ["snapshot", "list"], ["snapshot", "show"], ["snapshot", "history"], ["snapshot", "export"],
-    ["snapshot", "import"], ["snapshot", "prune"], ["snapshot", "pin"], ["snapshot", "unpin"],
-    ["store", "init"], ["store", "check"], ["store", "sync"], ["store", "gc"], ["store", "stats"],
-    ["keys", "generate"], ["keys", "trust"], ["keys", "revoke"], ["keys", "list"],
-    ["federation", "cursor-export"], ["catalog", "reindex"], ["catalog", "metrics"],
+    [],
+    ["snapshot"],
+    ["snapshot", "create"],
+    ["snapshot", "verify"],
+    ["snapshot", "restore"],
+    ["snapshot", "list"],
+    ["snapshot", "show"],
+    ["snapshot", "history"],
+    ["snapshot", "export"],
+    ["snapshot", "import"],
+    ["snapshot", "prune"],
+    ["snapshot", "pin"],
+    ["snapshot", "unpin"],
+    ["store", "init"],
+    ["store", "check"],
+    ["store", "sync"],
+    ["store", "gc"],
+    ["store", "stats"],
+    ["keys", "generate"],
+    ["keys", "trust"],
+    ["keys", "revoke"],
+    ["keys", "list"],
+    ["federation", "cursor-export"],
+    ["catalog", "reindex"],
+    ["catalog", "metrics"],
 ]
 
 

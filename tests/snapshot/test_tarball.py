@@ -7,6 +7,7 @@ import io
 import random
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -22,12 +23,18 @@ SEED = bytes(range(32))
 def _write(path: Path, db: bytes, when: datetime) -> str:
     cursor = cursor_bytes(["001_init"])
     manifest = sign_manifest(
-        created_at=when, node_id="stigmem:node:t", db_sha256=hashlib.sha256(db).hexdigest(),
+        created_at=when,
+        node_id="stigmem:node:t",
+        db_sha256=hashlib.sha256(db).hexdigest(),
         cursor_sha256=hashlib.sha256(cursor).hexdigest(),
         private_key=private_key_from_text(ref.b64url(SEED), "test"),
     )
+
+    def body(out: BinaryIO) -> None:
+        out.write(db)
+
     with path.open("wb") as handle:
-        write_tarball(handle, manifest, cursor, len(db), lambda out: out.write(db) and None)
+        write_tarball(handle, manifest, cursor, len(db), body)
     return manifest.snapshot_id
 
 
@@ -46,8 +53,9 @@ def test_reader_accepts_the_node_variations(tmp_path: Path, variant: str) -> Non
     db = random.Random(2).randbytes(10_000)
     when = datetime(2026, 6, 1, tzinfo=UTC)
     indent = None if variant == "compact" else 2
-    members, manifest = ref.reference_members(db, SEED, "stigmem:node:t", ["001_init"], when,
-                                              indent)
+    members, manifest = ref.reference_members(
+        db, SEED, "stigmem:node:t", ["001_init"], when, indent
+    )
     if variant == "reordered":
         members = [members[3], members[2], members[0]]
     elif variant == "no-dir-entry":
@@ -56,7 +64,11 @@ def test_reader_accepts_the_node_variations(tmp_path: Path, variant: str) -> Non
         members = [ref.TarMember("./" + m.name, m.data, m.kind) for m in members]
     path = ref.write_tar_gz(tmp_path / "t.tar.gz", members)
     received = io.BytesIO()
-    contents = read_tarball(path, received.write)
+
+    def sink(chunk: bytes) -> None:
+        received.write(chunk)
+
+    contents = read_tarball(path, sink)
     contents.check_artifacts()
     assert received.getvalue() == db
     assert contents.manifest.snapshot_id == ref.snapshot_id_of(manifest)

@@ -12,14 +12,15 @@ import time
 import pytest
 
 from snapshot.errors import LockedError
-from store import layout
+from store import layout, locks
 from store.repository import Store
 from tests.store.conftest import Location, sid
 
 
 def plant_lock(store: Store, kind: str, host: str, pid: int, at: float) -> None:
     body = {"kind": kind, "host": host, "pid": pid, "time": at}
-    store.backend.write(layout.lock_path(f"{kind}-planted.json"), json.dumps(body).encode())
+    name = f"{kind}-planted-{host}-{pid}.json"
+    store.backend.write(layout.lock_path(name), json.dumps(body).encode())
 
 
 @pytest.fixture
@@ -62,10 +63,28 @@ def test_lock_of_a_dead_process_on_this_host_is_stale(stores: tuple[Store, Store
         check=True,
     )
     plant_lock(one, "exclusive", socket.gethostname(), int(child.stdout), time.time())
-    with one.lock("exclusive"):
-        pass
     assert [lock.pid for lock in one.break_locks()] == [int(child.stdout)]
     assert one.backend.list(layout.LOCKS) == []
+
+
+def test_taking_a_lock_removes_the_lock_of_a_dead_process_on_this_host(
+    stores: tuple[Store, Store],
+) -> None:
+    # What kill -9 leaves: the next run goes ahead and leaves no lock behind.
+    one, _ = stores
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    plant_lock(one, "exclusive", socket.gethostname(), int(child.stdout), time.time())
+    plant_lock(one, "exclusive", "elsewhere", 4242, 0.0)  # stale by age: ignored, kept
+    with one.lock("exclusive"):
+        held = {lock.host for lock in locks.read_locks(one.backend)}
+        assert held == {socket.gethostname(), "elsewhere"}
+        assert [lock.pid for lock in locks.read_locks(one.backend)].count(os.getpid()) == 1
+    assert [lock.host for lock in locks.read_locks(one.backend)] == ["elsewhere"]
 
 
 def test_old_lock_of_another_host_is_stale_and_young_one_blocks(
