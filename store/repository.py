@@ -29,6 +29,15 @@ MIN_PREFIX = 6
 Progress = Callable[[int, int], None]
 
 
+def _read_config(backend: Backend, url: str) -> bytes | None:
+    try:
+        return backend.read(layout.CONFIG)
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise StoreError(f"{url} is not a stigmem store: config.json is a directory") from None
+
+
 class Store:
     def __init__(self, backend: Backend, settings: StoreConfig) -> None:
         self.backend = backend
@@ -65,18 +74,20 @@ class Store:
         cls, url: str, storage_options: dict[str, Any] | None = None, create: bool = False
     ) -> Store:
         backend = open_backend(url, storage_options)
-        try:
-            data = backend.read(layout.CONFIG)
-        except FileNotFoundError:
-            if create and not backend.list():
-                return cls.init(url, storage_options)
+        data = _read_config(backend, url)
+        if data is None and create:
+            if not backend.list():
+                # Another first use on this host may make the store between our look and
+                # our write; then init refuses, and we join the store it made.
+                with contextlib.suppress(StoreError):
+                    return cls.init(url, storage_options)
+            data = _read_config(backend, url)
+        if data is None:
             if backend.list():
                 raise StoreError(
                     f"{url} is not a stigmem store: it holds other files and no config.json"
-                ) from None
-            raise StoreError(f"{url} is not a stigmem store (no config.json)") from None
-        except IsADirectoryError:
-            raise StoreError(f"{url} is not a stigmem store: config.json is a directory") from None
+                )
+            raise StoreError(f"{url} is not a stigmem store (no config.json)")
         return cls(backend, store_config.parse(data, url))
 
     # -- locking ------------------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,21 @@ def test_create_then_open(location: Location) -> None:
     config = json.loads(created.backend.read("config.json"))
     assert config["format"] == "stigmem-store" and config["version"] == 1
     assert Store.open(location.url, location.options).config == created.config
+
+
+def test_first_uses_racing_to_create_the_store_all_get_it(tmp_path: Path) -> None:
+    # Two first `snapshot create`s on a new host both find no store and both make it.
+    for round_ in range(10):
+        url = str(tmp_path / f"store-{round_}")
+        start = threading.Barrier(6)
+
+        def first_use(url: str = url, start: threading.Barrier = start) -> Store:
+            start.wait()
+            return Store.open(url, create=True)
+
+        with ThreadPoolExecutor(6) as pool:
+            opened = [f.result() for f in [pool.submit(first_use) for _ in range(6)]]
+        assert {s.config.frame_size for s in opened} == {Store.open(url).config.frame_size}
 
 
 def test_init_refuses_an_existing_store(location: Location) -> None:
