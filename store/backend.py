@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
+import mmap
 import os
 import uuid
 from collections.abc import Iterator
@@ -122,9 +124,38 @@ class Backend:
             return data
 
     def read_range(self, path: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of an object; fewer, or none, past its end (as a file read
+        gives, where S3 refuses a range that starts past the end)."""
         with self._translated():
-            data: bytes = self.fs.cat_file(self.full(path), start=start, end=end)
+            try:
+                data: bytes = self.fs.cat_file(self.full(path), start=start, end=end)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL or "range" not in str(exc).lower():
+                    raise
+                data = b""
             return data
+
+    def read_range_view(self, path: str, start: int, end: int) -> bytes | memoryview:
+        """Bytes ``[start, end)`` of an object (fewer past its end), to be read in place.
+
+        A local file is mapped, not copied: a restore reads hundreds of MiB of packs, and
+        copying them out of the page cache cost a third of the time their decompression
+        did. The mapping goes when the last view of it does; it never reaches past the
+        end of the file, where reading would fault.
+        """
+        if not self.local:
+            return self.read_range(path, start, end)
+        with self._translated():
+            fd = os.open(self.full(path), os.O_RDONLY)
+        try:
+            end = min(end, os.fstat(fd).st_size)
+            if end <= start:
+                return b""
+            base = start - start % mmap.ALLOCATIONGRANULARITY
+            mapped = mmap.mmap(fd, end - base, access=mmap.ACCESS_READ, offset=base)
+        finally:
+            os.close(fd)  # the mapping holds its own reference to the file
+        return memoryview(mapped)[start - base :]
 
     def read_ranges(self, ranges: list[tuple[str, int, int]]) -> list[bytes]:
         """Read many (path, start, end) ranges concurrently where the filesystem can."""

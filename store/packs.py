@@ -158,9 +158,11 @@ def entries_of(data: bytes) -> list[PackEntry]:
     return parse_trailer(data[start:end])
 
 
-def decompress_frame(frame: bytes | memoryview) -> bytes:
+def decompress_frame(
+    frame: bytes | memoryview, decompressor: zstandard.ZstdDecompressor | None = None
+) -> bytes:
     try:
-        return zstandard.ZstdDecompressor().decompress(frame)
+        return (decompressor or zstandard.ZstdDecompressor()).decompress(frame)
     except zstandard.ZstdError as exc:
         raise PackError(f"frame does not decompress: {exc}") from None
 

@@ -25,6 +25,20 @@ def test_objects_roundtrip(location: Location) -> None:
     assert all(e.mtime is not None for e in backend.list())
 
 
+def test_range_views_read_in_place_and_stop_at_the_end(location: Location) -> None:
+    backend = open_backend(location.url, location.options)
+    data = bytes(range(256)) * 40_000  # past mmap's allocation granularity several times
+    backend.write("p/pack", data)
+    for start, end in [(0, 10), (70_000, 70_010), (len(data) - 5, len(data) + 100), (0, len(data))]:
+        assert bytes(backend.read_range_view("p/pack", start, end)) == data[start:end]
+    assert bytes(backend.read_range_view("p/pack", len(data) + 1, len(data) + 9)) == b""
+    view = backend.read_range_view("p/pack", 5, 9)
+    backend.delete(["p/pack"])  # gc removing a pack a restore is reading: the view holds
+    assert bytes(view) == data[5:9]
+    with pytest.raises(FileNotFoundError):
+        backend.read_range_view("p/pack", 0, 4)
+
+
 def test_overwrite_delete_and_missing(location: Location) -> None:
     backend = open_backend(location.url, location.options)
     backend.write("x", b"old")

@@ -1,0 +1,84 @@
+"""The chunk index: which pack holds which chunk, loaded from index objects into SQLite."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import sqlite3
+from pathlib import Path
+
+from store import index
+from store.index import ChunkIndex
+
+
+def key(n: int) -> bytes:
+    return hashlib.sha256(str(n).encode()).digest()
+
+
+def index_object(entries: list[tuple[int, str, int]]) -> bytes:
+    """An index object holding chunk ``n`` at (pack, frame offset) for each entry."""
+    source = ChunkIndex()
+    for n, pack, frame_offset in entries:
+        source.add(key(n), source.pack_number(pack), frame_offset, 100, 0, 10)
+    _, data = index.encode(source, range(len(source)))
+    source.close()
+    return bytes(data)
+
+
+def test_loading_keeps_the_first_location_and_dense_positions() -> None:
+    chunks = ChunkIndex()
+    chunks.load(index_object([(1, "aa" * 32, 0), (2, "aa" * 32, 100)]), "first")
+    # The second object names chunk 2 again, elsewhere: the first location stays.
+    chunks.load(index_object([(2, "bb" * 32, 0), (3, "bb" * 32, 100), (3, "bb" * 32, 5)]), "x")
+    assert len(chunks) == 3
+    assert [chunks.key(p) for p in range(3)] == [key(1), key(2), key(3)]
+    assert chunks.lookup(key(2)) == index.Location("aa" * 32, 100, 100, 0, 10)
+    assert chunks.lookup(key(3)) == index.Location("bb" * 32, 100, 100, 0, 10)
+    assert chunks.lookup(key(4)) is None
+    assert chunks.locate_many([key(3), key(4), key(1)]) == {
+        key(1): ("aa" * 32, 0, 100, 0, 10),
+        key(3): ("bb" * 32, 100, 100, 0, 10),
+    }
+
+
+def test_loading_more_than_a_block_at_once() -> None:
+    count = index.LOAD_BLOCK * 2 + 5
+    chunks = ChunkIndex()
+    chunks.load(index_object([(n, "cc" * 32, n * 100) for n in range(count)]), "big")
+    chunks.load(index_object([(n, "dd" * 32, 0) for n in range(count - 10, count + 10)]), "more")
+    assert len(chunks) == count + 10
+    assert chunks.lookup(key(count - 1)) == index.Location("cc" * 32, (count - 1) * 100, 100, 0, 10)
+    assert chunks.lookup(key(count + 9)) == index.Location("dd" * 32, 0, 100, 0, 10)
+    assert chunks.key(count + 9) == key(count + 9)
+
+
+def test_cache_persists_what_was_committed(tmp_path: Path) -> None:
+    cache = tmp_path / "index.db"
+    chunks = ChunkIndex(cache)
+    assert chunks.cached
+    chunks.load(index_object([(1, "aa" * 32, 0)]), "one")
+    chunks.mark_loaded(["one"])
+    chunks.commit()
+    chunks.load(index_object([(2, "aa" * 32, 0)]), "two")  # never committed: a crash
+    chunks.close()
+    again = ChunkIndex(cache)
+    assert again.loaded_names() == {"one"} and len(again) == 1
+    assert again.lookup(key(1)) is not None and again.lookup(key(2)) is None
+
+
+def test_cache_of_an_older_schema_is_dropped_and_refilled(tmp_path: Path) -> None:
+    # The cache layout of schema version 1: what a previous release left in $STIGMEM_HOME.
+    cache = tmp_path / "index.db"
+    with contextlib.closing(sqlite3.connect(cache)) as db, db:
+        db.executescript(
+            """CREATE TABLE e(pos INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE,
+                   pack INTEGER, fo INTEGER, fl INTEGER, off INTEGER, len INTEGER);
+               CREATE TABLE packs(number INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+               CREATE TABLE loaded(name TEXT PRIMARY KEY);
+               INSERT INTO loaded VALUES ('stale');"""
+        )
+    chunks = ChunkIndex(cache)
+    assert chunks.cached and len(chunks) == 0 and chunks.loaded_names() == set()
+    chunks.close()
+    with contextlib.closing(sqlite3.connect(cache)) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (index.SCHEMA_VERSION,)
