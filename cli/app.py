@@ -108,6 +108,8 @@ class App:
         return self._stores[key]
 
     def close(self) -> None:
+        for store in self._stores.values():
+            store.forget_index()  # closes the local index cache, as the process ends
         # A background open still running (the command failed before it needed the catalog)
         # is not waited for: its daemon thread ends with the process.
         if self._catalog_lock.acquire(timeout=0):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -107,24 +108,29 @@ def cli(
 
 
 def main() -> None:
+    _leave(_run())
+
+
+def _run() -> int:
+    """Run the command line; return the exit code (errors shown as one line)."""
     try:
         code = cli.main(standalone_mode=False)
     except StigmemError as exc:
         click.echo(f"stigmem: {exc}" if exc.exit_code != 3 else str(exc), err=True)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.exceptions.Abort:
         click.echo("stigmem: aborted", err=True)
-        sys.exit(130)
+        return 130
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except KeyboardInterrupt:
         click.echo("stigmem: interrupted", err=True)
-        sys.exit(130)
+        return 130
     except BrokenPipeError:
-        sys.exit(1)
+        return 1
     except Exception as exc:  # a bug: say so in one line, the traceback only when asked for
         logging.getLogger("stigmem").debug("internal error", exc_info=True)
         click.echo(
@@ -132,6 +138,25 @@ def main() -> None:
             "(rerun with --log-level DEBUG for the traceback)",
             err=True,
         )
-        sys.exit(1)
+        return 1
     # click returns the code of a ctx.exit / Exit raised inside a command.
-    sys.exit(code if isinstance(code, int) else 0)
+    return code if isinstance(code, int) else 0
+
+
+def _leave(code: int) -> None:
+    """Flush the output and end the process without the interpreter's teardown.
+
+    Tearing down the imported modules (SQLAlchemy's above all) took 0.2 s of every command,
+    a tenth of a daily snapshot. Nothing is left for it to do: every file and database was
+    closed by the command (``App.close`` disposes of the catalog), worker pools were waited
+    for, and what is still running is a daemon thread whose work is no longer wanted.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            code = code or 1  # the reader went away before reading everything
+        except (OSError, ValueError):
+            pass
+    logging.shutdown()
+    os._exit(code)

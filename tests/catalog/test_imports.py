@@ -1,8 +1,8 @@
 """What a catalog command imports: start-up is most of a ``snapshot list`` or ``show`` on a
 million-snapshot catalog, so the heavy modules it does not need must stay out.
 
-Each command runs in a fresh process (the real entry point) that reports, at exit, which of
-the watched modules got imported.
+Each command runs in a fresh process (the entry point's own ``_run``) that reports, when the
+command is done, which of the watched modules got imported.
 """
 
 from __future__ import annotations
@@ -30,12 +30,14 @@ WATCHED = (
     "cryptography",
     "fsspec",
 )
+# The entry point's own _run (main() ends the process without running atexit handlers).
 REPORT = f"""
-import atexit, json, runpy, sys
-atexit.register(lambda: print(json.dumps([m for m in {WATCHED!r} if m in sys.modules]),
-                              file=sys.stderr))
+import json, sys
 sys.argv = ["stigmem", *sys.argv[1:]]
-runpy.run_module("cli", run_name="__main__")
+from cli.main import _run
+code = _run()
+print(json.dumps([m for m in {WATCHED!r} if m in sys.modules]), file=sys.stderr)
+sys.exit(code)
 """
 
 
