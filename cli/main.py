@@ -108,7 +108,29 @@ def cli(
 
 
 def main() -> None:
+    _fix_mmap_threshold()
     _leave(_run())
+
+
+def _fix_mmap_threshold() -> None:
+    """Have glibc serve blocks of 4 MiB and more (pack buffers) straight from mmap, so that
+    they go back to the system when freed.
+
+    By default glibc raises its mmap threshold to the largest block freed so far; after the
+    first pack, freed packs stay in the heap, and the peak RSS of an initial snapshot grew
+    with the database: 112-126 MiB at 256 MiB, 142-155 MiB at 1 GiB. With the threshold
+    fixed: 118 and 123 MiB, in the same time. Nothing to do where the C library is not glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    m_mmap_threshold = -3  # from glibc's malloc.h
+    mallopt(ctypes.c_int(m_mmap_threshold), ctypes.c_int(4 << 20))
 
 
 def _run() -> int:
