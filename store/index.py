@@ -56,7 +56,7 @@ _SCHEMA = (
 # Bumped with every change to _SCHEMA: a cache of another version is dropped and reloaded
 # from the store's index objects (it is only ever a copy of them).
 SCHEMA_VERSION = 2
-LOAD_BLOCK = 8192  # index entries merged per step when loading an index object
+LOAD_BLOCK = 65536  # index entries merged per step when loading an index object (~13 MiB)
 
 
 class ChunkIndex:
@@ -82,8 +82,7 @@ class ChunkIndex:
             name for (name,) in self._db.execute("SELECT name FROM packs ORDER BY number")
         ]
         self._pack_numbers: dict[str, int] = {name: n for n, name in enumerate(self.packs)}
-        (last,) = self._db.execute("SELECT coalesce(max(pos), 0) FROM e").fetchone()
-        self._count = int(last)
+        self._count = self._max_pos()
 
     def _open(self, cache: Path | None) -> sqlite3.Connection:
         if cache is not None:
@@ -200,8 +199,25 @@ class ChunkIndex:
         self._add_block(block)
 
     def _add_block(self, block: dict[bytes, tuple[bytes, int, int, int, int, int]]) -> None:
-        held = self.present(list(block))
-        self.add_new([row for key, row in block.items() if key not in held])
+        # Index objects rarely name a chunk another one holds (two puts racing, a gc): try
+        # the block as all new, and only when the key constraint says otherwise filter it.
+        # In key order: the inserts then walk the b-tree's leaves once, front to back,
+        # instead of jumping across it (a cold load of 203,000 entries took 1.8-1.9 s
+        # instead of 2.5-2.9 s).
+        rows = sorted(block.values())
+        self._db.execute("SAVEPOINT block")
+        try:
+            self.add_new(rows)
+        except sqlite3.IntegrityError:
+            self._db.execute("ROLLBACK TO block")
+            self._count = self._max_pos()
+            held = self.present(list(block))
+            self.add_new([row for row in rows if row[0] not in held])
+        self._db.execute("RELEASE block")
+
+    def _max_pos(self) -> int:
+        (last,) = self._db.execute("SELECT coalesce(max(pos), 0) FROM e").fetchone()
+        return int(last)
 
     def key(self, position: int) -> bytes:
         (key,) = self._db.execute("SELECT key FROM e WHERE pos = ?", (position + 1,)).fetchone()
