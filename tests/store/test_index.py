@@ -7,8 +7,6 @@ import hashlib
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 from store import index
 from store.index import ChunkIndex
 
@@ -43,9 +41,8 @@ def test_loading_keeps_the_first_location_and_dense_positions() -> None:
     }
 
 
-def test_loading_more_than_a_block_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(index, "LOAD_BLOCK", 1000)  # three blocks, the last one short
-    count = index.LOAD_BLOCK * 2 + 5
+def test_loading_objects_that_overlap() -> None:
+    count = 2005
     chunks = ChunkIndex()
     chunks.load(index_object([(n, "cc" * 32, n * 100) for n in range(count)]), "big")
     chunks.load(index_object([(n, "dd" * 32, 0) for n in range(count - 10, count + 10)]), "more")
@@ -70,19 +67,22 @@ def test_cache_persists_what_was_committed(tmp_path: Path) -> None:
     assert again.lookup(key(1)) is not None and again.lookup(key(2)) is None
 
 
-def test_cache_of_an_older_schema_is_dropped_and_refilled(tmp_path: Path) -> None:
-    # The cache layout of schema version 1: what a previous release left in $STIGMEM_HOME.
+def test_cache_of_another_layout_is_dropped_and_refilled(tmp_path: Path) -> None:
+    # A cache another build left in $STIGMEM_HOME, with a layout this one does not read.
     cache = tmp_path / "index.db"
     with contextlib.closing(sqlite3.connect(cache)) as db, db:
         db.executescript(
-            """CREATE TABLE e(pos INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE,
-                   pack INTEGER, fo INTEGER, fl INTEGER, off INTEGER, len INTEGER);
+            """CREATE TABLE e(key BLOB PRIMARY KEY, pos INTEGER NOT NULL UNIQUE,
+                   pack INTEGER, fo INTEGER, fl INTEGER, off INTEGER, len INTEGER) WITHOUT ROWID;
                CREATE TABLE packs(number INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
                CREATE TABLE loaded(name TEXT PRIMARY KEY);
-               INSERT INTO loaded VALUES ('stale');"""
+               INSERT INTO loaded VALUES ('stale');
+               PRAGMA user_version = 2;"""
         )
     chunks = ChunkIndex(cache)
     assert chunks.cached and len(chunks) == 0 and chunks.loaded_names() == set()
+    chunks.load(index_object([(1, "aa" * 32, 0)]), "one")
+    assert chunks.lookup(key(1)) is not None
     chunks.close()
     with contextlib.closing(sqlite3.connect(cache)) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (index.SCHEMA_VERSION,)
