@@ -49,6 +49,9 @@ _SCHEMA = (
         pack INTEGER, fo INTEGER, fl INTEGER, off INTEGER, len INTEGER)""",
     "CREATE TABLE IF NOT EXISTS packs(number INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
     "CREATE TABLE IF NOT EXISTS loaded(name TEXT PRIMARY KEY)",
+    # The last snapshot this host put for each lineage (a node id): not index content, so
+    # ``clear`` keeps it. Added without a version bump: an older cache simply gains it.
+    "CREATE TABLE IF NOT EXISTS lineage(name TEXT PRIMARY KEY, snapshot TEXT NOT NULL)",
 )
 # The cache's layout, as SQLite's user_version (0: the layout first shipped, which never set
 # it). A cache of another version is dropped and reloaded from the store's index objects (it
@@ -64,7 +67,7 @@ def _ensure_schema(db: sqlite3.Connection) -> None:
     transaction (committed at once when it replaced anything)."""
     (version,) = db.execute("PRAGMA user_version").fetchone()
     if version != SCHEMA_VERSION:
-        for table in _TABLES:
+        for table in (*_TABLES, "lineage"):
             db.execute(f"DROP TABLE IF EXISTS {table}")
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     for statement in _SCHEMA:
@@ -132,6 +135,16 @@ class ChunkIndex:
 
     def mark_loaded(self, names: Iterable[str]) -> None:
         self._db.executemany("INSERT OR IGNORE INTO loaded(name) VALUES (?)", [(n,) for n in names])
+
+    def last_put(self, lineage: str) -> str | None:
+        """The snapshot this host last put for ``lineage``, if it recorded one."""
+        row = self._db.execute("SELECT snapshot FROM lineage WHERE name = ?", (lineage,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def record_put(self, lineage: str, snapshot_id: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO lineage(name, snapshot) VALUES (?, ?)", (lineage, snapshot_id)
+        )
 
     def clear(self) -> None:
         """Forget everything (the store's index objects were replaced, by gc)."""

@@ -12,7 +12,8 @@ from __future__ import annotations
 import collections
 import hashlib
 import io
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -45,12 +46,15 @@ class SnapshotWriter:
         config: StoreConfig,
         result: PutResult,
         progress: Progress | None,
+        previous: dict[str, Iterator[bytes]] | None = None,
     ) -> None:
         self.backend = backend
         self.index = chunk_index
         self.config = config
         self.result = result
         self.progress = progress
+        # Member -> the previous snapshot's chunk names in order (Transaction.previous_chunks).
+        self.previous = previous or {}
         self._first_new = len(chunk_index)
         self._pending: collections.deque[int] = collections.deque()
         self._packs = PackWriter(self._pack_done, config.level, config.frame_size, config.pack_size)
@@ -88,9 +92,13 @@ class SnapshotWriter:
         self.result.new_chunks += 1
         self.result.new_plain_bytes += len(data)
 
-    def _store_batch(self, batch: list[tuple[bytes, bytes]]) -> None:
-        """Store the new chunks of one read block, asking the index once for all of them."""
-        present = self.index.present([key for key, _ in batch])
+    def _store_batch(self, batch: list[tuple[bytes, bytes]], before: list[bytes]) -> None:
+        """Store the new chunks of one read block, asking the index once for all of them
+        but those equal to the chunk at the same position in the previous snapshot
+        (``before``), which is stored already."""
+        unchanged = {old for (key, _), old in zip(batch, before, strict=False) if key == old}
+        present = self.index.present([key for key, _ in batch if key not in unchanged])
+        present |= unchanged
         new: list[tuple[bytes, bytes]] = []
         for key, data in batch:
             if key not in present:
@@ -121,9 +129,10 @@ class SnapshotWriter:
         # The whole-artifact digest is what the manifest signs; computing it on this one read
         # saves a second pass over the database.
         digest = hashlib.sha256()
+        before = self.previous.get(member, iter(()))
         with _open(source) as stream:
             for batch in chunker.batches(stream, self.config.pages_per_chunk, digest):
-                self._store_batch(batch)
+                self._store_batch(batch, list(itertools.islice(before, len(batch))))
                 for key, data in batch:
                     current += key
                     count += 1

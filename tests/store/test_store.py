@@ -10,6 +10,7 @@ import pytest
 
 from snapshot.errors import StoreError, VerificationError
 from store import layout
+from store.reports import PutResult
 from store.repository import Store
 from tests.store.conftest import Location, change_rows, make_db, sid, small_settings
 
@@ -117,6 +118,51 @@ def test_changed_pages_are_stored_once(store: Store, tmp_path: Path) -> None:
     assert result.new_chunks < pages // 10
     assert read(store, sid("day2")) == db.read_bytes()
     assert store.stats().snapshots == 2
+
+
+def put_as(store: Store, label: str, db: Path, lineage: str) -> PutResult:
+    """A put as ``snapshot create`` makes it: following on from the lineage's last one."""
+    with store.transaction(lineage=lineage) as tx:
+        tx.add_artifacts({DB: db, CURSOR: CURSOR_BYTES})
+        return tx.commit(sid(label), {"version": 1, "label": label})
+
+
+def test_a_lineage_follows_on_from_its_last_snapshot(store: Store, tmp_path: Path) -> None:
+    store.cache_dir = tmp_path / "cache"  # where the host remembers its last put
+    db = make_db(tmp_path / "node.db", 4000)
+    put_as(store, "day1", db, "node-a")
+    change_rows(db, [10, 2000, 3900], "rewritten")
+    second = put_as(store, "day2", db, "node-a")
+    assert 0 < second.new_chunks < 12
+    assert read(store, sid("day2")) == db.read_bytes()
+
+    # Prune and gc took the last snapshot and its data away: nothing may be assumed stored.
+    for label in ("day1", "day2"):
+        store.delete_snapshot(sid(label))
+    store.gc(grace_seconds=0, max_unused=0.0)
+    assert packs(store) == set()
+    change_rows(db, [500], "again")
+    put_as(store, "day3", db, "node-a")
+    assert read(store, sid("day3")) == db.read_bytes()
+    assert store.check(1.0).problems == []
+
+
+def test_a_last_snapshot_with_unreadable_chunk_lists_only_costs_lookups(
+    store: Store, tmp_path: Path
+) -> None:
+    store.cache_dir = tmp_path / "cache"
+    db = make_db(tmp_path / "node.db", 4000)
+    put_as(store, "day1", db, "node-a")
+    # The document now names a chunk list nobody stored: the hints stop there.
+    path = layout.snapshot_path(sid("day1"))
+    doc = json.loads(store.backend.read(path))
+    assert doc["artifacts"][DB]["chunk_lists"]
+    doc["artifacts"][DB]["chunks"][1] = "ab" * 32
+    store.backend.write(path, json.dumps(doc).encode())
+    change_rows(db, [10, 3900], "rewritten")
+    second = put_as(store, "day2", db, "node-a")
+    assert 0 < second.new_chunks < 12
+    assert read(store, sid("day2")) == db.read_bytes()
 
 
 def test_stats_count_logical_and_stored_bytes(store: Store, tmp_path: Path) -> None:
