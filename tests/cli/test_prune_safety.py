@@ -25,7 +25,7 @@ import pytest
 
 from store import layout, locks
 from store.repository import Store
-from tests.conftest import BUCKET, REPO, Result, Runner, clean_env, ok, s3_options
+from tests.conftest import BUCKET, REPO, Result, Runner, clean_env, dead_pid, ok, s3_options
 from tests.nodegen import apply_churn
 from tests.store.history import (
     Node,
@@ -244,16 +244,6 @@ def test_kill_9_during_sync_then_rerun(
 
 
 # ---------------------------------------------------------------- locks
-
-
-def dead_pid() -> int:
-    child = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(child.stdout)
 
 
 def plant_lock(store: Store, kind: str, host: str, pid: int, at: float) -> None:

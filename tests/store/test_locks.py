@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
@@ -14,6 +12,7 @@ import pytest
 from snapshot.errors import LockedError
 from store import layout, locks
 from store.repository import Store
+from tests.conftest import dead_pid
 from tests.store.conftest import Location, sid
 
 
@@ -56,14 +55,9 @@ def test_put_is_refused_while_gc_holds_the_exclusive_lock(stores: tuple[Store, S
 
 def test_lock_of_a_dead_process_on_this_host_is_stale(stores: tuple[Store, Store]) -> None:
     one, _ = stores
-    child = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    plant_lock(one, "exclusive", socket.gethostname(), int(child.stdout), time.time())
-    assert [lock.pid for lock in one.break_locks()] == [int(child.stdout)]
+    pid = dead_pid()
+    plant_lock(one, "exclusive", socket.gethostname(), pid, time.time())
+    assert [lock.pid for lock in one.break_locks()] == [pid]
     assert one.backend.list(layout.LOCKS) == []
 
 
@@ -72,13 +66,8 @@ def test_taking_a_lock_removes_the_lock_of_a_dead_process_on_this_host(
 ) -> None:
     # What kill -9 leaves: the next run goes ahead and leaves no lock behind.
     one, _ = stores
-    child = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    plant_lock(one, "exclusive", socket.gethostname(), int(child.stdout), time.time())
+    pid = dead_pid()
+    plant_lock(one, "exclusive", socket.gethostname(), pid, time.time())
     plant_lock(one, "exclusive", "elsewhere", 4242, 0.0)  # stale by age: ignored, kept
     with one.lock("exclusive"):
         held = {lock.host for lock in locks.read_locks(one.backend)}
