@@ -14,25 +14,29 @@ from snapshot.errors import StigmemError, VerificationError
 from snapshot.manifest import CURSOR_MEMBER, manifest_from_dict, parse_cursor
 
 
+def _signature_problems(sid: str, doc: dict[str, Any]) -> list[str]:
+    """The document's manifest names this id and its signature verifies."""
+    try:
+        manifest = manifest_from_dict(doc["manifest"])
+    except (VerificationError, StigmemError, KeyError) as exc:
+        return [f"document unreadable: {exc}"]
+    if manifest.snapshot_id != sid:
+        return ["document id differs from its manifest"]
+    if not manifest.signature_valid():
+        return ["signature does not verify"]
+    return []
+
+
 def check_store(app: App, tier: Tier, fraction: float, as_json: bool) -> None:
     store = app.store(tier)
-    report = store.check(read_data_fraction=fraction)
+    report = store.check(read_data_fraction=fraction, inspect=_signature_problems)
     problems: dict[str, list[str]] = {}
     for found_problem in report.problems:
         problems.setdefault(found_problem.snapshot_id or "store", []).append(found_problem.detail)
-    for sid in store.snapshot_ids():
-        try:
-            manifest = manifest_from_dict(store.load_document(sid)["manifest"])
-        except (VerificationError, StigmemError, KeyError) as exc:
-            problems.setdefault(sid, []).append(f"document unreadable: {exc}")
-            continue
-        if manifest.snapshot_id != sid:
-            problems.setdefault(sid, []).append("document id differs from its manifest")
-        elif not manifest.signature_valid():
-            problems.setdefault(sid, []).append("signature does not verify")
+    ids = store.snapshot_ids()
     catalog = app.catalog()
     mode = "check" if fraction == 0 else f"check read {fraction:.0%}"
-    for sid in sorted(catalog.known_ids(store.snapshot_ids())):
+    for sid in sorted(catalog.known_ids(ids)):
         found = problems.get(sid)
         outcome = (
             "ok"
@@ -42,7 +46,7 @@ def check_store(app: App, tier: Tier, fraction: float, as_json: bool) -> None:
         detail = "; ".join(found or []) or mode
         catalog.record_verification(sid, "default", "check", outcome, detail)
     summary = (
-        f"{store.url}: {len(store.snapshot_ids())} snapshots, "
+        f"{store.url}: {len(ids)} snapshots, "
         f"{report.chunks_checked} chunks checked, {report.packs_read} packs read, "
         f"{sum(len(v) for v in problems.values())} problems"
     )

@@ -111,7 +111,14 @@ class _DocFindings:
     damaged_packs: dict[str, int] = field(default_factory=dict)
 
 
-def check(store: Store, read_data_fraction: float = 0.0) -> CheckReport:
+# What a caller checks in each document besides its references (the CLI: the signature);
+# it returns the problems found, as details.
+Inspect = Callable[[str, dict[str, Any]], list[str]]
+
+
+def check(
+    store: Store, read_data_fraction: float = 0.0, inspect: Inspect | None = None
+) -> CheckReport:
     report = CheckReport()
     chunk_index = store.index()
     present = _packs(store)
@@ -134,12 +141,7 @@ def check(store: Store, read_data_fraction: float = 0.0) -> CheckReport:
         verdicts = list(pool.map(read_and_check, sample))
     damaged = {name: why for name, why in zip(sample, verdicts, strict=True) if why}
     report.packs_read = len(sample)
-    documents_seen = _check_references(store, chunk_index, present, report)
-    for sid, found, uses in documents_seen:
-        for pack, n in uses.items():
-            if pack in damaged:
-                found.damaged_packs[pack] = n
-        report.problems.extend(_problems(sid, found, damaged))
+    _check_references(store, chunk_index, present, damaged, report, inspect)
     referenced_damage = {p.detail for p in report.problems}
     for name, why in sorted(damaged.items()):
         detail = f"pack {name} is damaged: {why}"
@@ -149,20 +151,34 @@ def check(store: Store, read_data_fraction: float = 0.0) -> CheckReport:
 
 
 def _check_references(
-    store: Store, chunk_index: ChunkIndex, present: dict[str, Entry], report: CheckReport
-) -> list[tuple[str, _DocFindings, dict[str, int]]]:
-    """Per document: what it references that no index or no pack holds, and how many of its
-    chunks each present pack holds (for damage found by reading packs)."""
-    out: list[tuple[str, _DocFindings, dict[str, int]]] = []
+    store: Store,
+    chunk_index: ChunkIndex,
+    present: dict[str, Entry],
+    damaged: dict[str, str],
+    report: CheckReport,
+    inspect: Inspect | None,
+) -> None:
+    """Report, per document, what it references that no index or no pack holds, and how
+    many of its chunks lie in packs found damaged."""
     ids = store.snapshot_ids()
     report.snapshots = len(ids)
     # Oldest to newest per node: a snapshot shares most of its chunks with the one before,
     # so only the chunks the previous one did not have are looked up (memory: one
-    # snapshot's locations, whatever the store holds).
-    docs = sorted(_documents(store, ids), key=_age_order)
-    previous: dict[bytes, tuple[str, int, int, int, int]] = {}
-    for sid, doc in docs:
+    # snapshot's locations, whatever the store holds). A first pass reads every document
+    # for its place in that order (and the caller's inspection); the second reads them
+    # again one batch at a time, so memory holds the order, not every document.
+    order: list[tuple[str, str, str]] = []
+    for sid, doc in _documents(store, ids):
         if isinstance(doc, str):
+            report.problems.append(Problem(sid, doc))
+            continue
+        if inspect is not None:
+            report.problems.extend(Problem(sid, detail) for detail in inspect(sid, doc))
+        order.append(_age_order((sid, doc)))
+    order.sort()
+    previous: dict[bytes, tuple[str, int, int, int, int]] = {}
+    for sid, doc in _documents(store, [sid for _, _, sid in order]):
+        if isinstance(doc, str):  # unreadable now, readable a moment ago: say so
             report.problems.append(Problem(sid, doc))
             continue
         findings = _DocFindings()
@@ -179,7 +195,6 @@ def _check_references(
         located = {key: loc for key in keys if (loc := previous.get(key)) is not None}
         located.update(chunk_index.locate_many([key for key in keys if key not in located]))
         previous = located
-        uses: dict[str, int] = {}
         for key in keys:
             location = located.get(key)
             if location is None:
@@ -189,10 +204,9 @@ def _check_references(
             pack = location[0]
             if pack not in present:
                 findings.missing_packs[pack] = findings.missing_packs.get(pack, 0) + 1
-            else:
-                uses[pack] = uses.get(pack, 0) + 1
-        out.append((sid, findings, uses))
-    return out
+            elif pack in damaged:
+                findings.damaged_packs[pack] = findings.damaged_packs.get(pack, 0) + 1
+        report.problems.extend(_problems(sid, findings, damaged))
 
 
 def _age_order(item: tuple[str, dict[str, Any] | str]) -> tuple[str, str, str]:

@@ -278,11 +278,16 @@ class Store:
     def stats(self) -> StoreStats:
         return maintenance.stats(self)
 
-    def check(self, read_data_fraction: float = 0.0) -> CheckReport:
+    def check(
+        self, read_data_fraction: float = 0.0, inspect: maintenance.Inspect | None = None
+    ) -> CheckReport:
+        """Every document parses and every chunk it references is indexed and in a present
+        pack; ``read_data_fraction`` of the packs is read and verified; ``inspect(id, doc)``
+        adds the caller's own findings per document (the CLI checks signatures there)."""
         # Shared: a gc running meanwhile would make packs vanish under the check and turn
         # into false "missing_data" findings (recorded as failed verifications).
         with self.lock("shared"):
-            return maintenance.check(self, read_data_fraction)
+            return maintenance.check(self, read_data_fraction, inspect)
 
     def gc(
         self, grace_seconds: float = 3600, max_unused: float = maintenance.MAX_UNUSED

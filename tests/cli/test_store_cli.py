@@ -308,6 +308,25 @@ def test_damaged_pack_fails_verify_and_restore(
     assert tree(target.parent) == listing  # no backup, no temporary file left behind
 
 
+def test_store_check_names_a_forged_signature_and_an_unreadable_document(
+    stigmem: Runner, stocked: Stocked, home: Path
+) -> None:
+    sid = stocked.created["id"]
+    assert stigmem("store", "check").returncode == 0
+    path = home / "store" / "snapshots" / f"{sid}.json"
+    doc = json.loads(path.read_text())
+    signature = doc["manifest"]["signature"]
+    doc["manifest"]["signature"] = ("A" if signature[0] != "A" else "B") + signature[1:]
+    path.write_text(json.dumps(doc))
+    (home / "store" / "snapshots" / f"{'0' * 64}.json").write_text("{not json")
+
+    checked = stigmem("store", "check", "--json")
+    assert checked.returncode == 3, checked
+    found = {(p["snapshot_id"], p["problem"]) for p in checked.json()["problems"]}
+    assert (sid, "signature does not verify") in found
+    assert any(s == "0" * 64 and "not valid JSON" in p for s, p in found), found
+
+
 def test_restore_with_an_unreachable_catalog_changes_nothing(
     stigmem: Runner, stocked: Stocked, other_node: NodeInfo
 ) -> None:
