@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, or_, select
+from sqlalchemy import Select, Table, exists, or_, select
 from sqlalchemy.engine import Connection, Row
 
 from catalog.records import PruneCandidate, SnapshotFilter, SnapshotSummary, iso
@@ -167,6 +167,23 @@ def list_snapshots(conn: Connection, filters: SnapshotFilter) -> list[SnapshotSu
     return [_summary(row, tiers.get(row.id, [])) for row in rows]
 
 
+def _rows_for(
+    conn: Connection,
+    table: Table,
+    snapshot_id: str,
+    order: str,
+    names: tuple[str, ...],
+    json_fields: tuple[str, ...] = (),
+) -> list[dict[str, Any]]:
+    """The named columns of ``table``'s rows about one snapshot, oldest first."""
+    stmt = (
+        select(*(table.c[name] for name in names))
+        .where(table.c.snapshot_id == snapshot_id)
+        .order_by(table.c[order], table.c.id)
+    )
+    return _as_dicts(conn.execute(stmt), json_fields)
+
+
 def _as_dicts(rows: Iterable[Row[Any]], json_fields: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     out = []
     for row in rows:
@@ -206,44 +223,22 @@ def show(conn: Connection, snapshot_id: str) -> dict[str, Any]:
         catalogued_host=row.catalogued_host,
         manifest=json.loads(row.manifest),
     )
-    doc["placements"] = _as_dicts(
-        conn.execute(
-            select(
-                placements.c.tier,
-                placements.c.store,
-                placements.c.since,
-                placements.c.removed_at,
-            )
-            .where(placements.c.snapshot_id == snapshot_id)
-            .order_by(placements.c.since, placements.c.id)
-        )
+    doc["placements"] = _rows_for(
+        conn, placements, snapshot_id, "since", ("tier", "store", "since", "removed_at")
     )
-    doc["verifications"] = _as_dicts(
-        conn.execute(
-            select(
-                verifications.c.at,
-                verifications.c.mode,
-                verifications.c.kind,
-                verifications.c.outcome,
-                verifications.c.detail,
-                verifications.c.host,
-            )
-            .where(verifications.c.snapshot_id == snapshot_id)
-            .order_by(verifications.c.at, verifications.c.id)
-        )
+    doc["verifications"] = _rows_for(
+        conn,
+        verifications,
+        snapshot_id,
+        "at",
+        ("at", "mode", "kind", "outcome", "detail", "host"),
     )
-    doc["restores"] = _as_dicts(
-        conn.execute(
-            select(
-                restores.c.at,
-                restores.c.target,
-                restores.c.forced,
-                restores.c.migrations_replayed,
-                restores.c.host,
-            )
-            .where(restores.c.snapshot_id == snapshot_id)
-            .order_by(restores.c.at, restores.c.id)
-        ),
+    doc["restores"] = _rows_for(
+        conn,
+        restores,
+        snapshot_id,
+        "at",
+        ("at", "target", "forced", "migrations_replayed", "host"),
         json_fields=("migrations_replayed",),
     )
     return doc
