@@ -59,7 +59,8 @@ _SCHEMA = (
 # hash (WITHOUT ROWID) made a restore's 72,000 lookups 0.2 s faster but a daily snapshot
 # 0.4 s slower, its updates and scans by position each costing a second b-tree seek.
 SCHEMA_VERSION = 0
-_TABLES = ("e", "packs", "loaded")
+_CONTENT = ("e", "packs", "loaded")  # what mirrors the store's index objects
+_TABLES = (*_CONTENT, "lineage")
 
 
 def _ensure_schema(db: sqlite3.Connection) -> None:
@@ -67,7 +68,7 @@ def _ensure_schema(db: sqlite3.Connection) -> None:
     transaction (committed at once when it replaced anything)."""
     (version,) = db.execute("PRAGMA user_version").fetchone()
     if version != SCHEMA_VERSION:
-        for table in (*_TABLES, "lineage"):
+        for table in _TABLES:
             db.execute(f"DROP TABLE IF EXISTS {table}")
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     for statement in _SCHEMA:
@@ -148,7 +149,7 @@ class ChunkIndex:
 
     def clear(self) -> None:
         """Forget everything (the store's index objects were replaced, by gc)."""
-        for table in _TABLES:
+        for table in _CONTENT:
             self._db.execute(f"DELETE FROM {table}")
         self.packs, self._pack_numbers, self._count = [], {}, 0
 

@@ -350,11 +350,11 @@ class Transaction:
         if self.lineage is None:
             return {}
         previous = chunk_index.last_put(self.lineage)
-        if previous is None or not self.store.has_snapshot(previous):
+        if previous is None:
             return {}
         try:
             doc = self.store.load_document(previous)
-        except StoreError:
+        except StoreError:  # pruned since (or unreadable): no hints
             return {}
         source = ChunkSource(self.store.backend, chunk_index, previous)
         return {
