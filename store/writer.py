@@ -2,14 +2,12 @@
 
 The caller (``Store.put_snapshot``) holds the shared lock and writes the document afterwards;
 here packs are written as they fill, then at most one index object for everything this put
-added. New chunks enter the in-memory index at once (with a placeholder pack) so a chunk
-repeated inside the put is stored once; their location is filled in when their pack is
-named.
+added. New chunks are reserved in the index at once, so a chunk repeated inside the put is
+stored once, and placed (with their location) when their pack is written.
 """
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import io
 import itertools
@@ -24,7 +22,6 @@ from store.index import ChunkIndex
 from store.packs import PackEntry, PackWriter
 from store.reports import PutResult
 
-PENDING = 0xFFFFFFFF
 PROGRESS_STEP = 1 << 20
 
 Progress = Callable[[int, int], None]
@@ -56,7 +53,6 @@ class SnapshotWriter:
         # Member -> the previous snapshot's chunk names in order (Transaction.previous_chunks).
         self.previous = previous or {}
         self._first_new = len(chunk_index)
-        self._pending: collections.deque[int] = collections.deque()
         self._packs = PackWriter(self._pack_done, config.level, config.frame_size, config.pack_size)
         self._done = 0
         self._total = 0
@@ -67,18 +63,8 @@ class SnapshotWriter:
     def _pack_done(self, name: str, data: bytearray, entries: list[PackEntry]) -> None:
         self.backend.write(layout.pack_path(name), data)
         number = self.index.pack_number(name)
-        self.index.set_many(
-            [
-                (
-                    self._pending.popleft(),
-                    number,
-                    e.frame_offset,
-                    e.frame_length,
-                    e.offset,
-                    e.length,
-                )
-                for e in entries
-            ]
+        self.index.place(
+            [(e.key, number, e.frame_offset, e.frame_length, e.offset, e.length) for e in entries]
         )
         self.result.packs_written += 1
         self.result.objects_written += 1
@@ -87,7 +73,7 @@ class SnapshotWriter:
     def _store(self, key: bytes, data: bytes) -> None:
         if self.index.find(key) >= 0:
             return
-        self._pending.append(self.index.add(key, PENDING, 0, 0, 0, len(data)))
+        self.index.reserve([key])
         self._packs.add(key, data)
         self.result.new_chunks += 1
         self.result.new_plain_bytes += len(data)
@@ -106,8 +92,7 @@ class SnapshotWriter:
                 new.append((key, data))
         if not new:
             return
-        first = self.index.add_new([(key, PENDING, 0, 0, 0, len(data)) for key, data in new])
-        self._pending.extend(range(first, first + len(new)))
+        self.index.reserve([key for key, _ in new])
         for key, data in new:
             self._packs.add(key, data)
             self.result.new_chunks += 1

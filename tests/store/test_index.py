@@ -7,6 +7,8 @@ import hashlib
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from store import index
 from store.index import ChunkIndex
 
@@ -67,18 +69,28 @@ def test_cache_persists_what_was_committed(tmp_path: Path) -> None:
     assert again.lookup(key(1)) is not None and again.lookup(key(2)) is None
 
 
-def test_cache_of_another_layout_is_dropped_and_refilled(tmp_path: Path) -> None:
-    # A cache another build left in $STIGMEM_HOME, with a layout this one does not read.
-    cache = tmp_path / "index.db"
-    with contextlib.closing(sqlite3.connect(cache)) as db, db:
-        db.executescript(
-            """CREATE TABLE e(key BLOB PRIMARY KEY, pos INTEGER NOT NULL UNIQUE,
+# Caches other builds left in $STIGMEM_HOME, with layouts this one does not read.
+OTHER_LAYOUTS = {
+    # The layout first shipped (version 0): a UNIQUE hash with the table behind it.
+    "first shipped": """CREATE TABLE e(pos INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE,
+                   pack INTEGER, fo INTEGER, fl INTEGER, off INTEGER, len INTEGER);
+               CREATE TABLE packs(number INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+               CREATE TABLE loaded(name TEXT PRIMARY KEY);
+               INSERT INTO loaded VALUES ('stale');""",
+    "newer": """CREATE TABLE e(key BLOB PRIMARY KEY, pos INTEGER NOT NULL UNIQUE,
                    pack INTEGER, fo INTEGER, fl INTEGER, off INTEGER, len INTEGER) WITHOUT ROWID;
                CREATE TABLE packs(number INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
                CREATE TABLE loaded(name TEXT PRIMARY KEY);
                INSERT INTO loaded VALUES ('stale');
-               PRAGMA user_version = 2;"""
-        )
+               PRAGMA user_version = 99;""",
+}
+
+
+@pytest.mark.parametrize("layout", sorted(OTHER_LAYOUTS))
+def test_cache_of_another_layout_is_dropped_and_refilled(tmp_path: Path, layout: str) -> None:
+    cache = tmp_path / "index.db"
+    with contextlib.closing(sqlite3.connect(cache)) as db, db:
+        db.executescript(OTHER_LAYOUTS[layout])
     chunks = ChunkIndex(cache)
     assert chunks.cached and len(chunks) == 0 and chunks.loaded_names() == set()
     chunks.load(index_object([(1, "aa" * 32, 0)]), "one")
@@ -86,3 +98,32 @@ def test_cache_of_another_layout_is_dropped_and_refilled(tmp_path: Path) -> None
     chunks.close()
     with contextlib.closing(sqlite3.connect(cache)) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (index.SCHEMA_VERSION,)
+
+
+def test_reserved_chunks_count_as_present_and_are_placed_where_their_pack_put_them() -> None:
+    chunks = ChunkIndex()
+    chunks.add(key(1), chunks.pack_number("aa" * 32), 0, 100, 0, 10)
+    first = chunks.reserve([key(2), key(3)])
+    # Before their pack is written: present (a repeat is not stored twice), not locatable.
+    assert first == 1 and len(chunks) == 3
+    assert chunks.present([key(1), key(2), key(3), key(4)]) == {key(1), key(2), key(3)}
+    assert chunks.find(key(3)) == 2
+    assert chunks.lookup(key(2)) is None
+    pack = chunks.pack_number("bb" * 32)
+    chunks.place([(key(2), pack, 0, 50, 0, 10), (key(3), pack, 0, 50, 10, 10)])
+    assert chunks.locate_many([key(3), key(2)]) == {
+        key(2): ("bb" * 32, 0, 50, 0, 10),
+        key(3): ("bb" * 32, 0, 50, 10, 10),
+    }
+    assert [chunks.key(p) for p in range(3)] == [key(1), key(2), key(3)]  # in reserved order
+    _, data = index.encode(chunks, range(1, 3))
+    again = ChunkIndex()
+    again.load(bytes(data), "put")
+    assert again.lookup(key(3)) == index.Location("bb" * 32, 0, 50, 10, 10)
+
+
+def test_a_cleared_index_forgets_reserved_chunks() -> None:
+    chunks = ChunkIndex()
+    chunks.reserve([key(1)])
+    chunks.clear()
+    assert chunks.present([key(1)]) == set() and chunks.find(key(1)) == -1 and len(chunks) == 0
