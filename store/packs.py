@@ -70,7 +70,7 @@ class PackWriter:
         self._pack = bytearray()
         self._entries: list[PackEntry] = []
 
-    def add(self, key: bytes, data: bytes) -> None:
+    def add(self, key: bytes, data: bytes | memoryview) -> None:
         self._frame_chunks.append((key, len(self._frame), len(data)))
         self._frame += data
         if len(self._frame) >= self._frame_size:

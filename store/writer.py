@@ -78,14 +78,14 @@ class SnapshotWriter:
         self.result.new_chunks += 1
         self.result.new_plain_bytes += len(data)
 
-    def _store_batch(self, batch: list[tuple[bytes, bytes]], before: list[bytes]) -> None:
+    def _store_batch(self, batch: list[chunker.Chunk], before: list[bytes]) -> None:
         """Store the new chunks of one read block, asking the index once for all of them
         but those equal to the chunk at the same position in the previous snapshot
         (``before``), which is stored already."""
         unchanged = {old for (key, _), old in zip(batch, before, strict=False) if key == old}
         present = self.index.present([key for key, _ in batch if key not in unchanged])
         present |= unchanged
-        new: list[tuple[bytes, bytes]] = []
+        new: list[chunker.Chunk] = []
         for key, data in batch:
             if key not in present:
                 present.add(key)  # a page repeated inside the block is stored once
@@ -118,13 +118,15 @@ class SnapshotWriter:
         with _open(source) as stream:
             for batch in chunker.batches(stream, self.config.pages_per_chunk, digest):
                 self._store_batch(batch, list(itertools.islice(before, len(batch))))
+                plain = 0
                 for key, data in batch:
                     current += key
                     count += 1
+                    plain += len(data)
                     if count % per_list == 0:
                         lists.append(self._store_list(bytes(current)))
                         current = bytearray()
-                    self._advance(len(data))
+                self._advance(plain)
         self.digests[member] = digest.hexdigest()
         size = artifact_size(source)
         if count <= self.config.direct_max and not lists:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 
 import pytest
 
@@ -28,3 +29,13 @@ def test_chunks_and_digest_cover_every_byte_once(size: int) -> None:
     assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
     if size >= 100:  # a SQLite header: whole pages, a short tail only at the end
         assert all(len(piece) == 4096 for _, piece in chunks[:-1])
+
+
+def test_a_reader_that_stops_early_leaves_no_digest_thread_behind() -> None:
+    data = sqlite_header(4096) + bytes(chunker.READ_SIZE * 3)
+    before = {t.name for t in threading.enumerate()}
+    batches = chunker.batches(io.BytesIO(data), 1, hashlib.sha256())
+    first = next(batches)
+    assert len(first) == chunker.READ_SIZE // 4096
+    batches.close()  # a put that failed after its first block
+    assert {t.name for t in threading.enumerate()} <= before
