@@ -12,7 +12,14 @@ import click
 
 from cli.app import App
 from cli.output import emit_json, note
-from cli.sources import StoreSource, TarballSource, copy_into, resolve, verify
+from cli.sources import (
+    StoreSource,
+    TarballSource,
+    copy_into,
+    name_damaged_chunk,
+    resolve,
+    verify,
+)
 from snapshot.errors import StigmemError, VerificationError
 from snapshot.manifest import CURSOR_MEMBER, DB_MEMBER, manifest_from_dict, snapshot_name
 
@@ -56,10 +63,11 @@ def export_tarball(app: App, ref: str, out: Path | None) -> Path:
 
         def write_db(sink: BinaryIO) -> None:
             hashing.append(_Hashing(sink))
-            store.read_artifact(sid, DB_MEMBER, hashing[0])  # type: ignore[arg-type]
+            store.read_artifact(sid, DB_MEMBER, hashing[0], check_chunks=False)  # type: ignore[arg-type]
 
         write_tarball(handle, manifest, cursor.getvalue(), db_size, write_db)
         if hashing[0].digest.hexdigest() != manifest.db_sha256:
+            name_damaged_chunk(store, sid, DB_MEMBER)
             raise VerificationError(
                 "checksum_error",
                 f"{DB_MEMBER} read from {store.url} differs from the manifest",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
@@ -45,7 +45,7 @@ Chunk = tuple[bytes, memoryview]
 
 def batches(
     stream: BinaryIO, pages_per_chunk: int = 1, digest: Any = None
-) -> Iterator[list[Chunk]]:
+) -> Generator[list[Chunk], None, None]:
     """Yield lists of (sha256 digest, plain bytes), in order, one list per read block.
 
     Reading 1 MiB at a time and slicing costs one system call per 256 pages instead of one

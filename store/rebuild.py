@@ -12,10 +12,15 @@ writes release the GIL), so on a local store the decompression runs on every cor
 the requests overlap. Memory: the artifact's chunk list and one span per worker.
 
 Checks. zstd verifies each frame's content checksum, so damaged pack bytes fail as
-``checksum_error`` naming the pack and a chunk of the frame. Chunks are not hashed one by
-one: the caller hashes the rebuilt file against the signed manifest, which covers every byte
-once. Only when that digest differs does :meth:`Rebuild.diagnose` hash chunk by chunk to name
-the first chunk (and its pack) that is not what its name says.
+``checksum_error`` naming the pack and a chunk of the frame. A restore does not hash chunks
+one by one: the caller hashes the rebuilt file against the signed manifest, which covers
+every byte once. Only when that digest differs does :meth:`Rebuild.diagnose` hash chunk by
+chunk to name the first chunk (and its pack) that is not what its name says.
+
+:class:`WindowRebuild` is the same work into memory, for reads that stream an artifact in
+order (verify, export): one chunk list at a time. A caller that hashes the whole artifact
+against the manifest may leave chunks unchecked and read again, checking them, only to name
+the damaged one when that digest differs (as a restore does).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import zstandard
 
@@ -56,12 +62,18 @@ class Span:
 class Rebuild:
     """One artifact, rebuilt into the file open at ``fd`` from its chunk names ``keys``."""
 
+    check_chunks = False  # each chunk hashed against its name as it is written
+
     def __init__(self, source: ChunkSource, keys: list[bytes], fd: int) -> None:
         self.source = source
         self.keys = keys
         self.fd = fd
         self.locations: dict[bytes, tuple[str, int, int, int, int]] = {}
         self.size = 0
+
+    def _sink(self) -> Sink:
+        """Where the workers write ``self.size`` bytes by position."""
+        return FileSink(self.fd, self.size)
 
     def run(self, workers: int | None = None) -> int:
         """Write every chunk; return the artifact's size. Raises ``VerificationError``
@@ -70,26 +82,22 @@ class Rebuild:
         A damaged or missing pack does not stop the other spans: everything readable is
         written before the first failure is raised, so a forced restore salvages all it can.
         """
-        spans = self._plan()
-        with contextlib.suppress(OSError):
-            # Blocks reserved up front: scattered page writes into a preallocated file cost
-            # a quarter less than into a growing one (and a full disk fails here, at once).
-            # A filesystem without fallocate just grows the file as before.
-            os.posix_fallocate(self.fd, 0, self.size)
+        return self.execute(self.plan(), workers)
+
+    def execute(self, spans: list[Span], workers: int | None = None) -> int:
+        """The second half of :meth:`run`: it reads packs but not the index, so it may run
+        on another thread than the one that planned."""
         if workers is None:
             workers = LOCAL_WORKERS if self.source.backend.local else REMOTE_WORKERS
         failures: list[VerificationError] = []
-        # The workers write through a descriptor of their own, closed only once every worker
-        # has stopped: should an interrupt leave some running, they can never write into a
-        # file that reused the caller's descriptor number.
-        fd = os.dup(self.fd)
+        sink = self._sink()
         stop = threading.Event()
 
         def write(span: Span) -> None:
             if stop.is_set():
                 return
             try:
-                self._write_span(span, fd, stop)
+                self._write_span(span, sink, stop)
             except VerificationError as exc:
                 failures.append(exc)
 
@@ -102,13 +110,14 @@ class Rebuild:
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-            os.close(fd)
+            sink.close()
         if failures:
             # Chosen by text, not by finishing order: the same damage gives the same error.
             raise min(failures, key=lambda exc: exc.detail)
         return self.size
 
-    def _plan(self) -> list[Span]:
+    def plan(self) -> list[Span]:
+        """Locate every chunk and group them by frame, and frames by pack."""
         source = self.source
         self.locations = located = source.index.locate_many(self.keys)
         frames: dict[tuple[str, int, int], list[Run]] = {}
@@ -131,7 +140,7 @@ class Rebuild:
         self.size = position
         return _spans(frames)
 
-    def _write_span(self, span: Span, fd: int, stop: threading.Event) -> None:
+    def _write_span(self, span: Span, sink: Sink, stop: threading.Event) -> None:
         source = self.source
         first_key = self.keys[span.frames[0][2][0][3]].hex()
         try:
@@ -169,11 +178,29 @@ class Rebuild:
                         "its frame's end"
                     )
                     continue
-                written = os.pwrite(fd, plain[offset : offset + length], position)
-                if written != length:
-                    raise OSError(f"short write at {position} ({written} of {length} bytes)")
+                if self.check_chunks:
+                    damage = damage or self._check_run(span.pack, plain, offset, length, first)
+                sink.put(plain[offset : offset + length], position)
         if damage is not None:
             raise damage
+
+    def _check_run(
+        self, pack: str, plain: memoryview, offset: int, length: int, first: int
+    ) -> VerificationError | None:
+        """The first chunk of a run whose bytes do not hash to its name, as the error."""
+        keys, locations = self.keys, self.locations
+        end = offset + length
+        n = first
+        while offset < end:
+            key = keys[n]
+            size = locations[key][4]
+            if hashlib.sha256(plain[offset : offset + size]).digest() != key:
+                return self.source._damaged(
+                    f"chunk {key.hex()} in pack {pack} does not match its hash"
+                )
+            offset += size
+            n += 1
+        return None
 
     def sha256(self) -> str:
         """The hex SHA-256 of the rebuilt artifact, read back from the file."""
@@ -200,6 +227,61 @@ class Rebuild:
                 )
             position += length
         return None
+
+
+class WindowRebuild(Rebuild):
+    """A run of an artifact's chunks (one chunk list) rebuilt into ``buffer``: a streaming
+    read decodes every frame of the window once, on every worker, instead of frame by frame
+    on the caller's thread. With ``check_chunks`` each chunk is hashed against its name by
+    the worker that decoded it."""
+
+    def __init__(self, source: ChunkSource, keys: list[bytes], check_chunks: bool) -> None:
+        super().__init__(source, keys, -1)
+        self.check_chunks = check_chunks
+        self.buffer = bytearray()
+
+    def _sink(self) -> Sink:
+        self.buffer = bytearray(self.size)
+        return BufferSink(self.buffer)
+
+
+class Sink(Protocol):
+    def put(self, data: memoryview, position: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FileSink:
+    """Writes into the file open at ``fd``, through a descriptor of its own: it is closed
+    only once every worker has stopped, so should an interrupt leave some running, they can
+    never write into a file that reused the caller's descriptor number."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        with contextlib.suppress(OSError):
+            # Blocks reserved up front: scattered page writes into a preallocated file cost
+            # a quarter less than into a growing one (and a full disk fails here, at once).
+            # A filesystem without fallocate just grows the file as before.
+            os.posix_fallocate(fd, 0, size)
+        self.fd = os.dup(fd)
+
+    def put(self, data: memoryview, position: int) -> None:
+        written = os.pwrite(self.fd, data, position)
+        if written != len(data):
+            raise OSError(f"short write at {position} ({written} of {len(data)} bytes)")
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class BufferSink:
+    def __init__(self, buffer: bytearray) -> None:
+        self.view = memoryview(buffer)
+
+    def put(self, data: memoryview, position: int) -> None:
+        self.view[position : position + len(data)] = data
+
+    def close(self) -> None:
+        self.view.release()
 
 
 _local = threading.local()

@@ -290,6 +290,29 @@ def test_rebuild_into_a_file_and_name_a_chunk_that_is_not_what_its_name_says(
     assert off != other
 
 
+def test_a_read_names_a_chunk_that_is_not_what_its_name_says_when_asked_to_check(
+    store: Store, tmp_path: Path
+) -> None:
+    import io
+
+    db = make_db(tmp_path / "node.db", 2000)
+    put(store, "a", db)
+    assert read(store, sid("a")) == db.read_bytes()
+    # The damaged index entry of the test above: the bytes read are wrong, every frame sound.
+    index = store.index()
+    (key, _), (_, other) = index._db.execute(
+        "SELECT key, off FROM e WHERE len = 4096 ORDER BY pos LIMIT 2"
+    ).fetchall()
+    index._db.execute("UPDATE e SET off = ? WHERE key = ?", (other, key))
+    unchecked = io.BytesIO()
+    store.read_artifact(sid("a"), DB, unchecked, check_chunks=False)
+    assert unchecked.getvalue() != db.read_bytes()  # for the caller's digest to catch
+    with pytest.raises(VerificationError) as err:
+        store.read_artifact(sid("a"), DB, io.BytesIO(), check_chunks=True)
+    assert err.value.outcome == "checksum_error"
+    assert sid("a") in err.value.detail and bytes(key).hex() in err.value.detail
+
+
 def test_rebuild_writes_everything_readable_before_naming_a_damaged_pack(
     store: Store, tmp_path: Path
 ) -> None:
