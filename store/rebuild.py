@@ -59,21 +59,22 @@ class Span:
     frames: list[FrameRuns]
 
 
-class Rebuild:
-    """One artifact, rebuilt into the file open at ``fd`` from its chunk names ``keys``."""
+class Assembly:
+    """Chunks ``keys``, in order, put together by position from the frames that hold them:
+    the work shared by :class:`Rebuild` (into a file) and :class:`WindowRebuild` (into
+    memory), which say where the bytes go."""
 
     check_chunks = False  # each chunk hashed against its name as it is written
 
-    def __init__(self, source: ChunkSource, keys: list[bytes], fd: int) -> None:
+    def __init__(self, source: ChunkSource, keys: list[bytes]) -> None:
         self.source = source
         self.keys = keys
-        self.fd = fd
         self.locations: dict[bytes, tuple[str, int, int, int, int]] = {}
         self.size = 0
 
     def _sink(self) -> Sink:
         """Where the workers write ``self.size`` bytes by position."""
-        return FileSink(self.fd, self.size)
+        raise NotImplementedError
 
     def run(self, workers: int | None = None) -> int:
         """Write every chunk; return the artifact's size. Raises ``VerificationError``
@@ -202,6 +203,17 @@ class Rebuild:
             n += 1
         return None
 
+
+class Rebuild(Assembly):
+    """One artifact, rebuilt into the file open at ``fd`` from its chunk names ``keys``."""
+
+    def __init__(self, source: ChunkSource, keys: list[bytes], fd: int) -> None:
+        super().__init__(source, keys)
+        self.fd = fd
+
+    def _sink(self) -> Sink:
+        return FileSink(self.fd, self.size)
+
     def sha256(self) -> str:
         """The hex SHA-256 of the rebuilt artifact, read back from the file."""
         digest = hashlib.sha256()
@@ -229,14 +241,14 @@ class Rebuild:
         return None
 
 
-class WindowRebuild(Rebuild):
+class WindowRebuild(Assembly):
     """A run of an artifact's chunks (one chunk list) rebuilt into ``buffer``: a streaming
     read decodes every frame of the window once, on every worker, instead of frame by frame
     on the caller's thread. With ``check_chunks`` each chunk is hashed against its name by
     the worker that decoded it."""
 
     def __init__(self, source: ChunkSource, keys: list[bytes], check_chunks: bool) -> None:
-        super().__init__(source, keys, -1)
+        super().__init__(source, keys)
         self.check_chunks = check_chunks
         self.buffer = bytearray()
 
