@@ -274,8 +274,7 @@ class Store:
         if entry is None:
             raise StoreError(f"snapshot {snapshot_id} in {self.url} has no member {member}")
         source = ChunkSource(self.backend, self.index(), snapshot_id)
-        keys = [key for window in source.windows(entry) for key in window]
-        rebuild = Rebuild(source, keys, fd)
+        rebuild = Rebuild(source, _ChunkLists(source, entry), fd, int(entry["size"]))
         done = rebuild.run()
         if done != entry["size"]:
             raise VerificationError(
@@ -404,6 +403,18 @@ class Transaction:
         if self.lineage is not None:
             self.store.record_put(self.lineage, snapshot_id)
         return self.result
+
+
+class _ChunkLists:
+    """An artifact's chunk names, a chunk list at a time, read from the store each time
+    they are iterated (a rebuild goes over them again only to name a damaged chunk)."""
+
+    def __init__(self, source: ChunkSource, entry: dict[str, Any]) -> None:
+        self.source = source
+        self.entry = entry
+
+    def __iter__(self) -> Iterator[list[bytes]]:
+        return self.source.windows(self.entry)
 
 
 def _rebuilt(window: WindowRebuild, spans: list[Span]) -> WindowRebuild:

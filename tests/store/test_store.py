@@ -290,6 +290,53 @@ def test_rebuild_into_a_file_and_name_a_chunk_that_is_not_what_its_name_says(
     assert off != other
 
 
+def test_a_rebuild_in_parts_is_the_database_and_names_a_damaged_chunk_of_a_later_part(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    from store import rebuild
+
+    # Parts of at most 100 chunks (64-hash lists here): a database of many parts, planned
+    # and decoded part by part, frames shared between parts decoded for each.
+    monkeypatch.setattr(rebuild, "PART_CHUNKS", 100)
+    db = make_db(tmp_path / "node.db", 6000)
+    put(store, "a", db)
+    pages = db.stat().st_size // 4096
+    assert pages > 300  # several parts
+    with (tmp_path / "good.db").open("w+b") as out:
+        done = store.rebuild_artifact(sid("a"), DB, out.fileno())
+        assert done.sha256() == hashlib.sha256(db.read_bytes()).hexdigest()
+    assert (tmp_path / "good.db").read_bytes() == db.read_bytes()
+
+    # A damaged index entry for a page of the last part: found by the diagnosis, by name.
+    index = store.index()
+    (key, _), (_, other) = index._db.execute(
+        "SELECT key, off FROM e WHERE len = 4096 AND (pack, fo) = "
+        "(SELECT pack, fo FROM e WHERE len = 4096 GROUP BY pack, fo HAVING count(*) > 1 "
+        "ORDER BY max(pos) DESC LIMIT 1) "
+        "ORDER BY pos DESC LIMIT 2"
+    ).fetchall()
+    index._db.execute("UPDATE e SET off = ? WHERE key = ?", (other, key))
+    with (tmp_path / "bad.db").open("w+b") as out:
+        done = store.rebuild_artifact(sid("a"), DB, out.fileno())
+        assert done.sha256() != hashlib.sha256(db.read_bytes()).hexdigest()
+        failure = done.diagnose()
+    assert failure is not None and bytes(key).hex() in failure.detail
+
+    # A damaged frame fails its part, but every other part is still written (the salvage
+    # of a forced restore).
+    store.forget_index()
+    flip_a_byte(store)
+    salvaged = tmp_path / "salvaged.db"
+    with salvaged.open("w+b") as out, pytest.raises(VerificationError) as err:
+        store.rebuild_artifact(sid("a"), DB, out.fileno())
+    assert err.value.outcome == "checksum_error"
+    good, got = db.read_bytes(), salvaged.read_bytes()
+    intact = sum(good[p : p + 4096] == got[p : p + 4096] for p in range(0, len(good), 4096))
+    assert pages - 4 <= intact < pages  # one 16 KiB frame lost
+
+
 def test_a_read_names_a_chunk_that_is_not_what_its_name_says_when_asked_to_check(
     store: Store, tmp_path: Path
 ) -> None:
