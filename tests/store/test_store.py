@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -206,6 +207,29 @@ def test_deleted_pack_is_missing_data(store: Store, tmp_path: Path) -> None:
     problems = store.check().problems
     assert problems and {p.snapshot_id for p in problems} == {sid("a")}
     assert any("missing" in p.detail and victim.rsplit("/", 1)[1] in p.detail for p in problems)
+
+
+def test_check_finds_the_same_with_or_without_locations_kept_between_snapshots(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from store import maintenance
+
+    db = make_db(tmp_path / "node.db", 3000)
+    put(store, "a", db)
+    first = packs(store)
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE memories SET body = 'changed' WHERE id % 50 = 0")
+    con.close()
+    put(store, "b", db)
+    store.backend.delete(sorted(first))  # pages b shares with a go too
+
+    kept = store.check().problems  # b's lookups start from a's locations
+    monkeypatch.setattr(maintenance, "HINT_CHUNKS", 10)  # too many to keep: looked up again
+    again = store.check().problems
+    assert {p.snapshot_id for p in kept} == {sid("a"), sid("b")}
+    assert sorted((p.snapshot_id, p.detail) for p in again) == sorted(
+        (p.snapshot_id, p.detail) for p in kept
+    )
 
 
 def test_check_reads_a_subset_of_packs(store: Store, tmp_path: Path) -> None:
