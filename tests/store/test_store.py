@@ -47,6 +47,22 @@ def flip_a_byte(store: Store) -> str:
     return victim
 
 
+def misplace_a_page(store: Store, last: bool = False) -> bytes:
+    """Damage the index: one page's entry points at its frame neighbour's offset. The frame
+    still decodes (its zstd checksum holds); only hashing finds the page. Returns its key:
+    of the first such page, or of the last with ``last``."""
+    first, order = ("max(pos) DESC", "pos DESC") if last else ("min(pos)", "pos")
+    index = store.index()
+    (key, off), (_, other) = index._db.execute(
+        "SELECT key, off FROM e WHERE len = 4096 AND (pack, fo) = "
+        "(SELECT pack, fo FROM e WHERE len = 4096 GROUP BY pack, fo HAVING count(*) > 1 "
+        f"ORDER BY {first} LIMIT 1) ORDER BY {order} LIMIT 2"
+    ).fetchall()
+    assert off != other
+    index._db.execute("UPDATE e SET off = ? WHERE key = ?", (other, key))
+    return bytes(key)
+
+
 @pytest.fixture
 def store(location: Location) -> Store:
     return Store.init(location.url, location.options, settings=small_settings())
@@ -300,18 +316,13 @@ def test_rebuild_into_a_file_and_name_a_chunk_that_is_not_what_its_name_says(
 
     # A damaged index entry: the frame still decodes (its zstd checksum holds), but one page
     # comes from the wrong offset. Only hashing finds it; the diagnosis names it.
-    index = store.index()
-    (key, off), (_, other) = index._db.execute(
-        "SELECT key, off FROM e WHERE len = 4096 ORDER BY pos LIMIT 2"
-    ).fetchall()
-    index._db.execute("UPDATE e SET off = ? WHERE key = ?", (other, key))
+    key = misplace_a_page(store)
     with (tmp_path / "bad.db").open("w+b") as out:
         rebuild = store.rebuild_artifact(sid("a"), DB, out.fileno())
         assert rebuild.sha256() != hashlib.sha256(db.read_bytes()).hexdigest()
         failure = rebuild.diagnose()
     assert failure is not None and failure.outcome == "checksum_error"
-    assert sid("a") in failure.detail and bytes(key).hex() in failure.detail
-    assert off != other
+    assert sid("a") in failure.detail and key.hex() in failure.detail
 
 
 def test_a_rebuild_in_parts_is_the_database_and_names_a_damaged_chunk_of_a_later_part(
@@ -334,19 +345,12 @@ def test_a_rebuild_in_parts_is_the_database_and_names_a_damaged_chunk_of_a_later
     assert (tmp_path / "good.db").read_bytes() == db.read_bytes()
 
     # A damaged index entry for a page of the last part: found by the diagnosis, by name.
-    index = store.index()
-    (key, _), (_, other) = index._db.execute(
-        "SELECT key, off FROM e WHERE len = 4096 AND (pack, fo) = "
-        "(SELECT pack, fo FROM e WHERE len = 4096 GROUP BY pack, fo HAVING count(*) > 1 "
-        "ORDER BY max(pos) DESC LIMIT 1) "
-        "ORDER BY pos DESC LIMIT 2"
-    ).fetchall()
-    index._db.execute("UPDATE e SET off = ? WHERE key = ?", (other, key))
+    key = misplace_a_page(store, last=True)
     with (tmp_path / "bad.db").open("w+b") as out:
         done = store.rebuild_artifact(sid("a"), DB, out.fileno())
         assert done.sha256() != hashlib.sha256(db.read_bytes()).hexdigest()
         failure = done.diagnose()
-    assert failure is not None and bytes(key).hex() in failure.detail
+    assert failure is not None and key.hex() in failure.detail
 
     # A damaged frame fails its part, but every other part is still written (the salvage
     # of a forced restore).
@@ -369,19 +373,15 @@ def test_a_read_names_a_chunk_that_is_not_what_its_name_says_when_asked_to_check
     db = make_db(tmp_path / "node.db", 2000)
     put(store, "a", db)
     assert read(store, sid("a")) == db.read_bytes()
-    # The damaged index entry of the test above: the bytes read are wrong, every frame sound.
-    index = store.index()
-    (key, _), (_, other) = index._db.execute(
-        "SELECT key, off FROM e WHERE len = 4096 ORDER BY pos LIMIT 2"
-    ).fetchall()
-    index._db.execute("UPDATE e SET off = ? WHERE key = ?", (other, key))
+    # The damaged index entry of the tests above: the bytes read are wrong, every frame sound.
+    key = misplace_a_page(store)
     unchecked = io.BytesIO()
     store.read_artifact(sid("a"), DB, unchecked, check_chunks=False)
     assert unchecked.getvalue() != db.read_bytes()  # for the caller's digest to catch
     with pytest.raises(VerificationError) as err:
         store.read_artifact(sid("a"), DB, io.BytesIO(), check_chunks=True)
     assert err.value.outcome == "checksum_error"
-    assert sid("a") in err.value.detail and bytes(key).hex() in err.value.detail
+    assert sid("a") in err.value.detail and key.hex() in err.value.detail
 
 
 def test_rebuild_writes_everything_readable_before_naming_a_damaged_pack(
