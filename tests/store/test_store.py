@@ -240,7 +240,7 @@ def test_check_finds_the_same_with_or_without_locations_kept_between_snapshots(
     store.backend.delete(sorted(first))  # pages b shares with a go too
 
     kept = store.check().problems  # b's lookups start from a's locations
-    monkeypatch.setattr(maintenance, "HINT_CHUNKS", 10)  # too many to keep: looked up again
+    monkeypatch.setattr(maintenance, "HINT_CHUNKS", 10)  # most looked up again
     again = store.check().problems
     assert {p.snapshot_id for p in kept} == {sid("a"), sid("b")}
     assert sorted((p.snapshot_id, p.detail) for p in again) == sorted(
