@@ -32,6 +32,7 @@ MAGIC = b"stgmidx1"
 _ENTRY = struct.Struct(">32sIIIII")
 CACHE_KIB = 4 * 1024  # the index b-trees beyond this are read from the OS page cache
 QUERY_BATCH = 500  # bound parameters per query: far below every SQLite's limit
+LOAD_BLOCK = 1 << 14  # index entries merged per step when loading an index object
 
 
 @dataclass(frozen=True)
@@ -244,15 +245,31 @@ class ChunkIndex:
         )
 
     def _add_many(self, rows: Iterable[tuple[bytes, int, int, int, int, int]]) -> None:
-        # The first location of a chunk two objects both name is kept; skipped rows consume
-        # no rowid, so positions stay dense.
+        """Add entries whose keys may already be held, or repeat: the first location of a
+        chunk wins, and positions stay dense (skipped entries take none).
+
+        A block at a time, in key order, held keys asked for in one query per few hundred:
+        a cold load of the bench store's 203,000 entries took 4.5 s row by row with a
+        held-key check each, 2.7-3.3 s this way (peak RSS 56 MiB; blocks four times larger
+        were no faster and took 80 MiB)."""
+        block: dict[bytes, tuple[bytes, int, int, int, int, int]] = {}
+        for row in rows:
+            block.setdefault(row[0], row)
+            if len(block) >= LOAD_BLOCK:
+                self._add_block(block)
+                block = {}
+        self._add_block(block)
+
+    def _add_block(self, block: dict[bytes, tuple[bytes, int, int, int, int, int]]) -> None:
+        keys = sorted(block)
+        held = self.present(keys) if self._count else set()
+        first = self._count
+        new = [block[key] for key in keys if key not in held]
         self._db.executemany(
-            "INSERT INTO e(key, pack, fo, fl, off, len) SELECT ?1, ?2, ?3, ?4, ?5, ?6 "
-            "WHERE NOT EXISTS (SELECT 1 FROM e WHERE key = ?1)",
-            rows,
+            "INSERT INTO e(pos, key, pack, fo, fl, off, len) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(first + n + 1, *row) for n, row in enumerate(new)],
         )
-        (last,) = self._db.execute("SELECT coalesce(max(pos), 0) FROM e").fetchone()
-        self._count = int(last)
+        self._count += len(new)
 
     def key(self, position: int) -> bytes:
         (key,) = self._db.execute("SELECT key FROM e WHERE pos = ?", (position + 1,)).fetchone()
@@ -305,10 +322,6 @@ class ChunkIndex:
         if row is None:
             return None
         return Location(self.packs[row[0]], row[1], row[2], row[3], row[4])
-
-    def lookup_many(self, keys: list[bytes]) -> dict[bytes, Location]:
-        """Locations of those ``keys`` the index holds (see :meth:`locate_many`)."""
-        return {key: Location(*found) for key, found in self.locate_many(keys).items()}
 
     def locate_many(self, keys: list[bytes]) -> dict[bytes, tuple[str, int, int, int, int]]:
         """Locations of those ``keys`` the index holds, as plain tuples ``(pack, frame offset,

@@ -55,10 +55,16 @@ def _documents(store: Store, ids: list[str]) -> Iterator[tuple[str, dict[str, An
 
 def _referenced(source: ChunkSource, doc: dict[str, Any]) -> Iterator[bytes]:
     """Every chunk a document needs: its chunk-list blobs and the chunks they list."""
+    for keys in _referenced_lists(source, doc):
+        yield from keys
+
+
+def _referenced_lists(source: ChunkSource, doc: dict[str, Any]) -> Iterator[list[bytes]]:
+    """What :func:`_referenced` yields, a list at a time: each artifact's chunk-list blobs,
+    then the chunks of each list."""
     for entry in doc["artifacts"].values():
-        yield from documents.list_ids(entry)
-        for keys in source.windows(entry):
-            yield from keys
+        yield list(documents.list_ids(entry))
+        yield from source.windows(entry)
 
 
 # -- stats ------------------------------------------------------------------------------
@@ -202,14 +208,6 @@ def _check_references(
             report.problems.append(Problem(sid, f"{exc.outcome}: {exc.detail}"))
         previous = current
         report.problems.extend(_problems(sid, findings, damaged))
-
-
-def _referenced_lists(source: ChunkSource, doc: dict[str, Any]) -> Iterator[list[bytes]]:
-    """What :func:`_referenced` yields, a list at a time: each artifact's chunk-list blobs,
-    then the chunks of each list."""
-    for entry in doc["artifacts"].values():
-        yield list(documents.list_ids(entry))
-        yield from source.windows(entry)
 
 
 def _tally(

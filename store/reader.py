@@ -1,9 +1,8 @@
 """Fetch chunks by hash: group them by frame, read each frame once, check every chunk.
 
-Reads go window by window (at most ``WINDOW_BYTES`` of plain data at a time) so restoring a
-large database never holds it in memory; the frames a window needs are read in concurrent
-batches of at most ``BATCH_BYTES`` compressed bytes. Chunks are written to packs in artifact
-order, so neighbouring chunks mostly share frames and a frame is read about once.
+Used for single chunks and chunk lists (``fetch``, ``windows``); whole artifacts are read by
+``store.rebuild``. The frames a batch needs are read in concurrent batches of at most
+``BATCH_BYTES`` compressed bytes.
 
 Failures are verification outcomes naming the snapshot, chunk and pack: ``missing_data``
 when the index or the store lacks something, ``checksum_error`` when bytes are damaged.
@@ -20,9 +19,7 @@ from store import documents, layout, packs
 from store.backend import Backend
 from store.index import ChunkIndex, Location
 
-WINDOW_BYTES = 16 << 20
 BATCH_BYTES = 32 << 20
-LOOKUP_BATCH = 2048
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="unpack")
 
 Frame = tuple[str, int, int]
@@ -47,24 +44,6 @@ class ChunkSource:
         if location is None:
             raise self._missing(f"chunk {key.hex()} is in no index of {self.backend.url}")
         return location
-
-    def chunks(self, keys: list[bytes]) -> Iterator[bytes]:
-        """The plain bytes of ``keys``, in order, each checked against its hash."""
-        window: list[tuple[bytes, Location]] = []
-        size = 0
-        located: dict[bytes, Location] = {}
-        for n, key in enumerate(keys):
-            if n % LOOKUP_BATCH == 0:
-                located = self.index.lookup_many(keys[n : n + LOOKUP_BATCH])
-            location = located.get(key)
-            if location is None:
-                location = self._locate(key)  # raises missing_data naming the chunk
-            window.append((key, location))
-            size += location.length
-            if size >= WINDOW_BYTES:
-                yield from self._window(window)
-                window, size = [], 0
-        yield from self._window(window)
 
     def fetch(self, key: bytes) -> bytes:
         return next(iter(self._window([(key, self._locate(key))])))

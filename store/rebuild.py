@@ -244,9 +244,7 @@ class Rebuild:
             try:
                 part.run(workers)
             except VerificationError as exc:
-                if exc.outcome != "checksum_error":
-                    raise
-                failures.append(exc)  # damaged frames: the other parts are still written
+                failures.append(exc)  # damaged or missing data: other parts still written
             position += part.size
         self.size = position
         if failures:

@@ -240,24 +240,11 @@ class Store:
             raise StoreError(f"snapshot {snapshot_id} in {self.url} has no member {member}")
         source = ChunkSource(self.backend, self.index(), snapshot_id)
         done = 0
-        # One chunk list at a time, its frames decoded on the rebuild's workers and every
-        # chunk checked there; the next window is rebuilt while this one is written out
-        # (hashed, by a verify), so two windows are held at most.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="window") as ahead:
-            pending: Future[WindowRebuild] | None = None
-            for keys in source.windows(entry):
-                # Planned here: the index is only ever used from this thread.
-                window = WindowRebuild(source, keys, check_chunks)
-                following = ahead.submit(_rebuilt, window, window.plan())
-                if pending is not None:
-                    done += _write_window(pending.result(), out)
-                    if progress:
-                        progress(done, entry["size"])
-                pending = following
-            if pending is not None:
-                done += _write_window(pending.result(), out)
-                if progress:
-                    progress(done, entry["size"])
+        for window in _rebuilt_ahead(source, entry, check_chunks):
+            out.write(window.buffer)
+            done += window.size
+            if progress:
+                progress(done, entry["size"])
         if done != entry["size"]:
             raise VerificationError(
                 "checksum_error",
@@ -417,14 +404,28 @@ class _ChunkLists:
         return self.source.windows(self.entry)
 
 
+def _rebuilt_ahead(
+    source: ChunkSource, entry: dict[str, Any], check_chunks: bool
+) -> Iterator[WindowRebuild]:
+    """An artifact's chunk lists rebuilt in memory, one window at a time, in order: the next
+    is rebuilt on the workers while the caller writes this one out (hashed, by a verify), so
+    two windows are held at most."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="window") as ahead:
+        pending: Future[WindowRebuild] | None = None
+        for keys in source.windows(entry):
+            # Planned here: the index is only ever used from this thread.
+            window = WindowRebuild(source, keys, check_chunks)
+            following = ahead.submit(_rebuilt, window, window.plan())
+            if pending is not None:
+                yield pending.result()
+            pending = following
+        if pending is not None:
+            yield pending.result()
+
+
 def _rebuilt(window: WindowRebuild, spans: list[Span]) -> WindowRebuild:
     window.execute(spans)
     return window
-
-
-def _write_window(window: WindowRebuild, out: BinaryIO) -> int:
-    out.write(window.buffer)
-    return window.size
 
 
 def _names_while_readable(source: ChunkSource, entry: dict[str, Any]) -> Iterator[bytes]:
