@@ -194,8 +194,12 @@ def restore_cmd(
     if migrations_dir is not None and not migrations_dir.is_dir():
         raise StigmemError(f"no such migrations directory: {migrations_dir}")
     ref = str(from_file) if from_file is not None else str(snapshot)
-    # First: the catalog then opens in the background while the store is read.
-    policy = deferred_policy(app, trusted_key, trusted_keys_file, force_unverified, target)
+    # Before the target is locked (it reads the target's node key). The catalog is opened
+    # only once the database is written, beside its integrity check: opened in the
+    # background from the start, it took the CPU the rebuild needs.
+    policy = deferred_policy(
+        app, trusted_key, trusted_keys_file, force_unverified, target, background=False
+    )
     source = resolve(app, ref, max_size)
     restored = restore_snapshot(
         app, source, target, policy, force_unverified, migrations_dir, not no_backup, full_check

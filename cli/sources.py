@@ -19,7 +19,6 @@ from snapshot.manifest import CURSOR_MEMBER, DB_MEMBER, Manifest, manifest_from_
 from snapshot.trust import TrustPolicy, VerifyResult, evaluate, failed
 
 if TYPE_CHECKING:
-    from store.rebuild import Rebuild
     from store.repository import Store
 
 OnDb = Callable[[bytes], None]
@@ -44,7 +43,7 @@ class _HashSink:
         self.digest.update(data)
         self.size += len(data)
         if self.on_db is not None:
-            self.on_db(bytes(data))
+            self.on_db(data)
         return len(data)
 
 
@@ -107,25 +106,6 @@ class StoreSource:
         state.actual[DB_MEMBER] = digest
         state.db_size = sink.size
 
-    def write_to(self, out: BinaryIO, state: ReadResult) -> Rebuild:
-        """Like :meth:`read`, but the database is rebuilt straight into ``out`` (which must be
-        readable) frame by frame; :meth:`finish` then hashes it from the file."""
-        self._read_manifest_and_cursor(state)
-        out.flush()
-        return self.store.rebuild_artifact(self.snapshot_id, DB_MEMBER, out.fileno())
-
-    def finish(self, rebuild: Rebuild, state: ReadResult) -> None:
-        """Hash what :meth:`write_to` wrote; when it is not what the manifest says, name the
-        damaged chunk if one is (else the verdict says which member differs)."""
-        assert state.manifest is not None
-        digest = "sha256:" + rebuild.sha256()
-        if digest != state.manifest.artifacts.get(DB_MEMBER, digest):
-            damaged = rebuild.diagnose()
-            if damaged is not None:
-                raise damaged
-        state.actual[DB_MEMBER] = digest
-        state.db_size = rebuild.size
-
 
 def name_damaged_chunk(store: Store, snapshot_id: str, member: str) -> None:
     """``member`` read without per-chunk checks did not hash to the manifest's digest: read it
@@ -177,30 +157,20 @@ Judge = Callable[[TrustPolicy], tuple[VerifyResult, ReadResult]]
 
 
 def write_into(source: Source, out: BinaryIO) -> Judge:
-    """Write the snapshot's database into the readable file ``out``; return the step that
-    judges it under a policy (for a store snapshot that step hashes the file, so a restore
-    runs it alongside its fsync and integrity check). Never raises for a bad snapshot."""
+    """Write the snapshot's database into ``out``; return the step that judges it under a
+    policy (a restore may still be reading the catalog's keys meanwhile). Never raises for a
+    bad snapshot: everything readable is written, and the judgement says what was not."""
     state = ReadResult(None)
     failure: VerificationError | None = None
-    rebuild: Rebuild | None = None
     try:
-        if isinstance(source, StoreSource):
-            rebuild = source.write_to(out, state)
-        else:
-            source.read(copy_into(out), state)
+        source.read(copy_into(out), state)
     except VerificationError as exc:
         failure = exc
+        if exc.snapshot_id is None and isinstance(source, StoreSource):
+            exc.snapshot_id = source.snapshot_id
 
     def judge(policy: TrustPolicy) -> tuple[VerifyResult, ReadResult]:
-        nonlocal failure
-        if failure is None and rebuild is not None and isinstance(source, StoreSource):
-            try:
-                source.finish(rebuild, state)
-            except VerificationError as exc:
-                failure = exc
         if failure is not None:
-            if failure.snapshot_id is None and isinstance(source, StoreSource):
-                failure.snapshot_id = source.snapshot_id
             return failed(failure, policy, state.manifest), state
         assert state.manifest is not None
         return evaluate(state.manifest, state.actual, policy), state

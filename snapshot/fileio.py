@@ -6,7 +6,9 @@ A crash at any point leaves either the old file or the new one, never a torn one
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -59,3 +61,53 @@ def atomic_write_bytes(target: Path, data: bytes, mode: int = 0o600) -> None:
         handle.write(data)
 
     atomic_write(target, write, mode)
+
+
+class WriteBehind:
+    """A file written front to back whose pages are handed to the disk while it grows.
+
+    A restore ends with an fsync of the whole database; with hundreds of MiB dirty at that
+    point the disk started only then (0.5 s for the bench's 283 MiB here). Starting the
+    writeback every ``step`` bytes (Linux ``sync_file_range``, which does not wait) lets the
+    disk work while the rest is rebuilt, and the final fsync only waits for the tail. Where
+    the call does not exist this is a plain writer.
+    """
+
+    def __init__(self, handle: BinaryIO, step: int = 8 << 20) -> None:
+        self.handle = handle
+        self.step = step
+        self._started = 0  # bytes whose writeback has been started
+        self._written = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        written = self.handle.write(data)
+        self._written += written
+        if self._written - self._started >= self.step:
+            self.handle.flush()
+            _start_writeback(self.handle.fileno(), self._started, self._written - self._started)
+            self._started = self._written
+        return written
+
+
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    call = _sync_file_range()
+    if call is not None:
+        call(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # a hint: its errors are ignored
+
+
+@functools.cache
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        call = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    call.restype = ctypes.c_int
+    return call

@@ -41,7 +41,7 @@ from typing import BinaryIO
 
 from snapshot.capture import copy_from_connection, fsync_file, integrity_problem
 from snapshot.errors import LockedError, StigmemError
-from snapshot.fileio import fsync_dir
+from snapshot.fileio import WriteBehind, fsync_dir
 from snapshot.nodedb import (
     applied_migrations_of,
     has_sqlite_header,
@@ -111,7 +111,7 @@ def _restore(
         try:
             # Readable too: a writer that fills the file by position hashes it afterwards.
             with tmp.open("w+b") as handle:
-                finish = write_new(handle)
+                finish = write_new(WriteBehind(handle))  # type: ignore[arg-type]
                 handle.flush()
                 problem = _settle(tmp, handle.fileno(), finish, full_check)
             if problem is not None and not force:

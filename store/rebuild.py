@@ -1,38 +1,33 @@
-"""Rebuild an artifact into a file frame by frame: the restore path.
+"""Rebuild an artifact from its frames, a window (one chunk list) at a time, in order.
 
-Reading in artifact order decodes a frame once per window that needs one of its chunks;
-after days of scattered page changes every window needs frames of every day's packs. Here
-every frame the artifact needs is read and decompressed exactly once, and its chunks are
-written where they belong with ``os.pwrite``. Chunks that sit next to each other both in the
-frame and in the artifact (most of an initial snapshot's pages) go out in one write.
+Every read of a whole artifact (restore, verify, export) goes through here. A window's
+chunks are located, grouped by frame and frames by pack; worker threads each read a span
+(neighbouring frames of one pack, one request of at most ``SPAN_BYTES``), decompress its
+frames (zstd, file reads and network requests release the GIL, so the decompression runs on
+every core and on S3 the requests overlap) and copy each chunk to its place in the window's
+buffer. Chunks that sit next to each other both in a frame and in the artifact (most of an
+initial snapshot's pages) are copied as one run.
 
-Work is split into spans: neighbouring frames of one pack, read with one request of at most
-``SPAN_BYTES``. Worker threads each read, decompress and write a span (zstd, file reads and
-writes release the GIL), so on a local store the decompression runs on every core and on S3
-the requests overlap. Memory: the artifact's chunk list and one span per worker.
+Frames carried over. Packs hold pages in page order, so a frame often holds pages of two
+neighbouring windows; decoding it for each cost a restore of the bench store a fifth more
+decompression (963 MiB instead of 810). The caller plans the next window before this one
+runs and passes its frames as ``keep``: a frame both need is decoded once and handed on in a
+:class:`FrameCarry` (a dozen 1 MiB frames at most, measured).
 
 Checks. zstd verifies each frame's content checksum, so damaged pack bytes fail as
-``checksum_error`` naming the pack and a chunk of the frame. A restore does not hash chunks
-one by one: the caller hashes the rebuilt file against the signed manifest, which covers
-every byte once. Only when that digest differs does :meth:`Rebuild.diagnose` hash chunk by
-chunk to name the first chunk (and its pack) that is not what its name says.
-
-:class:`WindowRebuild` is the same work into memory, for reads that stream an artifact in
-order (verify, export): one chunk list at a time. A caller that hashes the whole artifact
-against the manifest may leave chunks unchecked and read again, checking them, only to name
-the damaged one when that digest differs (as a restore does).
+``checksum_error`` naming the pack and a chunk of the frame. Chunks are not hashed one by one
+unless asked (``check_chunks``): a caller that hashes the whole artifact against the signed
+manifest covers every byte once, and reads again with the checks only when that digest
+differs, to name the damaged chunk.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import threading
-from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
 
 import zstandard
 
@@ -44,11 +39,11 @@ SPAN_BYTES = 4 << 20  # compressed bytes a worker reads in one request
 GAP_BYTES = 256 << 10  # unneeded bytes between two frames worth reading over
 LOCAL_WORKERS = max(2, min(4, os.cpu_count() or 2))
 REMOTE_WORKERS = 8  # requests in flight against an object store
-HASH_BLOCK = 1 << 20
-PART_CHUNKS = 1 << 16  # chunks planned and decoded together (see Rebuild)
 
-# (position in the artifact, offset in the frame, length, index of the run's first chunk)
+# (position in the window, offset in the frame, length, index of the run's first chunk)
 Run = tuple[int, int, int, int]
+# (pack, frame offset in the pack, frame length)
+FrameId = tuple[str, int, int]
 # (frame offset in the pack, frame length, runs)
 FrameRuns = tuple[int, int, list[Run]]
 
@@ -61,69 +56,49 @@ class Span:
     frames: list[FrameRuns]
 
 
-class Assembly:
-    """Chunks ``keys``, in order, put together by position from the frames that hold them:
-    the work shared by :class:`FilePart` (a part of a :class:`Rebuild`, into a file) and
-    :class:`WindowRebuild` (into memory), which say where the bytes go."""
+class FrameCarry:
+    """Decoded frames handed from one window to the next. A window takes what the previous
+    one left and leaves what the next one needs; windows run one after the other, and within
+    a window each frame belongs to one worker, so no lock is needed."""
 
-    check_chunks = False  # each chunk hashed against its name as it is written
+    def __init__(self) -> None:
+        self._held: dict[FrameId, bytes] = {}
+        self._next: dict[FrameId, bytes] = {}
 
-    def __init__(self, source: ChunkSource, keys: list[bytes]) -> None:
+    def take(self, frame: FrameId) -> bytes | None:
+        return self._held.get(frame)
+
+    def leave(self, frame: FrameId, plain: bytes) -> None:
+        self._next[frame] = plain
+
+    def advance(self) -> None:
+        """The window is done: what it left is what the next one may take."""
+        self._held, self._next = self._next, {}
+
+
+class WindowRebuild:
+    """Chunks ``keys``, in order, rebuilt into ``buffer`` from the frames that hold them."""
+
+    def __init__(
+        self, source: ChunkSource, keys: list[bytes], check_chunks: bool, carry: FrameCarry
+    ) -> None:
         self.source = source
         self.keys = keys
+        self.check_chunks = check_chunks
+        self.carry = carry
         self.locations: dict[bytes, tuple[str, int, int, int, int]] = {}
+        self.frames: set[FrameId] = set()
         self.size = 0
-
-    def _sink(self) -> Sink:
-        """Where the workers write ``self.size`` bytes by position."""
-        raise NotImplementedError
-
-    def run(self, workers: int | None = None) -> int:
-        """Write every chunk; return the artifact's size. Raises ``VerificationError``
-        (``missing_data`` / ``checksum_error``) naming the snapshot, chunk and pack.
-
-        A damaged or missing pack does not stop the other spans: everything readable is
-        written before the first failure is raised, so a forced restore salvages all it can.
-        """
-        return self.execute(self.plan(), workers)
-
-    def execute(self, spans: list[Span], workers: int | None = None) -> int:
-        """The second half of :meth:`run`: it reads packs but not the index, so it may run
-        on another thread than the one that planned."""
-        if workers is None:
-            workers = LOCAL_WORKERS if self.source.backend.local else REMOTE_WORKERS
-        failures: list[VerificationError] = []
-        sink = self._sink()
-        stop = threading.Event()
-
-        def write(span: Span) -> None:
-            if stop.is_set():
-                return
-            try:
-                self._write_span(span, sink, stop)
-            except VerificationError as exc:
-                failures.append(exc)
-
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rebuild")
-        try:
-            for _ in pool.map(write, spans):
-                pass
-        except BaseException:
-            stop.set()
-            raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-            sink.close()
-        if failures:
-            # Chosen by text, not by finishing order: the same damage gives the same error.
-            raise min(failures, key=lambda exc: exc.detail)
-        return self.size
+        self.buffer = bytearray()
+        # A damaged or missing pack, raised by nobody: the caller decides (see execute).
+        self.failure: VerificationError | None = None
 
     def plan(self) -> list[Span]:
-        """Locate every chunk and group them by frame, and frames by pack."""
+        """Locate every chunk and group them by frame, and frames by pack. A chunk in no
+        index raises ``missing_data`` here: nothing after it has a known position."""
         source = self.source
         self.locations = located = source.index.locate_many(self.keys)
-        frames: dict[tuple[str, int, int], list[Run]] = {}
+        frames: dict[FrameId, list[Run]] = {}
         position = 0
         for n, key in enumerate(self.keys):
             loc = located.get(key)
@@ -141,49 +116,121 @@ class Assembly:
                     runs.append((position, offset, length, n))
             position += length
         self.size = position
+        self.frames = set(frames)
         return _spans(frames)
 
-    def _write_span(self, span: Span, sink: Sink, stop: threading.Event) -> None:
-        source = self.source
-        first_key = self.keys[span.frames[0][2][0][3]].hex()
-        try:
-            data = source.backend.read_range_view(layout.pack_path(span.pack), span.start, span.end)
-        except FileNotFoundError:
-            raise source._missing(
-                f"pack {span.pack} holding chunk {first_key} is missing from {source.backend.url}"
-            ) from None
-        view = memoryview(data)
-        damage: VerificationError | None = None
-        # Each frame on its own: a damaged one is reported, the span's other frames written.
-        for frame_offset, frame_length, runs in span.frames:
+    def execute(
+        self,
+        spans: list[Span],
+        keep: set[FrameId],
+        buffer: bytearray | None = None,
+        workers: int | None = None,
+    ) -> WindowRebuild:
+        """Fill the buffer (``buffer`` when given and large enough: its bytes are reused) from
+        ``spans``; decoded frames in ``keep`` are left in the carry for the next window.
+
+        A damaged or missing pack does not stop the other spans: everything readable is
+        copied, the lost chunks stay zero, and the failure is kept in ``self.failure`` (the
+        first by text, so the same damage always names the same chunk) for the caller, who
+        may still use the rest (a forced restore salvages all it can)."""
+        if workers is None:
+            workers = LOCAL_WORKERS if self.source.backend.local else REMOTE_WORKERS
+        if buffer is not None and len(buffer) >= self.size:
+            self.buffer = buffer
+            if len(buffer) > self.size:
+                del buffer[self.size :]
+        else:
+            self.buffer = bytearray(self.size)
+        view = memoryview(self.buffer)
+        failures: list[VerificationError] = []
+        stop = threading.Event()
+
+        def write(span: Span) -> None:
             if stop.is_set():
                 return
-            key = self.keys[runs[0][3]].hex()
-            start = frame_offset - span.start
-            if start + frame_length > len(view):
-                damage = damage or source._damaged(
-                    f"chunk {key} in pack {span.pack}: pack is truncated"
-                )
-                continue
             try:
-                plain = memoryview(
-                    packs.decompress_frame(view[start : start + frame_length], _decompressor())
+                self._write_span(span, view, keep, stop)
+            except VerificationError as exc:
+                failures.append(exc)
+
+        try:
+            if len(spans) == 1:
+                write(spans[0])  # no thread for a window of one span (a small artifact)
+            else:
+                pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rebuild")
+                try:
+                    for _ in pool.map(write, spans):
+                        pass
+                except BaseException:
+                    stop.set()
+                    raise
+                finally:
+                    pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            view.release()
+        if failures:
+            self.failure = min(failures, key=lambda exc: exc.detail)
+        return self
+
+    def _write_span(
+        self, span: Span, view: memoryview, keep: set[FrameId], stop: threading.Event
+    ) -> None:
+        source, carry = self.source, self.carry
+        plains: list[bytes | None] = [carry.take((span.pack, fo, fl)) for fo, fl, _ in span.frames]
+        data: bytes | memoryview = b""
+        if any(plain is None for plain in plains):
+            try:
+                data = source.backend.read_range_view(
+                    layout.pack_path(span.pack), span.start, span.end
                 )
-            except packs.PackError as exc:
-                damage = damage or source._damaged(
-                    f"chunk {key} in pack {span.pack} is corrupt: {exc}"
-                )
-                continue
+            except FileNotFoundError:
+                for _, _, runs in span.frames:
+                    _zero(view, runs)
+                first_key = self.keys[span.frames[0][2][0][3]].hex()
+                raise source._missing(
+                    f"pack {span.pack} holding chunk {first_key} is missing from "
+                    f"{source.backend.url}"
+                ) from None
+        packed = memoryview(data)
+        damage: VerificationError | None = None
+        # Each frame on its own: a damaged one is reported, the span's other frames written.
+        for (frame_offset, frame_length, runs), plain in zip(span.frames, plains, strict=True):
+            if stop.is_set():
+                return
+            if plain is None:
+                key = self.keys[runs[0][3]].hex()
+                start = frame_offset - span.start
+                if start + frame_length > len(packed):
+                    _zero(view, runs)
+                    damage = damage or source._damaged(
+                        f"chunk {key} in pack {span.pack}: pack is truncated"
+                    )
+                    continue
+                try:
+                    plain = packs.decompress_frame(
+                        packed[start : start + frame_length], _decompressor()
+                    )
+                except packs.PackError as exc:
+                    _zero(view, runs)
+                    damage = damage or source._damaged(
+                        f"chunk {key} in pack {span.pack} is corrupt: {exc}"
+                    )
+                    continue
+            frame = (span.pack, frame_offset, frame_length)
+            if frame in keep:
+                carry.leave(frame, plain)
+            decoded = memoryview(plain)
             for position, offset, length, first in runs:
-                if offset + length > len(plain):
+                if offset + length > len(decoded):
+                    view[position : position + length] = bytes(length)
                     damage = damage or source._damaged(
                         f"chunk {self.keys[first].hex()} in pack {span.pack} lies beyond "
                         "its frame's end"
                     )
                     continue
                 if self.check_chunks:
-                    damage = damage or self._check_run(span.pack, plain, offset, length, first)
-                sink.put(plain[offset : offset + length], position)
+                    damage = damage or self._check_run(span.pack, decoded, offset, length, first)
+                view[position : position + length] = decoded[offset : offset + length]
         if damage is not None:
             raise damage
 
@@ -206,156 +253,10 @@ class Assembly:
         return None
 
 
-class Rebuild:
-    """One artifact, rebuilt into the file open at ``fd`` from its chunk lists
-    (``windows``: the chunk names in order, a list at a time).
-
-    Planned and decoded a part at a time, at most ``PART_CHUNKS`` chunks (256 MiB of 4 KiB
-    pages): a plan holds a few hundred bytes per chunk, so planning a whole artifact at once
-    made a restore's peak RSS grow with the database (105 MiB at 256 MiB, 186 MiB at 1 GiB).
-    A frame that holds chunks of two parts is decoded once for each.
-    """
-
-    def __init__(
-        self, source: ChunkSource, windows: Iterable[list[bytes]], fd: int, size: int
-    ) -> None:
-        self.source = source
-        self.windows = windows
-        self.fd = fd
-        self.expected = size  # what the document says, for preallocation
-        self.size = 0
-
-    def run(self, workers: int | None = None) -> int:
-        """Write every chunk; return the artifact's size. Raises ``VerificationError``
-        (``missing_data`` / ``checksum_error``) naming the snapshot, chunk and pack.
-
-        A damaged or missing pack does not stop the other parts: everything readable is
-        written before the first failure is raised, so a forced restore salvages all it can.
-        """
-        with contextlib.suppress(OSError):
-            # Blocks reserved up front: scattered page writes into a preallocated file cost
-            # a quarter less than into a growing one (and a full disk fails here, at once).
-            # A filesystem without fallocate just grows the file as before.
-            os.posix_fallocate(self.fd, 0, self.expected)
-        failures: list[VerificationError] = []
-        position = 0
-        for keys in _parts(self.windows):
-            part = FilePart(self.source, keys, self.fd, position)
-            try:
-                part.run(workers)
-            except VerificationError as exc:
-                failures.append(exc)  # damaged or missing data: other parts still written
-            position += part.size
-        self.size = position
-        if failures:
-            raise min(failures, key=lambda exc: exc.detail)
-        return self.size
-
-    def sha256(self) -> str:
-        """The hex SHA-256 of the rebuilt artifact, read back from the file."""
-        digest = hashlib.sha256()
-        position = 0
-        while position < self.size:
-            block = os.pread(self.fd, min(HASH_BLOCK, self.size - position), position)
-            if not block:
-                break
-            digest.update(block)
-            position += len(block)
-        return digest.hexdigest()
-
-    def diagnose(self) -> VerificationError | None:
-        """The first chunk whose bytes in the file do not hash to its name, as the error to
-        raise; None when every chunk matches (then the chunk list itself is wrong)."""
-        position = 0
-        for keys in _parts(self.windows):
-            located = self.source.index.locate_many(keys)
-            for key in keys:
-                pack, _, _, _, length = located[key]
-                chunk = os.pread(self.fd, length, position)
-                if not packs.chunk_matches(key, chunk):
-                    return self.source._damaged(
-                        f"chunk {key.hex()} in pack {pack} does not match its hash"
-                    )
-                position += length
-        return None
-
-
-class FilePart(Assembly):
-    """Chunks ``keys`` written into the file at ``fd`` from ``base`` on."""
-
-    def __init__(self, source: ChunkSource, keys: list[bytes], fd: int, base: int) -> None:
-        super().__init__(source, keys)
-        self.fd = fd
-        self.base = base
-
-    def _sink(self) -> Sink:
-        return FileSink(self.fd, self.base)
-
-
-def _parts(windows: Iterable[list[bytes]]) -> Iterator[list[bytes]]:
-    """Chunk lists joined into parts of at most ``PART_CHUNKS`` chunks (one list may be
-    longer: it stays whole)."""
-    part: list[bytes] = []
-    for keys in windows:
-        if part and len(part) + len(keys) > PART_CHUNKS:
-            yield part
-            part = []
-        part.extend(keys)
-    if part:
-        yield part
-
-
-class WindowRebuild(Assembly):
-    """A run of an artifact's chunks (one chunk list) rebuilt into ``buffer``: a streaming
-    read decodes every frame of the window once, on every worker, instead of frame by frame
-    on the caller's thread. With ``check_chunks`` each chunk is hashed against its name by
-    the worker that decoded it."""
-
-    def __init__(self, source: ChunkSource, keys: list[bytes], check_chunks: bool) -> None:
-        super().__init__(source, keys)
-        self.check_chunks = check_chunks
-        self.buffer = bytearray()
-
-    def _sink(self) -> Sink:
-        self.buffer = bytearray(self.size)
-        return BufferSink(self.buffer)
-
-
-class Sink(Protocol):
-    def put(self, data: memoryview, position: int) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class FileSink:
-    """Writes into the file open at ``fd``, positions counted from ``base``, through a
-    descriptor of its own: it is closed only once every worker has stopped, so should an
-    interrupt leave some running, they can never write into a file that reused the caller's
-    descriptor number."""
-
-    def __init__(self, fd: int, base: int) -> None:
-        self.fd = os.dup(fd)
-        self.base = base
-
-    def put(self, data: memoryview, position: int) -> None:
-        position += self.base
-        written = os.pwrite(self.fd, data, position)
-        if written != len(data):
-            raise OSError(f"short write at {position} ({written} of {len(data)} bytes)")
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-class BufferSink:
-    def __init__(self, buffer: bytearray) -> None:
-        self.view = memoryview(buffer)
-
-    def put(self, data: memoryview, position: int) -> None:
-        self.view[position : position + len(data)] = data
-
-    def close(self) -> None:
-        self.view.release()
+def _zero(view: memoryview, runs: list[Run]) -> None:
+    """Lost chunks read as zeros, not as what a reused buffer held before."""
+    for position, _, length, _ in runs:
+        view[position : position + length] = bytes(length)
 
 
 _local = threading.local()
@@ -370,7 +271,7 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return found
 
 
-def _spans(frames: dict[tuple[str, int, int], list[Run]]) -> list[Span]:
+def _spans(frames: dict[FrameId, list[Run]]) -> list[Span]:
     """Neighbouring frames of a pack grouped into reads of at most ``SPAN_BYTES``."""
     spans: list[Span] = []
     current: Span | None = None

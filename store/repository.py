@@ -22,7 +22,7 @@ from store.backend import Backend, open_backend
 from store.config import StoreConfig
 from store.index import ChunkIndex
 from store.reader import ChunkSource
-from store.rebuild import Rebuild, Span, WindowRebuild
+from store.rebuild import FrameCarry, FrameId, Span, WindowRebuild
 from store.reports import CheckReport, GcReport, PutResult, StoreStats, SyncReport
 from store.writer import SnapshotWriter
 
@@ -230,9 +230,14 @@ class Store:
         progress: Progress | None = None,
         check_chunks: bool = True,
     ) -> None:
-        """Stream ``member`` into ``out``. Damaged pack bytes (zstd frame checksums) and
-        missing data raise ``VerificationError`` naming the chunk and pack. ``check_chunks``
-        also hashes every chunk against its name; a caller that checks the whole artifact's
+        """Stream ``member`` into ``out``, a window (16 MiB) per ``write``; the bytes given
+        are only valid during the call (the buffer is reused).
+
+        Damaged pack bytes (zstd frame checksums) and missing packs raise
+        ``VerificationError`` naming the chunk and pack, but only at the end: every window
+        is still written, lost chunks as zeros, so a forced restore salvages all it can. A
+        chunk that no index holds stops the read at its window. ``check_chunks`` also
+        hashes every chunk against its name; a caller that checks the whole artifact's
         digest itself may skip that and call again with it only when the digest differs."""
         doc = self.load_document(snapshot_id)
         entry = doc["artifacts"].get(member)
@@ -240,36 +245,23 @@ class Store:
             raise StoreError(f"snapshot {snapshot_id} in {self.url} has no member {member}")
         source = ChunkSource(self.backend, self.index(), snapshot_id)
         done = 0
+        failures: list[VerificationError] = []
         for window in _rebuilt_ahead(source, entry, check_chunks):
             out.write(window.buffer)
             done += window.size
+            if window.failure is not None:
+                failures.append(window.failure)
             if progress:
                 progress(done, entry["size"])
+        if failures:
+            # Chosen by text, not by order: the same damage always gives the same error.
+            raise min(failures, key=lambda exc: exc.detail)
         if done != entry["size"]:
             raise VerificationError(
                 "checksum_error",
                 f"{snapshot_id}: {member} rebuilt to {done} bytes, document says {entry['size']}",
                 snapshot_id,
             )
-
-    def rebuild_artifact(self, snapshot_id: str, member: str, fd: int) -> Rebuild:
-        """Rebuild ``member`` into the file open at ``fd`` (by position, frame by frame; see
-        ``store.rebuild``). The caller hashes it (``Rebuild.sha256``) against the manifest
-        and, on a mismatch, names the damaged chunk with ``Rebuild.diagnose``."""
-        doc = self.load_document(snapshot_id)
-        entry = doc["artifacts"].get(member)
-        if entry is None:
-            raise StoreError(f"snapshot {snapshot_id} in {self.url} has no member {member}")
-        source = ChunkSource(self.backend, self.index(), snapshot_id)
-        rebuild = Rebuild(source, _ChunkLists(source, entry), fd, int(entry["size"]))
-        done = rebuild.run()
-        if done != entry["size"]:
-            raise VerificationError(
-                "checksum_error",
-                f"{snapshot_id}: {member} rebuilt to {done} bytes, document says {entry['size']}",
-                snapshot_id,
-            )
-        return rebuild
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Remove the document only; gc frees the data nothing else references."""
@@ -392,40 +384,47 @@ class Transaction:
         return self.result
 
 
-class _ChunkLists:
-    """An artifact's chunk names, a chunk list at a time, read from the store each time
-    they are iterated (a rebuild goes over them again only to name a damaged chunk)."""
-
-    def __init__(self, source: ChunkSource, entry: dict[str, Any]) -> None:
-        self.source = source
-        self.entry = entry
-
-    def __iter__(self) -> Iterator[list[bytes]]:
-        return self.source.windows(self.entry)
-
-
 def _rebuilt_ahead(
     source: ChunkSource, entry: dict[str, Any], check_chunks: bool
 ) -> Iterator[WindowRebuild]:
-    """An artifact's chunk lists rebuilt in memory, one window at a time, in order: the next
-    is rebuilt on the workers while the caller writes this one out (hashed, by a verify), so
-    two windows are held at most."""
+    """An artifact's chunk lists rebuilt in memory, a window at a time, in order.
+
+    Three windows are in flight: the caller writes one out while the workers rebuild the
+    next and this thread (the only one that uses the index) plans the one after, whose
+    frames tell the rebuild which decoded frames to carry over. Buffers are reused once the
+    caller is done with them: a fresh 16 MiB buffer per window is 4,096 page faults."""
+    carry = FrameCarry()
+    spare: list[bytearray] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="window") as ahead:
-        pending: Future[WindowRebuild] | None = None
+        running: Future[WindowRebuild] | None = None
+        planned: tuple[WindowRebuild, list[Span]] | None = None
         for keys in source.windows(entry):
-            # Planned here: the index is only ever used from this thread.
-            window = WindowRebuild(source, keys, check_chunks)
-            following = ahead.submit(_rebuilt, window, window.plan())
-            if pending is not None:
-                yield pending.result()
-            pending = following
-        if pending is not None:
-            yield pending.result()
+            window = WindowRebuild(source, keys, check_chunks, carry)
+            spans = window.plan()
+            if planned is not None:
+                following = ahead.submit(_rebuilt, *planned, window.frames, spare)
+                if running is not None:
+                    yield from _handed_back(running.result(), spare)
+                running = following
+            planned = (window, spans)
+        if planned is not None:
+            following = ahead.submit(_rebuilt, *planned, set(), spare)
+            if running is not None:
+                yield from _handed_back(running.result(), spare)
+            yield following.result()
 
 
-def _rebuilt(window: WindowRebuild, spans: list[Span]) -> WindowRebuild:
-    window.execute(spans)
+def _rebuilt(
+    window: WindowRebuild, spans: list[Span], keep: set[FrameId], spare: list[bytearray]
+) -> WindowRebuild:
+    window.execute(spans, keep, spare.pop() if spare else None)
+    window.carry.advance()
     return window
+
+
+def _handed_back(window: WindowRebuild, spare: list[bytearray]) -> Iterator[WindowRebuild]:
+    yield window
+    spare.append(window.buffer)
 
 
 def _names_while_readable(source: ChunkSource, entry: dict[str, Any]) -> Iterator[bytes]:

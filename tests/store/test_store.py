@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,20 @@ def put(store: Store, label: str, db: Path) -> tuple[str, int]:
 def read(store: Store, snapshot_id: str, member: str = DB) -> bytes:
     out = io.BytesIO()
     store.read_artifact(snapshot_id, member, out)
+    return out.getvalue()
+
+
+def store_windows(store: Store, snapshot_id: str) -> list[list[bytes]]:
+    """The chunk names of the database, a chunk list at a time."""
+    from store.reader import ChunkSource
+
+    entry = store.load_document(snapshot_id)["artifacts"][DB]
+    return list(ChunkSource(store.backend, store.index(), snapshot_id).windows(entry))
+
+
+def read_unchecked(store: Store, snapshot_id: str) -> bytes:
+    out = io.BytesIO()
+    store.read_artifact(snapshot_id, DB, out, check_chunks=False)
     return out.getvalue()
 
 
@@ -301,68 +316,64 @@ def test_index_rebuilt_from_packs_alone(store: Store, tmp_path: Path) -> None:
     assert read(store, sid("a")) == db.read_bytes()
 
 
-def test_rebuild_into_a_file_and_name_a_chunk_that_is_not_what_its_name_says(
-    store: Store, tmp_path: Path
-) -> None:
-    import hashlib
-
-    db = make_db(tmp_path / "node.db", 2000)
-    put(store, "a", db)
-    with (tmp_path / "good.db").open("w+b") as out:
-        rebuild = store.rebuild_artifact(sid("a"), DB, out.fileno())
-        assert rebuild.sha256() == hashlib.sha256(db.read_bytes()).hexdigest()
-        assert rebuild.diagnose() is None
-    assert (tmp_path / "good.db").read_bytes() == db.read_bytes()
-
-    # A damaged index entry: the frame still decodes (its zstd checksum holds), but one page
-    # comes from the wrong offset. Only hashing finds it; the diagnosis names it.
-    key = misplace_a_page(store)
-    with (tmp_path / "bad.db").open("w+b") as out:
-        rebuild = store.rebuild_artifact(sid("a"), DB, out.fileno())
-        assert rebuild.sha256() != hashlib.sha256(db.read_bytes()).hexdigest()
-        failure = rebuild.diagnose()
-    assert failure is not None and failure.outcome == "checksum_error"
-    assert sid("a") in failure.detail and key.hex() in failure.detail
-
-
-def test_a_rebuild_in_parts_is_the_database_and_names_a_damaged_chunk_of_a_later_part(
+def test_a_read_of_many_windows_is_the_database_and_decodes_each_frame_once(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import hashlib
+    from store import packs as pack_format
 
-    from store import rebuild
-
-    # Parts of at most 100 chunks (64-hash lists here): a database of many parts, planned
-    # and decoded part by part, frames shared between parts decoded for each.
-    monkeypatch.setattr(rebuild, "PART_CHUNKS", 100)
+    # 64-hash chunk lists here: a database of many windows, whose frames (16 KiB) hold pages
+    # of two neighbouring windows at their edges. Those are carried over, not decoded twice.
     db = make_db(tmp_path / "node.db", 6000)
     put(store, "a", db)
     pages = db.stat().st_size // 4096
-    assert pages > 300  # several parts
-    with (tmp_path / "good.db").open("w+b") as out:
-        done = store.rebuild_artifact(sid("a"), DB, out.fileno())
-        assert done.sha256() == hashlib.sha256(db.read_bytes()).hexdigest()
-    assert (tmp_path / "good.db").read_bytes() == db.read_bytes()
+    assert pages > 5 * 64  # several windows
+    decoded: list[bytes] = []
+    real = pack_format.decompress_frame
 
-    # A damaged index entry for a page of the last part: found by the diagnosis, by name.
+    def counting(frame: bytes | memoryview, decompressor: object = None) -> bytes:
+        if threading.current_thread().name.startswith(("window", "rebuild")):
+            decoded.append(bytes(frame))  # a frame of pages (chunk lists are read apart)
+        return real(frame, decompressor)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pack_format, "decompress_frame", counting)
+    assert read(store, sid("a")) == db.read_bytes()
+    index = store.index()
+    per_window = [
+        {location[:3] for location in index.locate_many(window).values()}
+        for window in store_windows(store, sid("a"))
+    ]
+    frames = set().union(*per_window)
+    assert sum(map(len, per_window)) > len(frames)  # some frames serve two windows
+    assert len(decoded) == len(frames) == len(set(decoded))
+
+
+def test_a_read_of_many_windows_salvages_all_but_a_damaged_frame(
+    store: Store, tmp_path: Path
+) -> None:
+    db = make_db(tmp_path / "node.db", 6000)
+    put(store, "a", db)
+    pages = db.stat().st_size // 4096
+    # A damaged index entry for a page of the last window: named by a checked read.
     key = misplace_a_page(store, last=True)
-    with (tmp_path / "bad.db").open("w+b") as out:
-        done = store.rebuild_artifact(sid("a"), DB, out.fileno())
-        assert done.sha256() != hashlib.sha256(db.read_bytes()).hexdigest()
-        failure = done.diagnose()
-    assert failure is not None and key.hex() in failure.detail
+    assert read_unchecked(store, sid("a")) != db.read_bytes()
+    with pytest.raises(VerificationError) as err:
+        read(store, sid("a"))
+    assert err.value.outcome == "checksum_error" and key.hex() in err.value.detail
 
-    # A damaged frame fails its part, but every other part is still written (the salvage
-    # of a forced restore).
+    # A damaged frame fails, but only at the end: every other window and frame is written
+    # (the salvage of a forced restore), and the lost pages read as zeros.
     store.forget_index()
     flip_a_byte(store)
     salvaged = tmp_path / "salvaged.db"
-    with salvaged.open("w+b") as out, pytest.raises(VerificationError) as err:
-        store.rebuild_artifact(sid("a"), DB, out.fileno())
+    with salvaged.open("wb") as out, pytest.raises(VerificationError) as err:
+        store.read_artifact(sid("a"), DB, out, check_chunks=False)
     assert err.value.outcome == "checksum_error"
     good, got = db.read_bytes(), salvaged.read_bytes()
-    intact = sum(good[p : p + 4096] == got[p : p + 4096] for p in range(0, len(good), 4096))
-    assert pages - 4 <= intact < pages  # one 16 KiB frame lost
+    assert len(got) == len(good)
+    lost = [p for p in range(0, len(good), 4096) if good[p : p + 4096] != got[p : p + 4096]]
+    assert 0 < len(lost) <= 4  # one 16 KiB frame
+    assert all(got[p : p + 4096] == bytes(4096) for p in lost)
+    assert pages > 5 * 64
 
 
 def test_a_read_names_a_chunk_that_is_not_what_its_name_says_when_asked_to_check(
@@ -384,7 +395,7 @@ def test_a_read_names_a_chunk_that_is_not_what_its_name_says_when_asked_to_check
     assert sid("a") in err.value.detail and key.hex() in err.value.detail
 
 
-def test_rebuild_writes_everything_readable_before_naming_a_damaged_pack(
+def test_a_read_writes_everything_readable_before_naming_a_damaged_pack(
     store: Store, tmp_path: Path
 ) -> None:
     db = make_db(tmp_path / "node.db", 2000)
@@ -392,8 +403,8 @@ def test_rebuild_writes_everything_readable_before_naming_a_damaged_pack(
     victim = flip_a_byte(store)
 
     out = tmp_path / "salvaged.db"
-    with out.open("w+b") as handle, pytest.raises(VerificationError) as err:
-        store.rebuild_artifact(sid("a"), DB, handle.fileno())
+    with out.open("wb") as handle, pytest.raises(VerificationError) as err:
+        store.read_artifact(sid("a"), DB, handle)
     assert err.value.outcome == "checksum_error" and victim.rsplit("/", 1)[1] in err.value.detail
     # Every page outside the damaged frame (16 KiB here: 4 pages) is in place: what a forced
     # restore salvages.
