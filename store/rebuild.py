@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import zstandard
@@ -39,6 +39,14 @@ SPAN_BYTES = 4 << 20  # compressed bytes a worker reads in one request
 GAP_BYTES = 256 << 10  # unneeded bytes between two frames worth reading over
 LOCAL_WORKERS = max(2, min(4, os.cpu_count() or 2))
 REMOTE_WORKERS = 8  # requests in flight against an object store
+
+
+def workers_for(source: ChunkSource) -> ThreadPoolExecutor:
+    """The pool that rebuilds an artifact's windows, one after the other: threads (and the
+    heap each keeps) live as long as the read, not a window."""
+    workers = LOCAL_WORKERS if source.backend.local else REMOTE_WORKERS
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rebuild")
+
 
 # (position in the window, offset in the frame, length, index of the run's first chunk)
 Run = tuple[int, int, int, int]
@@ -123,8 +131,8 @@ class WindowRebuild:
         self,
         spans: list[Span],
         keep: set[FrameId],
+        pool: ThreadPoolExecutor,
         buffer: bytearray | None = None,
-        workers: int | None = None,
     ) -> WindowRebuild:
         """Fill the buffer (``buffer`` when given and large enough: its bytes are reused) from
         ``spans``; decoded frames in ``keep`` are left in the carry for the next window.
@@ -133,8 +141,6 @@ class WindowRebuild:
         copied, the lost chunks stay zero, and the failure is kept in ``self.failure`` (the
         first by text, so the same damage always names the same chunk) for the caller, who
         may still use the rest (a forced restore salvages all it can)."""
-        if workers is None:
-            workers = LOCAL_WORKERS if self.source.backend.local else REMOTE_WORKERS
         if buffer is not None and len(buffer) >= self.size:
             self.buffer = buffer
             if len(buffer) > self.size:
@@ -153,19 +159,16 @@ class WindowRebuild:
             except VerificationError as exc:
                 failures.append(exc)
 
+        futures = [pool.submit(write, span) for span in spans]
         try:
-            if len(spans) == 1:
-                write(spans[0])  # no thread for a window of one span (a small artifact)
-            else:
-                pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rebuild")
-                try:
-                    for _ in pool.map(write, spans):
-                        pass
-                except BaseException:
-                    stop.set()
-                    raise
-                finally:
-                    pool.shutdown(wait=True, cancel_futures=True)
+            for future in futures:
+                future.result()
+        except BaseException:
+            stop.set()
+            for future in futures:
+                future.cancel()
+            wait(futures)  # no worker may still write into the buffer
+            raise
         finally:
             view.release()
         if failures:

@@ -22,7 +22,7 @@ from store.backend import Backend, open_backend
 from store.config import StoreConfig
 from store.index import ChunkIndex
 from store.reader import ChunkSource
-from store.rebuild import FrameCarry, FrameId, Span, WindowRebuild
+from store.rebuild import FrameCarry, FrameId, Span, WindowRebuild, workers_for
 from store.reports import CheckReport, GcReport, PutResult, StoreStats, SyncReport
 from store.writer import SnapshotWriter
 
@@ -246,13 +246,22 @@ class Store:
         source = ChunkSource(self.backend, self.index(), snapshot_id)
         done = 0
         failures: list[VerificationError] = []
-        for window in _rebuilt_ahead(source, entry, check_chunks):
-            out.write(window.buffer)
-            done += window.size
-            if window.failure is not None:
-                failures.append(window.failure)
-            if progress:
-                progress(done, entry["size"])
+        spare: list[bytearray] = []
+        # Written (and hashed, by the caller's ``out``) on a thread of its own: this thread
+        # plans, and planning is what the workers wait for. One write in flight at a time.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write") as writer:
+            writing: Future[None] | None = None
+            for window in _rebuilt_ahead(source, entry, check_chunks, spare):
+                if writing is not None:
+                    writing.result()
+                writing = writer.submit(_write_window, out, window, spare)
+                done += window.size
+                if window.failure is not None:
+                    failures.append(window.failure)
+                if progress:
+                    progress(done, entry["size"])
+            if writing is not None:
+                writing.result()
         if failures:
             # Chosen by text, not by order: the same damage always gives the same error.
             raise min(failures, key=lambda exc: exc.detail)
@@ -385,45 +394,51 @@ class Transaction:
 
 
 def _rebuilt_ahead(
-    source: ChunkSource, entry: dict[str, Any], check_chunks: bool
+    source: ChunkSource, entry: dict[str, Any], check_chunks: bool, spare: list[bytearray]
 ) -> Iterator[WindowRebuild]:
     """An artifact's chunk lists rebuilt in memory, a window at a time, in order.
 
-    Three windows are in flight: the caller writes one out while the workers rebuild the
-    next and this thread (the only one that uses the index) plans the one after, whose
-    frames tell the rebuild which decoded frames to carry over. Buffers are reused once the
-    caller is done with them: a fresh 16 MiB buffer per window is 4,096 page faults."""
+    While the caller writes one window out, the workers rebuild the next and this thread
+    (the only one that uses the index) plans the one after, whose frames tell the rebuild
+    which decoded frames to carry over. A buffer the caller is done with goes back on
+    ``spare`` for reuse: a fresh 16 MiB buffer per window is 4,096 page faults."""
     carry = FrameCarry()
-    spare: list[bytearray] = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="window") as ahead:
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="window") as ahead,
+        workers_for(source) as pool,
+    ):
         running: Future[WindowRebuild] | None = None
         planned: tuple[WindowRebuild, list[Span]] | None = None
         for keys in source.windows(entry):
             window = WindowRebuild(source, keys, check_chunks, carry)
             spans = window.plan()
             if planned is not None:
-                following = ahead.submit(_rebuilt, *planned, window.frames, spare)
+                following = ahead.submit(_rebuilt, *planned, window.frames, pool, spare)
                 if running is not None:
-                    yield from _handed_back(running.result(), spare)
+                    yield running.result()
                 running = following
             planned = (window, spans)
         if planned is not None:
-            following = ahead.submit(_rebuilt, *planned, set(), spare)
+            following = ahead.submit(_rebuilt, *planned, set(), pool, spare)
             if running is not None:
-                yield from _handed_back(running.result(), spare)
+                yield running.result()
             yield following.result()
 
 
 def _rebuilt(
-    window: WindowRebuild, spans: list[Span], keep: set[FrameId], spare: list[bytearray]
+    window: WindowRebuild,
+    spans: list[Span],
+    keep: set[FrameId],
+    pool: ThreadPoolExecutor,
+    spare: list[bytearray],
 ) -> WindowRebuild:
-    window.execute(spans, keep, spare.pop() if spare else None)
+    window.execute(spans, keep, pool, spare.pop() if spare else None)
     window.carry.advance()
     return window
 
 
-def _handed_back(window: WindowRebuild, spare: list[bytearray]) -> Iterator[WindowRebuild]:
-    yield window
+def _write_window(out: BinaryIO, window: WindowRebuild, spare: list[bytearray]) -> None:
+    out.write(window.buffer)
     spare.append(window.buffer)
 
 
