@@ -35,6 +35,7 @@ HASH_BLOCK = 1 << 20
 # A bigger cache barely speeds the check up (measured 33 s vs 39 s on 256 MiB) but counts
 # fully in peak memory, which must not grow with the database.
 CHECK_CACHE_KIB = 16 * 1024
+CHECK_MMAP_BYTES = 1 << 40  # SQLite maps the file's size at most (and caps this itself)
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,15 @@ def integrity_problem(path: Path, full: bool = False) -> str | None:
     try:
         conn = connect_for_reading(path)
         try:
-            # The check looks every row up in every index: a big cache saves re-reading.
-            conn.execute(f"PRAGMA cache_size=-{CHECK_CACHE_KIB}")
+            # Pages read in place instead of copied into SQLite's cache: quick_check of the
+            # bench's 283 MiB copy takes 0.42 s instead of 0.52 s. Only files nobody else
+            # writes are checked here (a private copy, a restore's temporary file), so the
+            # mapping cannot be cut short under the check.
+            conn.execute(f"PRAGMA mmap_size={CHECK_MMAP_BYTES}")
+            if full:
+                # integrity_check looks every row up in every index: a big cache saves
+                # re-reading (a bigger cache only slows quick_check down).
+                conn.execute(f"PRAGMA cache_size=-{CHECK_CACHE_KIB}")
             pragma = "integrity_check" if full else "quick_check"
             rows = conn.execute(f"PRAGMA {pragma}").fetchall()
         finally:
