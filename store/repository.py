@@ -131,8 +131,8 @@ class Store:
             self._index.clear()
             self._index_names = set()
         new = sorted(names - self._index_names)
-        for path, data in self.backend.read_many([layout.index_path(n) for n in new]).items():
-            self._index.load(data, path)
+        read = self.backend.read_many([layout.index_path(n) for n in new])
+        self._index.load_many((data, path) for path, data in read.items())
         if new:
             self._index_names |= set(new)
             self._index.mark_loaded(new)

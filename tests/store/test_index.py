@@ -8,7 +8,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import zstandard
 
+from snapshot.errors import StoreError
 from store import index
 from store.index import ChunkIndex
 
@@ -53,6 +55,47 @@ def test_loading_objects_that_overlap() -> None:
     assert chunks.lookup(key(count + 9)) == index.Location("dd" * 32, 0, 100, 0, 10)
     held = [row[0] for row in chunks.entries_between(0, len(chunks))]  # positions 0..len-1
     assert len(held) == len(chunks) and set(held) == {key(n) for n in range(count + 10)}
+
+
+def entries(chunks: ChunkIndex) -> list[tuple[bytes, int, int, int, int, int]]:
+    """Every entry by position, packs by name: what two indexes must agree on."""
+    return [
+        (row[0], chunks.packs[row[1]], *row[2:])  # type: ignore[misc]
+        for row in chunks.entries_between(0, len(chunks))
+    ]
+
+
+def test_a_bulk_load_into_an_empty_index_is_the_same_as_loading_one_by_one() -> None:
+    objects = [
+        (index_object([(n, "cc" * 32, n * 100) for n in range(600)]), "a"),
+        # Held twice across objects (the first location wins) and within one.
+        (index_object([(2, "bb" * 32, 0), (700, "bb" * 32, 100), (700, "dd" * 32, 5)]), "b"),
+        (index_object([(n, "ee" * 32, n) for n in range(590, 610)]), "c"),
+    ]
+    one_by_one, bulk = ChunkIndex(), ChunkIndex()
+    for data, name in objects:
+        one_by_one.load(data, name)
+    bulk.load_many(objects)
+    assert len(bulk) == len(one_by_one) == 611
+    assert entries(bulk) == entries(one_by_one)
+    assert bulk.lookup(key(2)) == index.Location("cc" * 32, 200, 100, 0, 10)
+    assert bulk.lookup(key(700)) == index.Location("bb" * 32, 100, 100, 0, 10)
+    assert bulk.lookup(key(605)) == index.Location("ee" * 32, 605, 100, 0, 10)
+    # And what is loaded after goes on from there, as into any index.
+    bulk.load_many([(index_object([(900, "ff" * 32, 0), (1, "ff" * 32, 0)]), "d")])
+    assert len(bulk) == 612 and bulk.key(611) == key(900)
+
+
+def test_a_malformed_index_object_is_named() -> None:
+    good = index_object([(1, "aa" * 32, 0)])
+    plain = bytearray(zstandard.ZstdDecompressor().decompressobj().decompress(good))
+    plain[-20:-16] = (7).to_bytes(4, "big")  # the entry's pack number: past the one pack
+    bad = zstandard.ZstdCompressor().compress(bytes(plain))
+    for load in (lambda c: c.load(bad, "x"), lambda c: c.load_many([(bad, "x")])):
+        with pytest.raises(StoreError, match="index object x names pack number 7 of 1"):
+            load(ChunkIndex())
+    with pytest.raises(StoreError, match="index object y is truncated"):
+        ChunkIndex().load_many([(zstandard.ZstdCompressor().compress(bytes(plain[:-3])), "y")])
 
 
 def test_cache_persists_what_was_committed(tmp_path: Path) -> None:
