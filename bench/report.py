@@ -38,7 +38,8 @@ class Finish:
     tool: str
     restore_seconds: float | None = None
     restore_peak_rss_mib: float | None = None
-    restore_matches: bool | None = None  # restored file hashes to the copy that was backed up
+    restore_matches: bool | None = None  # restored files hash to the copy that was backed up
+    new_host_restore_seconds: float | None = None  # no local cache of the repository's index
     check_seconds: float | None = None
     check_peak_rss_mib: float | None = None
     verify_seconds: float | None = None
@@ -58,6 +59,7 @@ class Summary:
     restore_seconds: float | None
     check_seconds: float | None
     verify_seconds: float | None
+    new_host_restore_seconds: float | None = None
 
 
 def summarise(
@@ -79,6 +81,7 @@ def summarise(
         restore_seconds=finish.restore_seconds if finish else None,
         check_seconds=finish.check_seconds if finish else None,
         verify_seconds=finish.verify_seconds if finish else None,
+        new_host_restore_seconds=finish.new_host_restore_seconds if finish else None,
     )
 
 
@@ -105,7 +108,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 SUMMARY_HEADERS = (
     "tool", "daily s", "peak RSS MiB", "growth MiB/day", "growth/zstd floor", "objects/day",
-    "restore s", "full check s", "verify latest s", "initial s", "initial MiB",
+    "restore s", "new host s", "full check s", "verify latest s", "initial s", "initial MiB",
 )  # fmt: skip
 
 
@@ -119,6 +122,7 @@ def summary_rows(summaries: Sequence[Summary]) -> list[list[str]]:
             fmt(s.growth_vs_floor),
             fmt(s.objects, 1),
             fmt(s.restore_seconds),
+            fmt(s.new_host_restore_seconds),
             fmt(s.check_seconds),
             fmt(s.verify_seconds),
             fmt(s.initial_seconds),

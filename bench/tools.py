@@ -65,6 +65,11 @@ class Tool:
         """Restore the latest backup under ``target``; return the run and the restored file."""
         raise NotImplementedError
 
+    def restore_on_new_host(self, target: Path) -> tuple[Run, Path] | None:
+        """Restore the latest backup as a host that never used the repository would: no
+        local cache of its index. None when the tool keeps no such cache."""
+        return None
+
     def check(self) -> Run:
         """Read back and hash every byte of the repository."""
         raise NotImplementedError
@@ -122,6 +127,18 @@ class Stigmem(Tool):
             "--trusted-key", self.pubkey,
         )  # fmt: skip
         return result, out
+
+    def restore_on_new_host(self, target: Path) -> tuple[Run, Path] | None:
+        # Another node: a home of its own (no index cache, no catalog), the store by URL.
+        home = target / "new-host"
+        out = target / "restored.db"
+        argv = self._cmd(
+            "snapshot", "restore", self.last_id, "--db", str(out), "--no-backup",
+            "--trusted-key", self.pubkey,
+        )  # fmt: skip
+        argv[argv.index("--home") + 1] = str(home)
+        env = clean_env(("STIGMEM_",), STIGMEM_HOME=str(home), STIGMEM_STORE_URL=str(self.repo))
+        return run(argv, env=env, cwd=PROJECT), out
 
     def check(self) -> Run:
         return self._run("store", "check", "--read-data-subset", "100%")
@@ -204,6 +221,12 @@ class Restic(CopyThenBackup):
     def restore(self, target: Path) -> tuple[Run, Path]:
         result = self._run("restore", "latest", "--target", str(target))
         return result, target / self.copy.relative_to("/")
+
+    def restore_on_new_host(self, target: Path) -> tuple[Run, Path] | None:
+        argv = self._cmd("restore", "latest", "--target", str(target))
+        at = argv.index("--cache-dir")
+        argv[at : at + 2] = ["--no-cache"]
+        return run(argv, env=clean_env(("RESTIC_",))), target / self.copy.relative_to("/")
 
     def check(self) -> Run:
         return self._run("check", "--read-data")
