@@ -368,7 +368,7 @@ class ChunkIndex:
             # A put is under way: its reserved hashes are known here only, not to SQLite.
             self._add_many(self._rows_of(data, name))
             return
-        self._stage(data, name)
+        self._stage(*self._object(data, name), name)
         self._db.execute(
             "INSERT INTO e(key, pack, fo, fl, off, len) "
             "SELECT s.key, m.number, s.fo, s.fl, s.off, s.len FROM staged s "
@@ -394,7 +394,14 @@ class ChunkIndex:
         db.execute("DROP INDEX IF EXISTS e_key")
         try:
             for data, name in objects:
-                self._stage(data, name)
+                records, numbers = self._object(data, name)
+                first = numbers[0] if numbers else 0
+                if numbers == list(range(first, first + len(numbers))):
+                    # Its packs are new here, numbered in its own order (the usual case):
+                    # straight into the table, pack numbers shifted by SQLite.
+                    self._append(records, first, len(numbers), name)
+                    continue
+                self._stage(records, numbers, name)
                 db.execute(
                     "INSERT INTO e(key, pack, fo, fl, off, len) "
                     "SELECT s.key, m.number, s.fo, s.fl, s.off, s.len FROM staged s "
@@ -407,28 +414,46 @@ class ChunkIndex:
             self._keep_first_locations()
         self._after_load()
 
-    def _stage(self, data: bytes, name: str) -> None:
-        """One index object's entries into the temporary table ``staged`` (in order, ``n``
-        from 1), and its packs, numbered in this index, into ``staged_packs``. The records go
-        from the decompressed object to SQLite without a line of Python per entry."""
+    def _object(self, data: bytes, name: str) -> tuple[memoryview, list[int]]:
+        """An index object's records, and its packs' numbers in this index (new packs get
+        theirs now)."""
         plain, count, body = _parsed(data, name)
+        start = len(MAGIC) + 4
+        numbers = [
+            self.pack_number(plain[start + 32 * i : start + 32 * i + 32].hex())
+            for i in range(count)
+        ]
+        return memoryview(plain)[body:], numbers
+
+    def _append(self, records: memoryview, first: int, count: int, name: str) -> None:
+        """Records whose pack numbers are this index's less ``first``, appended as they are."""
+        db = self._db
+        (before,) = db.execute("SELECT coalesce(max(pos), 0) FROM e").fetchone()
+        db.executemany(
+            f"INSERT INTO e(key, pack, fo, fl, off, len) VALUES (?, ? + {first:d}, ?, ?, ?, ?)",
+            _ENTRY.iter_unpack(records),
+        )
+        (beyond,) = db.execute("SELECT max(pack) FROM e WHERE pos > ?", (before,)).fetchone()
+        if beyond is not None and beyond >= first + count:
+            raise StoreError(f"index object {name} names pack number {beyond - first} of {count}")
+
+    def _stage(self, records: memoryview, numbers: list[int], name: str) -> None:
+        """One index object's entries into the temporary table ``staged`` (in order, ``n``
+        from 1), and its packs' numbers into ``staged_packs``. The records go from the
+        decompressed object to SQLite without a line of Python per entry."""
         db = self._db
         for statement in _STAGING:
             db.execute(statement)
         db.execute("DELETE FROM staged")
         db.execute("DELETE FROM staged_packs")
-        numbers = [
-            self.pack_number(plain[32 * i + len(MAGIC) + 4 : 32 * i + len(MAGIC) + 36].hex())
-            for i in range(count)
-        ]
         db.executemany("INSERT INTO staged_packs(local, number) VALUES (?, ?)", enumerate(numbers))
         db.executemany(
             "INSERT INTO staged(key, pack, fo, fl, off, len) VALUES (?, ?, ?, ?, ?, ?)",
-            _ENTRY.iter_unpack(memoryview(plain)[body:]),
+            _ENTRY.iter_unpack(records),
         )
         (beyond,) = db.execute("SELECT max(pack) FROM staged").fetchone()
-        if beyond is not None and beyond >= count:
-            raise StoreError(f"index object {name} names pack number {beyond} of {count}")
+        if beyond is not None and beyond >= len(numbers):
+            raise StoreError(f"index object {name} names pack number {beyond} of {len(numbers)}")
 
     def _after_load(self) -> None:
         self._db.execute("DROP TABLE IF EXISTS temp.staged")  # its pages go with it
@@ -452,15 +477,10 @@ class ChunkIndex:
 
     def _rows_of(self, data: bytes, name: str) -> Iterator[tuple[bytes, int, int, int, int, int]]:
         """The entries of one index object, its packs numbered in this index."""
-        plain, count, body = _parsed(data, name)
-        start = len(MAGIC) + 4
-        numbers = [
-            self.pack_number(plain[start + 32 * i : start + 32 * i + 32].hex())
-            for i in range(count)
-        ]
-        for key, pack, *rest in _ENTRY.iter_unpack(memoryview(plain)[body:]):
-            if pack >= count:
-                raise StoreError(f"index object {name} names pack number {pack} of {count}")
+        records, numbers = self._object(data, name)
+        for key, pack, *rest in _ENTRY.iter_unpack(records):
+            if pack >= len(numbers):
+                raise StoreError(f"index object {name} names pack number {pack} of {len(numbers)}")
             yield key, numbers[pack], rest[0], rest[1], rest[2], rest[3]
 
 

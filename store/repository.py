@@ -120,8 +120,9 @@ class Store:
             return None
         return self.cache_dir / f"index-{hashlib.sha256(self.url.encode()).hexdigest()[:16]}.db"
 
-    def index(self) -> ChunkIndex:
-        """The index, loading only index objects not seen yet (here or in the local cache)."""
+    def index(self, on_loading: Callable[[int], None] | None = None) -> ChunkIndex:
+        """The index, loading only index objects not seen yet (here or in the local cache);
+        ``on_loading(n)`` is called before n objects are loaded (none on a warm cache)."""
         names = {n for e in self.backend.list(layout.INDEX) if (n := layout.index_of(e.path))}
         if self._index is None:
             self._index = ChunkIndex(self._cache_path())
@@ -131,6 +132,8 @@ class Store:
             self._index.clear()
             self._index_names = set()
         new = sorted(names - self._index_names)
+        if new and on_loading is not None:
+            on_loading(len(new))
         read = self.backend.read_many([layout.index_path(n) for n in new])
         self._index.load_many((data, path) for path, data in read.items())
         if new:

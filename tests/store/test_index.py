@@ -70,20 +70,22 @@ def test_a_bulk_load_into_an_empty_index_is_the_same_as_loading_one_by_one() -> 
         (index_object([(n, "cc" * 32, n * 100) for n in range(600)]), "a"),
         # Held twice across objects (the first location wins) and within one.
         (index_object([(2, "bb" * 32, 0), (700, "bb" * 32, 100), (700, "dd" * 32, 5)]), "b"),
-        (index_object([(n, "ee" * 32, n) for n in range(590, 610)]), "c"),
+        # Packs new and known (numbered out of its own order): merged through staging.
+        (index_object([(n, "ee" * 32, n) for n in range(590, 610)] + [(800, "cc" * 32, 7)]), "c"),
     ]
     one_by_one, bulk = ChunkIndex(), ChunkIndex()
     for data, name in objects:
         one_by_one.load(data, name)
     bulk.load_many(objects)
-    assert len(bulk) == len(one_by_one) == 611
+    assert len(bulk) == len(one_by_one) == 612
     assert entries(bulk) == entries(one_by_one)
     assert bulk.lookup(key(2)) == index.Location("cc" * 32, 200, 100, 0, 10)
     assert bulk.lookup(key(700)) == index.Location("bb" * 32, 100, 100, 0, 10)
     assert bulk.lookup(key(605)) == index.Location("ee" * 32, 605, 100, 0, 10)
+    assert bulk.lookup(key(800)) == index.Location("cc" * 32, 7, 100, 0, 10)
     # And what is loaded after goes on from there, as into any index.
     bulk.load_many([(index_object([(900, "ff" * 32, 0), (1, "ff" * 32, 0)]), "d")])
-    assert len(bulk) == 612 and bulk.key(611) == key(900)
+    assert len(bulk) == 613 and bulk.key(612) == key(900)
 
 
 def test_a_malformed_index_object_is_named() -> None:
