@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,6 +15,9 @@ from cli.app import App
 from cli.sources import ReadResult, Source, StoreSource, write_into
 from snapshot.errors import VerificationError
 from snapshot.trust import TrustPolicy, VerifyResult
+
+if TYPE_CHECKING:
+    from snapshot.fileio import Writable
 
 FORCED_WARNING = (
     "WARNING: restoring snapshot {sid} despite failed verification ({outcome}: {detail}) "
@@ -69,7 +72,7 @@ def restore_snapshot(
         source.store.index(on_loading=lambda _: _open_in_background(app))
     outcome: dict[str, Any] = {}
 
-    def write_new(out: BinaryIO) -> Callable[[], None]:
+    def write_new(out: Writable) -> Callable[[], None]:
         judge = write_into(source, out)
 
         def finish() -> None:

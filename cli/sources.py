@@ -11,7 +11,7 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from cli.app import App, Tier, is_snapshot_ref
 from snapshot.errors import StigmemError, StoreError, VerificationError
@@ -19,6 +19,7 @@ from snapshot.manifest import CURSOR_MEMBER, DB_MEMBER, Manifest, manifest_from_
 from snapshot.trust import TrustPolicy, VerifyResult, evaluate, failed
 
 if TYPE_CHECKING:
+    from snapshot.fileio import Writable
     from store.repository import Store
 
 OnDb = Callable[[bytes], None]
@@ -156,7 +157,7 @@ def verify(
 Judge = Callable[[TrustPolicy], tuple[VerifyResult, ReadResult]]
 
 
-def write_into(source: Source, out: BinaryIO) -> Judge:
+def write_into(source: Source, out: Writable) -> Judge:
     """Write the snapshot's database into ``out``; return the step that judges it under a
     policy (a restore may still be reading the catalog's keys meanwhile). Never raises for a
     bad snapshot: everything readable is written, and the judgement says what was not."""
@@ -178,7 +179,7 @@ def write_into(source: Source, out: BinaryIO) -> Judge:
     return judge
 
 
-def copy_into(out: BinaryIO) -> OnDb:
+def copy_into(out: Writable) -> OnDb:
     """A sink that writes what it is given to ``out``."""
 
     def sink(data: bytes) -> None:

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 
 def fsync_dir(path: Path) -> None:
@@ -61,6 +61,12 @@ def atomic_write_bytes(target: Path, data: bytes, mode: int = 0o600) -> None:
         handle.write(data)
 
     atomic_write(target, write, mode)
+
+
+class Writable(Protocol):
+    """Where a restore writes the new database: a file, or a :class:`WriteBehind` on one."""
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int: ...
 
 
 class WriteBehind:

@@ -37,11 +37,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
 
 from snapshot.capture import copy_from_connection, fsync_file, integrity_problem
 from snapshot.errors import LockedError, StigmemError
-from snapshot.fileio import WriteBehind, fsync_dir
+from snapshot.fileio import Writable, WriteBehind, fsync_dir
 from snapshot.nodedb import (
     applied_migrations_of,
     has_sqlite_header,
@@ -67,7 +66,7 @@ class RestoreResult:
 
 def restore_database(
     target: Path,
-    write_new: Callable[[BinaryIO], Callable[[], None] | None],
+    write_new: Callable[[Writable], Callable[[], None] | None],
     *,
     backup: bool = True,
     migrations_dir: Path | None = None,
@@ -99,7 +98,7 @@ def restore_database(
 
 def _restore(
     target: Path,
-    write_new: Callable[[BinaryIO], Callable[[], None] | None],
+    write_new: Callable[[Writable], Callable[[], None] | None],
     backup: bool,
     migrations: list[Path],
     lock_timeout: float,
@@ -109,9 +108,8 @@ def _restore(
     with _locked(target, lock_timeout) as lock:
         tmp = _new_temp(target)
         try:
-            # Readable too: a writer that fills the file by position hashes it afterwards.
-            with tmp.open("w+b") as handle:
-                finish = write_new(WriteBehind(handle))  # type: ignore[arg-type]
+            with tmp.open("wb") as handle:
+                finish = write_new(WriteBehind(handle))
                 handle.flush()
                 problem = _settle(tmp, handle.fileno(), finish, full_check)
             if problem is not None and not force:

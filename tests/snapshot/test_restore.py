@@ -9,12 +9,12 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
 
 import pytest
 
 from snapshot.capture import capture
 from snapshot.errors import LockedError, StigmemError
+from snapshot.fileio import Writable
 from snapshot.nodedb import read_applied_migrations, read_node_meta
 from snapshot.restore import restore_database
 from tests.nodegen import MIGRATIONS_DIR, NodeInfo, make_node_db
@@ -71,8 +71,8 @@ def snapshot_bytes(tmp_path: Path, seed: int) -> tuple[NodeInfo, bytes]:
     return info, copy.read_bytes()
 
 
-def writer(data: bytes) -> Callable[[BinaryIO], None]:
-    def write_new(out: BinaryIO) -> None:
+def writer(data: bytes) -> Callable[[Writable], None]:
+    def write_new(out: Writable) -> None:
         out.write(data)
 
     return write_new
@@ -183,7 +183,7 @@ def test_refuses_a_database_in_use(tmp_path: Path, node_dir: Path, how: str) -> 
     _, data = snapshot_bytes(tmp_path, seed=2)
     called = []
 
-    def write_new(out: BinaryIO) -> None:
+    def write_new(out: Writable) -> None:
         called.append(True)
         out.write(data)
 
@@ -211,7 +211,7 @@ def test_lock_is_held_until_the_rename(tmp_path: Path, node_dir: Path) -> None:
         )
         return out.stdout.split("\n")[:2]
 
-    def write_new(out: BinaryIO) -> None:
+    def write_new(out: Writable) -> None:
         probes.append(probe())  # mid-restore: another process can neither read nor write
         out.write(data)
 
@@ -236,7 +236,7 @@ def test_a_failing_write_new_leaves_everything_as_it_was(tmp_path: Path, node_di
     _, data = snapshot_bytes(tmp_path, seed=2)
     before = state(node_dir)
 
-    def write_new(out: BinaryIO) -> None:
+    def write_new(out: Writable) -> None:
         out.write(data[: len(data) // 2])
         raise RuntimeError("the store went away")
 
@@ -319,7 +319,7 @@ def test_a_failing_migration_leaves_the_target_untouched(tmp_path: Path, node_di
 def test_bad_paths_are_refused_before_anything_is_written(tmp_path: Path, node_dir: Path) -> None:
     called = []
 
-    def write_new(out: BinaryIO) -> None:
+    def write_new(out: Writable) -> None:
         called.append(True)
 
     with pytest.raises(StigmemError, match=f"is a directory: {node_dir}"):
