@@ -352,22 +352,32 @@ def sample_table(samples: Sequence[Sample]) -> tuple[list[str], list[list[str]]]
 # --- memory scaling ----------------------------------------------------------------------
 
 
+# What is measured at each size: the initial and a daily snapshot, then a restore of the
+# daily one, on this host and as a new host.
+SCALED = ("initial", "daily", "restore", "new_host")
+
+
 def rss_scaling(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    """stigmem's peak RSS for an initial and a daily snapshot at each database size."""
+    """stigmem's peak RSS at each database size: an initial and a daily snapshot, a restore
+    and a restore as a new host."""
     rows = [scaling_row(float(size), args.seed, workdir) for size in args.rss_scaling.split(",")]
     checks = scaling_checks(rows)
-    print("\nstigmem snapshot create: peak RSS by database size")
+    print("\nstigmem snapshot create and restore: peak RSS by database size")
     print(
         report.table(
-            ["size MiB", "db MiB", "initial s", "initial RSS MiB", "daily s", "daily RSS MiB"],
+            ["size MiB", "db MiB", *(f"{p} {m}" for p in SCALED for m in ("s", "RSS MiB"))],
             [
                 [
                     f"{r['size_mb']:g}",
                     report.fmt(r["db_bytes"] / MIB, 1),
-                    report.fmt(r["initial_seconds"]),
-                    report.fmt(r["initial_rss_mib"], 1),
-                    report.fmt(r["daily_seconds"]),
-                    report.fmt(r["daily_rss_mib"], 1),
+                    *(
+                        cell
+                        for p in SCALED
+                        for cell in (
+                            report.fmt(r[f"{p}_seconds"]),
+                            report.fmt(r[f"{p}_rss_mib"], 1),
+                        )
+                    ),
                 ]
                 for r in rows
             ],
@@ -391,6 +401,15 @@ def scaling_row(size_mb: float, seed: int, workdir: Path) -> dict[str, Any]:
     apply_churn(db, day=1, seed=seed)
     daily = tool.backup(1)
     log(f"{size_mb:g} MiB daily: {daily.seconds:.2f} s, {daily.peak_rss_mib:.0f} MiB")
+    (run_dir / "restore").mkdir()
+    restored, _ = tool.restore(run_dir / "restore")
+    log(f"{size_mb:g} MiB restore: {restored.seconds:.2f} s, {restored.peak_rss_mib:.0f} MiB")
+    shutil.rmtree(run_dir / "restore", ignore_errors=True)
+    (run_dir / "restore").mkdir()
+    fresh = tool.restore_on_new_host(run_dir / "restore")
+    assert fresh is not None
+    new_host = fresh[0]
+    log(f"{size_mb:g} MiB new host: {new_host.seconds:.2f} s, {new_host.peak_rss_mib:.0f} MiB")
     shutil.rmtree(run_dir, ignore_errors=True)
     return {
         "size_mb": size_mb,
@@ -399,6 +418,10 @@ def scaling_row(size_mb: float, seed: int, workdir: Path) -> dict[str, Any]:
         "initial_rss_mib": initial.peak_rss_mib,
         "daily_seconds": daily.seconds,
         "daily_rss_mib": daily.peak_rss_mib,
+        "restore_seconds": restored.seconds,
+        "restore_rss_mib": restored.peak_rss_mib,
+        "new_host_seconds": new_host.seconds,
+        "new_host_rss_mib": new_host.peak_rss_mib,
     }
 
 
@@ -408,7 +431,7 @@ def scaling_checks(rows: Sequence[dict[str, Any]]) -> list[Check]:
     small = min(rows, key=lambda r: r["size_mb"])
     large = max(rows, key=lambda r: r["size_mb"])
     checks = []
-    for phase in ("initial", "daily"):
+    for phase in SCALED:
         ratio = large[f"{phase}_rss_mib"] / small[f"{phase}_rss_mib"]
         checks.append(
             Check(
