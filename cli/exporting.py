@@ -43,6 +43,7 @@ class _Hashing:
 
 def export_tarball(app: App, ref: str, out: Path | None) -> Path:
     from cli.creating import tarball_target
+    from cli.output import progress
     from snapshot.fileio import atomic_write
     from snapshot.tarball import write_tarball
 
@@ -63,7 +64,14 @@ def export_tarball(app: App, ref: str, out: Path | None) -> Path:
 
         def write_db(sink: BinaryIO) -> None:
             hashing.append(_Hashing(sink))
-            store.read_artifact(sid, DB_MEMBER, hashing[0], check_chunks=False)  # type: ignore[arg-type]
+            with progress(f"exporting {sid[:12]}") as report:
+                store.read_artifact(
+                    sid,
+                    DB_MEMBER,
+                    hashing[0],  # type: ignore[arg-type]
+                    progress=report,
+                    check_chunks=False,
+                )
 
         write_tarball(handle, manifest, cursor.getvalue(), db_size, write_db)
         if hashing[0].digest.hexdigest() != manifest.db_sha256:

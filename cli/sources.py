@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cli.app import App, Tier, is_snapshot_ref
+from cli.output import progress
 from snapshot.errors import StigmemError, StoreError, VerificationError
 from snapshot.manifest import CURSOR_MEMBER, DB_MEMBER, Manifest, manifest_from_dict, parse_cursor
 from snapshot.trust import TrustPolicy, VerifyResult, evaluate, failed
@@ -99,8 +100,16 @@ class StoreSource:
         self._read_manifest_and_cursor(state)
         assert state.manifest is not None
         sink = _HashSink(on_db)
-        # Chunks unchecked on the way: the digest below covers every byte once.
-        self.store.read_artifact(self.snapshot_id, DB_MEMBER, sink, check_chunks=False)  # type: ignore[arg-type]
+        # Chunks unchecked on the way: the digest below covers every byte once. A bar on a
+        # terminal: a database of many GiB on S3 takes minutes.
+        with progress(f"reading {self.snapshot_id[:12]}") as report:
+            self.store.read_artifact(
+                self.snapshot_id,
+                DB_MEMBER,
+                sink,  # type: ignore[arg-type]
+                progress=report,
+                check_chunks=False,
+            )
         digest = "sha256:" + sink.digest.hexdigest()
         if digest != state.manifest.artifacts.get(DB_MEMBER, digest):
             name_damaged_chunk(self.store, self.snapshot_id, DB_MEMBER)
