@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import tempfile
 from pathlib import Path
@@ -16,7 +15,6 @@ from cli.sources import (
     StoreSource,
     TarballSource,
     copy_into,
-    name_damaged_chunk,
     resolve,
     verify,
 )
@@ -31,19 +29,8 @@ def _store_source(app: App, ref: str) -> StoreSource:
     return source
 
 
-class _Hashing:
-    def __init__(self, out: BinaryIO) -> None:
-        self.out = out
-        self.digest = hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        return self.out.write(data)
-
-
 def export_tarball(app: App, ref: str, out: Path | None) -> Path:
     from cli.creating import tarball_target
-    from cli.output import progress
     from snapshot.fileio import atomic_write
     from snapshot.tarball import write_tarball
 
@@ -60,22 +47,14 @@ def export_tarball(app: App, ref: str, out: Path | None) -> Path:
     )
 
     def write(handle: BinaryIO) -> None:
-        hashing: list[_Hashing] = []
+        expected = f"sha256:{manifest.db_sha256}"
+        digests: list[str] = []
 
         def write_db(sink: BinaryIO) -> None:
-            hashing.append(_Hashing(sink))
-            with progress(f"exporting {sid[:12]}") as report:
-                store.read_artifact(
-                    sid,
-                    DB_MEMBER,
-                    hashing[0],  # type: ignore[arg-type]
-                    progress=report,
-                    check_chunks=False,
-                )
+            digests.append(source.read_db(copy_into(sink), expected, "exporting")[0])
 
         write_tarball(handle, manifest, cursor.getvalue(), db_size, write_db)
-        if hashing[0].digest.hexdigest() != manifest.db_sha256:
-            name_damaged_chunk(store, sid, DB_MEMBER)
+        if digests[0] != expected:
             raise VerificationError(
                 "checksum_error",
                 f"{DB_MEMBER} read from {store.url} differs from the manifest",

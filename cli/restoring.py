@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +11,7 @@ import click
 
 from cli.app import App
 from cli.sources import ReadResult, Source, StoreSource, write_into
+from cli.trust_keys import in_background
 from snapshot.errors import VerificationError
 from snapshot.trust import TrustPolicy, VerifyResult
 
@@ -69,7 +68,9 @@ def restore_snapshot(
         # in SQLite, which leaves the GIL free): the catalog, created there with all its
         # migrations, opens meanwhile instead of after the rebuild. On a warm host nothing
         # is loaded, and the catalog waits for the integrity check (see the command).
-        source.store.index(on_loading=lambda _: _open_in_background(app))
+        # Its result is not waited for: policy() opens the catalog again through
+        # ``app.catalog()``, which waits for this open and reports its failure.
+        source.store.index(on_loading=lambda _: in_background(app.catalog))
     outcome: dict[str, Any] = {}
 
     def write_new(out: Writable) -> Callable[[], None]:
@@ -130,17 +131,6 @@ def restore_snapshot(
             "restored", None, f"forced restore of unreadable {source.label} to {target}"
         )
     return restored
-
-
-def _open_in_background(app: App) -> None:
-    """Open the catalog on a daemon thread. A failure is dropped here: the next
-    ``app.catalog()`` (which waits for this one) tries again and reports it."""
-
-    def open_quietly() -> None:
-        with contextlib.suppress(Exception):
-            app.catalog()
-
-    threading.Thread(target=open_quietly, name="catalog", daemon=True).start()
 
 
 def ensure_catalogued(app: App, state: ReadResult, source: Source) -> None:

@@ -99,10 +99,21 @@ class StoreSource:
     def read(self, on_db: OnDb | None, state: ReadResult) -> None:
         self._read_manifest_and_cursor(state)
         assert state.manifest is not None
+        digest, size = self.read_db(on_db, state.manifest.artifacts.get(DB_MEMBER))
+        state.actual[DB_MEMBER] = digest
+        state.db_size = size
+
+    def read_db(
+        self, on_db: OnDb | None, expected: str | None, doing: str = "reading"
+    ) -> tuple[str, int]:
+        """Stream the database to ``on_db``; return its ``sha256:`` digest and size.
+
+        Chunks go unchecked: the digest covers every byte once. When it is not ``expected``,
+        the store is read again checking every chunk, to name the damaged one (raised as
+        ``checksum_error``); the caller reports a digest that differs all the same. A bar on
+        a terminal: a database of many GiB on S3 takes minutes."""
         sink = _HashSink(on_db)
-        # Chunks unchecked on the way: the digest below covers every byte once. A bar on a
-        # terminal: a database of many GiB on S3 takes minutes.
-        with progress(f"reading {self.snapshot_id[:12]}") as report:
+        with progress(f"{doing} {self.snapshot_id[:12]}") as report:
             self.store.read_artifact(
                 self.snapshot_id,
                 DB_MEMBER,
@@ -111,10 +122,9 @@ class StoreSource:
                 check_chunks=False,
             )
         digest = "sha256:" + sink.digest.hexdigest()
-        if digest != state.manifest.artifacts.get(DB_MEMBER, digest):
+        if expected is not None and digest != expected:
             name_damaged_chunk(self.store, self.snapshot_id, DB_MEMBER)
-        state.actual[DB_MEMBER] = digest
-        state.db_size = sink.size
+        return digest, sink.size
 
 
 def name_damaged_chunk(store: Store, snapshot_id: str, member: str) -> None:

@@ -80,7 +80,7 @@ def deferred_policy(
 
     get_keys: Callable[[], tuple[tuple[bytes, ...], frozenset[bytes]]] = catalog_keys
     if background:
-        get_keys = _in_background(catalog_keys)
+        get_keys = in_background(catalog_keys)
 
     def policy() -> TrustPolicy:
         trusted, revoked = get_keys()
@@ -95,7 +95,7 @@ def deferred_policy(
     return policy
 
 
-def _in_background(work: Callable[[], T]) -> Callable[[], T]:
+def in_background(work: Callable[[], T]) -> Callable[[], T]:
     """Start ``work`` on a daemon thread; the returned call waits for its result or raises
     its exception. Daemon: a command that fails before it needs the result exits at once
     instead of waiting for, say, a PostgreSQL connect timeout."""

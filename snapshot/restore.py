@@ -81,8 +81,8 @@ def restore_database(
     ``force`` (``--force-unverified``): a new database failing the check is restored
     anyway; ``RestoreResult.integrity`` then holds the problem for the caller to report.
 
-    ``write_new`` may return a ``finish`` step (verifying what it wrote, say by hashing the
-    file), which runs alongside the fsync and the check.
+    ``write_new`` may return a ``finish`` step (judging what it wrote: a restore opens the
+    catalog for its trusted keys there), which runs alongside the fsync and the check.
     Exceptions from ``write_new`` and ``finish`` propagate unchanged (an ``OSError`` becomes a
     one-line ``StigmemError``), after the temporary file is removed.
     """
@@ -258,10 +258,10 @@ def _keep_backup(target: Path, lock: _Lock) -> Path:
 
 
 def _settle(tmp: Path, fd: int, finish: Callable[[], None] | None, full_check: bool) -> str | None:
-    """fsync and check the new file while ``finish`` (the caller's verification of what it
-    wrote) runs: the three read or flush the same file and release the GIL, so together they
-    take about as long as the check alone. ``finish``'s exception wins; the check's problem
-    is returned."""
+    """fsync and check the new file while ``finish`` (the caller's judgement of what it
+    wrote) runs: the fsync waits on the disk and the check releases the GIL, so on two cores
+    the three take about as long as the longest. ``finish``'s exception wins; the check's
+    problem is returned."""
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="settle") as pool:
         synced = pool.submit(os.fsync, fd)
         checked = pool.submit(_check_new, tmp, full_check)

@@ -32,7 +32,6 @@ MAGIC = b"stgmidx1"
 _ENTRY = struct.Struct(">32sIIIII")
 CACHE_KIB = 4 * 1024  # the index b-trees beyond this are read from the OS page cache
 QUERY_BATCH = 500  # bound parameters per query: far below every SQLite's limit
-LOAD_BLOCK = 1 << 14  # index entries merged per step when loading an index object
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,7 @@ _SCHEMA = (
     # The only index on the hash, and a covering one: a restore's 72,000 lookups (hash ->
     # location) each read one b-tree instead of the hash index and then the table, 0.5 s
     # against 0.2 s of CPU on the bench store. Not UNIQUE, so it needs no second index:
-    # ``add``, ``reserve`` and ``_add_many`` keep one entry per hash themselves.
+    # ``add``, ``reserve`` and the loads keep one entry per hash themselves.
     _KEY_INDEX,
     "CREATE TABLE IF NOT EXISTS packs(number INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
     "CREATE TABLE IF NOT EXISTS loaded(name TEXT PRIMARY KEY)",
@@ -252,33 +251,6 @@ class ChunkIndex:
             [(reserved.pop(key) + 1, key, *rest) for key, *rest in rows],
         )
 
-    def _add_many(self, rows: Iterable[tuple[bytes, int, int, int, int, int]]) -> None:
-        """Add entries whose keys may already be held, or repeat: the first location of a
-        chunk wins, and positions stay dense (skipped entries take none).
-
-        A block at a time, in key order, held keys asked for in one query per few hundred:
-        a cold load of the bench store's 203,000 entries took 4.5 s row by row with a
-        held-key check each, 2.7-3.3 s this way (peak RSS 56 MiB; blocks four times larger
-        were no faster and took 80 MiB)."""
-        block: dict[bytes, tuple[bytes, int, int, int, int, int]] = {}
-        for row in rows:
-            block.setdefault(row[0], row)
-            if len(block) >= LOAD_BLOCK:
-                self._add_block(block)
-                block = {}
-        self._add_block(block)
-
-    def _add_block(self, block: dict[bytes, tuple[bytes, int, int, int, int, int]]) -> None:
-        keys = sorted(block)
-        held = self.present(keys) if self._count else set()
-        first = self._count
-        new = [block[key] for key in keys if key not in held]
-        self._db.executemany(
-            "INSERT INTO e(pos, key, pack, fo, fl, off, len) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(first + n + 1, *row) for n, row in enumerate(new)],
-        )
-        self._count += len(new)
-
     def key(self, position: int) -> bytes:
         (key,) = self._db.execute("SELECT key FROM e WHERE pos = ?", (position + 1,)).fetchone()
         return bytes(key)
@@ -364,17 +336,11 @@ class ChunkIndex:
     def load(self, data: bytes, name: str) -> None:
         """Merge one index object's content: its entries whose hash the index does not hold
         yet, in their order (the first location of a chunk wins; positions stay dense)."""
-        if self._reserved:
-            # A put is under way: its reserved hashes are known here only, not to SQLite.
-            self._add_many(self._rows_of(data, name))
-            return
+        self._refuse_during_put()
         self._stage(*self._object(data, name), name)
-        self._db.execute(
-            "INSERT INTO e(key, pack, fo, fl, off, len) "
-            "SELECT s.key, m.number, s.fo, s.fl, s.off, s.len FROM staged s "
-            "JOIN staged_packs m ON m.local = s.pack "
+        self._merge_staged(
             "WHERE s.n IN (SELECT min(n) FROM staged GROUP BY key) "
-            "AND NOT EXISTS (SELECT 1 FROM e WHERE e.key = s.key) ORDER BY s.n"
+            "AND NOT EXISTS (SELECT 1 FROM e WHERE e.key = s.key)"
         )
         self._after_load()
 
@@ -386,7 +352,8 @@ class ChunkIndex:
         SQLite), then any hash held twice resolved. A cold load of the bench store's 203,000
         entries took 2.7-3.3 s entry block by entry block, and a restore on a new host pays
         it first."""
-        if self._count or self._reserved:
+        self._refuse_during_put()
+        if self._count:
             for data, name in objects:
                 self.load(data, name)
             return
@@ -402,11 +369,7 @@ class ChunkIndex:
                     self._append(records, first, len(numbers), name)
                     continue
                 self._stage(records, numbers, name)
-                db.execute(
-                    "INSERT INTO e(key, pack, fo, fl, off, len) "
-                    "SELECT s.key, m.number, s.fo, s.fl, s.off, s.len FROM staged s "
-                    "JOIN staged_packs m ON m.local = s.pack ORDER BY s.n"
-                )
+                self._merge_staged()
         finally:
             db.execute(_KEY_INDEX)
         held_twice = db.execute("SELECT 1 FROM e GROUP BY key HAVING count(*) > 1 LIMIT 1")
@@ -455,6 +418,20 @@ class ChunkIndex:
         if beyond is not None and beyond >= len(numbers):
             raise StoreError(f"index object {name} names pack number {beyond} of {len(numbers)}")
 
+    def _merge_staged(self, where: str = "") -> None:
+        """The staged entries (those ``where`` keeps) appended to the table, in order."""
+        self._db.execute(
+            "INSERT INTO e(key, pack, fo, fl, off, len) "
+            "SELECT s.key, m.number, s.fo, s.fl, s.off, s.len FROM staged s "
+            f"JOIN staged_packs m ON m.local = s.pack {where} ORDER BY s.n"
+        )
+
+    def _refuse_during_put(self) -> None:
+        """Loads append at the table's end, where a put's reserved positions (not in the
+        table until their pack is written) would be taken: no caller loads during a put."""
+        if self._reserved:
+            raise RuntimeError("index objects merged while a put holds reserved entries")
+
     def _after_load(self) -> None:
         self._db.execute("DROP TABLE IF EXISTS temp.staged")  # its pages go with it
         (self._count,) = self._db.execute("SELECT coalesce(max(pos), 0) FROM e").fetchone()
@@ -474,14 +451,6 @@ class ChunkIndex:
             "SELECT rowid, key, pack, fo, fl, off, len FROM kept ORDER BY rowid"
         )
         db.execute("DROP TABLE temp.kept")
-
-    def _rows_of(self, data: bytes, name: str) -> Iterator[tuple[bytes, int, int, int, int, int]]:
-        """The entries of one index object, its packs numbered in this index."""
-        records, numbers = self._object(data, name)
-        for key, pack, *rest in _ENTRY.iter_unpack(records):
-            if pack >= len(numbers):
-                raise StoreError(f"index object {name} names pack number {pack} of {len(numbers)}")
-            yield key, numbers[pack], rest[0], rest[1], rest[2], rest[3]
 
 
 def _parsed(data: bytes, name: str) -> tuple[bytes, int, int]:

@@ -120,7 +120,7 @@ class Store:
             return None
         return self.cache_dir / f"index-{hashlib.sha256(self.url.encode()).hexdigest()[:16]}.db"
 
-    def index(self, on_loading: Callable[[int], None] | None = None) -> ChunkIndex:
+    def index(self, on_loading: Callable[[int], object] | None = None) -> ChunkIndex:
         """The index, loading only index objects not seen yet (here or in the local cache);
         ``on_loading(n)`` is called before n objects are loaded (none on a warm cache)."""
         names = {n for e in self.backend.list(layout.INDEX) if (n := layout.index_of(e.path))}

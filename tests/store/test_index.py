@@ -172,3 +172,16 @@ def test_a_cleared_index_forgets_reserved_chunks() -> None:
     chunks.reserve([key(1)])
     chunks.clear()
     assert chunks.present([key(1)]) == set() and chunks.find(key(1)) == -1 and len(chunks) == 0
+
+
+def test_no_index_object_is_merged_while_a_put_holds_reserved_entries() -> None:
+    # A merge appends at the table's end, where the reserved positions would be taken.
+    chunks = ChunkIndex()
+    chunks.reserve([key(1)])
+    for load in (
+        lambda: chunks.load(index_object([(2, "aa" * 32, 0)]), "x"),
+        lambda: chunks.load_many([(index_object([(2, "aa" * 32, 0)]), "x")]),
+    ):
+        with pytest.raises(RuntimeError, match="reserved"):
+            load()
+    assert len(chunks) == 1 and chunks.find(key(2)) == -1
