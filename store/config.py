@@ -24,6 +24,11 @@ class StoreConfig:
     # half the CPU time.
     level: int = 3
     frame_size: int = 1 << 20
+    # Bytes of the zstd dictionary every chunk is compressed with, each in a frame of its own
+    # (store.packs); 0: chunks compressed together in frames of ``frame_size``, as stores made
+    # before dictionaries keep doing. 112 KiB, zstd's usual size: against 1 MiB frames, the
+    # bench database's first snapshot came out 0.9% larger (16 KiB: 7.7%, 64 KiB: 2.1%).
+    dictionary_size: int = 112 << 10
     pack_size: int = 16 << 20
     hashes_per_list: int = 4096
     direct_max: int = 64
@@ -39,6 +44,7 @@ class StoreConfig:
                 "algorithm": "zstd",
                 "level": self.level,
                 "frame_size": self.frame_size,
+                "dictionary_size": self.dictionary_size,
             },
             "packs": {"target_size": self.pack_size},
             "chunk_lists": {"hashes_per_list": self.hashes_per_list, "direct_max": self.direct_max},
@@ -68,6 +74,8 @@ def parse(data: bytes, url: str) -> StoreConfig:
             ),
             level=int(doc["compression"].get("level", defaults["level"])),
             frame_size=int(doc["compression"].get("frame_size", defaults["frame_size"])),
+            # Absent from stores made before dictionaries: they go on without.
+            dictionary_size=int(doc["compression"].get("dictionary_size", 0)),
             pack_size=int(doc.get("packs", {}).get("target_size", defaults["pack_size"])),
             hashes_per_list=int(
                 doc.get("chunk_lists", {}).get("hashes_per_list", defaults["hashes_per_list"])

@@ -32,6 +32,11 @@ MAGIC = b"stgmidx1"
 _ENTRY = struct.Struct(">32sIIIII")
 CACHE_KIB = 4 * 1024  # the index b-trees beyond this are read from the OS page cache
 QUERY_BATCH = 500  # bound parameters per query: far below every SQLite's limit
+PLAN_BATCH = 4096  # a read's window in one query; SQLite allows 32,766 since 3.32 (2020)
+
+
+# (key, pack number, frame offset, frame length, offset in frame, length)
+Row = tuple[bytes, int, int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -321,6 +326,26 @@ class ChunkIndex:
             ):
                 found[key] = (packs[pack], fo, fl, off, length)
         return found
+
+    def locate_in_pack_order(
+        self, keys: list[bytes]
+    ) -> list[tuple[bytes, int, int, int, int, int]]:
+        """Rows ``(key, pack number, frame offset, frame length, offset, length)`` of those
+        distinct ``keys`` the index holds, in pack order (pack number, frame offset, offset):
+        the order a read wants them in, sorted by SQLite rather than in Python."""
+        rows: list[Row] = []
+        wanted = sorted(keys)
+        for start in range(0, len(wanted), PLAN_BATCH):
+            batch = wanted[start : start + PLAN_BATCH]
+            marks = ",".join("?" * len(batch))
+            rows += self._db.execute(
+                f"SELECT key, pack, fo, fl, off, len FROM e WHERE key IN ({marks}) "
+                "ORDER BY pack, fo, off",
+                batch,
+            ).fetchall()
+        if len(wanted) > PLAN_BATCH:
+            rows.sort(key=lambda row: (row[1], row[2], row[4]))
+        return rows
 
     def positions_of_packs(self, packs: set[str]) -> Iterator[int]:
         wanted = sorted(self._pack_numbers[p] for p in packs if p in self._pack_numbers)

@@ -2,17 +2,31 @@
 
 A pack (``packs/<2 hex>/<sha256 of the pack>``) is::
 
-    frame 0 | frame 1 | ... | trailer | u32 trailer length | b"stgmpak1"
+    [dictionary] | frame 0 | frame 1 | ... | trailer | u32 trailer length | b"stgmpak1"
 
-Each frame is one zstd frame (with its content checksum) of several consecutive chunks, so
-compression sees ``frame_size`` bytes of neighbouring pages at once while reading a chunk
-decompresses only its frame. The trailer is a zstd frame of fixed records
-``32-byte chunk hash, u32 frame offset, u32 frame length, u32 offset in frame, u32 length``
-(big-endian), which is all an index needs: the index can be rebuilt from packs alone.
+Each frame is one zstd frame (with its content checksum). Two ways to compress chunks
+together, chosen by the store's config:
+
+- With a dictionary (new stores): ``b"stgmdict" | u32 length | zstd frame of a zstd
+  dictionary`` opens the pack, and every chunk is a frame of its own compressed with it. The
+  dictionary is trained on the database's own pages, so each page is compressed with what
+  the others share: measured on the bench database, 0.7% larger than 1 MiB frames for a
+  first snapshot and 1.4% smaller for a daily increment of scattered pages. And a restore
+  decodes only the pages it needs: a snapshot's pages lie scattered over every day's frames,
+  so with 1 MiB frames restoring the latest of 8 daily snapshots decoded 810 MiB (about the
+  whole store) for a 283 MiB database, and the waste grows with the store's history.
+- Without (stores made before dictionaries, or data too small to train on): frames of
+  several consecutive chunks, up to ``frame_size`` bytes.
+
+Frames name their dictionary by zstd's dictionary id, derived from its content, so readers
+load each dictionary once, from the first pack that needs it, not once per pack. The trailer
+is a zstd frame of fixed records ``32-byte chunk hash, u32 frame offset, u32 frame length,
+u32 offset in frame, u32 length`` (big-endian), which is all an index needs: the index can be
+rebuilt from packs alone.
 
 ``PackWriter`` finishes a pack once it reaches ``pack_size`` compressed bytes and hands it,
-named, to a callback; the caller stores it. Readers here only decode; the caller checks
-every chunk against its name (``chunk_matches``).
+named, to a callback; the caller stores it. ``FrameDecoder`` decodes frames of any pack;
+the caller checks chunks against their names (``chunk_matches``).
 """
 
 from __future__ import annotations
@@ -21,16 +35,19 @@ import collections
 import hashlib
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import zstandard
 
 MAGIC = b"stgmpak1"
+DICT_MAGIC = b"stgmdict"
 WORKERS = 2
-MAX_PENDING = 4  # frames in flight: bounds memory at a few MiB
+MAX_PENDING = 4  # batches in flight: bounds memory at a few MiB
 FOOTER = struct.Struct(">I8s")
+HEADER = struct.Struct(">8sI")
+HEAD_READ = 128 << 10  # a pack's first read for its dictionary: a whole 112 KiB one fits
 RECORD = struct.Struct(">32sIIII")
 
 
@@ -51,23 +68,37 @@ OnPack = Callable[[str, bytearray, list[PackEntry]], None]
 
 
 class PackWriter:
-    """Frames are compressed on worker threads (zstd releases the GIL) while the caller goes
-    on reading and hashing; results are taken back in order, so the packs are the same
-    bytes as a one-thread writer would make."""
+    """Chunks are compressed on worker threads (zstd releases the GIL) while the caller goes
+    on reading and hashing, a batch of about ``frame_size`` bytes per task; results are
+    taken back in order, so the packs are the same bytes as a one-thread writer would make.
 
-    def __init__(self, on_pack: OnPack, level: int, frame_size: int, pack_size: int) -> None:
+    With ``dictionary`` (a zstd dictionary's bytes) every chunk is a frame of its own and
+    every pack opens with the dictionary; without, a batch is one frame."""
+
+    def __init__(
+        self,
+        on_pack: OnPack,
+        level: int,
+        frame_size: int,
+        pack_size: int,
+        dictionary: bytes | None = None,
+    ) -> None:
         self._on_pack = on_pack
         self._level = level
+        self._dictionary = (
+            zstandard.ZstdCompressionDict(dictionary) if dictionary is not None else None
+        )
+        self._header = _header(dictionary) if dictionary is not None else b""
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="zstd")
-        self._pending: collections.deque[tuple[Future[bytes], list[tuple[bytes, int, int]]]] = (
-            collections.deque()
-        )
+        self._pending: collections.deque[
+            tuple[Future[list[bytes]], list[tuple[bytes, int, int]]]
+        ] = collections.deque()
         self._frame_size = frame_size
         self._pack_size = pack_size
         self._frame = bytearray()
         self._frame_chunks: list[tuple[bytes, int, int]] = []
-        self._pack = bytearray()
+        self._pack = bytearray(self._header)
         self._entries: list[PackEntry] = []
 
     def add(self, key: bytes, data: bytes | memoryview) -> None:
@@ -76,18 +107,27 @@ class PackWriter:
         if len(self._frame) >= self._frame_size:
             self._flush_frame()
 
-    def _compress(self, frame: bytes) -> bytes:
+    def _compressor(self) -> zstandard.ZstdCompressor:
         # A ZstdCompressor must not be shared between threads: one per worker.
-        compressor = getattr(self._local, "compressor", None)
+        compressor: zstandard.ZstdCompressor | None = getattr(self._local, "compressor", None)
         if compressor is None:
-            compressor = zstandard.ZstdCompressor(level=self._level, write_checksum=True)
+            compressor = zstandard.ZstdCompressor(
+                level=self._level, write_checksum=True, dict_data=self._dictionary
+            )
             self._local.compressor = compressor
-        return bytes(compressor.compress(frame))
+        return compressor
+
+    def _compress(self, frame: bytes, chunks: list[tuple[bytes, int, int]]) -> list[bytes]:
+        compressor = self._compressor()
+        if self._dictionary is None:
+            return [bytes(compressor.compress(frame))]
+        view = memoryview(frame)
+        return [bytes(compressor.compress(view[o : o + n])) for _, o, n in chunks]
 
     def _flush_frame(self) -> None:
         if not self._frame_chunks:
             return
-        future = self._pool.submit(self._compress, bytes(self._frame))
+        future = self._pool.submit(self._compress, bytes(self._frame), self._frame_chunks)
         self._pending.append((future, self._frame_chunks))
         self._frame = bytearray()
         self._frame_chunks = []
@@ -97,11 +137,17 @@ class PackWriter:
     def _collect(self) -> None:
         future, chunks = self._pending.popleft()
         compressed = future.result()
-        start = len(self._pack)
-        self._pack += compressed
-        self._entries.extend(
-            PackEntry(key, start, len(compressed), offset, length) for key, offset, length in chunks
-        )
+        if len(compressed) == 1:
+            start = len(self._pack)
+            self._pack += compressed[0]
+            self._entries.extend(
+                PackEntry(key, start, len(compressed[0]), offset, length)
+                for key, offset, length in chunks
+            )
+        else:
+            for (key, _, length), frame in zip(chunks, compressed, strict=True):
+                self._entries.append(PackEntry(key, len(self._pack), len(frame), 0, length))
+                self._pack += frame
         if len(self._pack) >= self._pack_size:
             self._finish_pack()
 
@@ -116,7 +162,7 @@ class PackWriter:
         self._pack += trailer
         self._pack += FOOTER.pack(len(trailer), MAGIC)
         data, entries = self._pack, self._entries
-        self._pack = bytearray()
+        self._pack = bytearray(self._header)
         self._entries = []
         self._on_pack(hashlib.sha256(data).hexdigest(), data, entries)
 
@@ -127,6 +173,11 @@ class PackWriter:
             self._collect()
         self._finish_pack()
         self._pool.shutdown()
+
+
+def _header(dictionary: bytes) -> bytes:
+    packed = zstandard.ZstdCompressor(level=19, write_checksum=True).compress(dictionary)
+    return HEADER.pack(DICT_MAGIC, len(packed)) + packed
 
 
 def trailer_span(pack_size: int, tail: bytes) -> tuple[int, int]:
@@ -167,5 +218,186 @@ def decompress_frame(
         raise PackError(f"frame does not decompress: {exc}") from None
 
 
-def chunk_matches(key: bytes, data: bytes) -> bool:
+def dictionary_length(head: bytes | memoryview) -> int | None:
+    """How many bytes the dictionary block at the start of a pack takes (``head`` its first
+    bytes), or None when the pack has no dictionary."""
+    if len(head) < HEADER.size or bytes(head[: len(DICT_MAGIC)]) != DICT_MAGIC:
+        return None
+    _, length = HEADER.unpack(bytes(head[: HEADER.size]))
+    return HEADER.size + length
+
+
+def dictionary_in(block: bytes | memoryview) -> bytes:
+    """The dictionary held by a pack's dictionary block (its first bytes, at least the
+    whole block)."""
+    end = dictionary_length(block)
+    if end is None:
+        raise PackError("frames use a dictionary but the pack holds none")
+    if len(block) < end:
+        raise PackError("dictionary is truncated")
+    return decompress_frame(block[HEADER.size : end])
+
+
+def dictionary_id(dictionary: bytes) -> int:
+    return int(zstandard.ZstdCompressionDict(dictionary).dict_id())
+
+
+def frame_dictionary_id(frame: bytes | memoryview) -> int:
+    try:
+        return int(zstandard.get_frame_parameters(frame).dict_id)
+    except zstandard.ZstdError as exc:
+        raise PackError(f"frame does not decompress: {exc}") from None
+
+
+# A decoded frame: bytes, or a view of a batch decoded in one call.
+Plain = bytes | memoryview
+
+
+class FrameDecoder:
+    """Decodes frames of any pack, loading each dictionary the frames name once.
+
+    ``load(pack)`` returns the dictionary a pack holds (read from its first bytes). A
+    frame names its dictionary by id; the first pack met with an id supplies it to all. Ids
+    are derived from the dictionary's content, so two dictionaries with one id are very
+    unlikely, but a frame that fails with the shared one is tried once more with its own
+    pack's dictionary before it is called damaged. Safe to share between threads: each
+    thread keeps its own decompressors (a zstd context serves one thread at a time)."""
+
+    def __init__(self, load: Callable[[str], bytes]) -> None:
+        self._load = load
+        self._lock = threading.Lock()
+        self._shared: dict[int, zstandard.ZstdCompressionDict] = {}
+        self._own: dict[str, zstandard.ZstdCompressionDict] = {}  # pack -> an id's other one
+        self._local = threading.local()
+
+    def decompress(self, pack: str, frame: bytes | memoryview) -> bytes:
+        number = frame_dictionary_id(frame)
+        own = self._own.get(pack) if number else None
+        if own is not None:
+            return decompress_frame(frame, zstandard.ZstdDecompressor(dict_data=own))
+        shared = self._dictionary(pack, number)
+        try:
+            return decompress_frame(frame, self._decompressor(number, shared))
+        except PackError:
+            if shared is None:
+                raise
+            own = self._from_pack(pack, number)
+            if own.as_bytes() == shared.as_bytes():
+                raise
+            self._own[pack] = own
+            return decompress_frame(frame, zstandard.ZstdDecompressor(dict_data=own))
+
+    def decompress_many(
+        self, pack: str, data: bytes | memoryview, frames: list[tuple[int, int]]
+    ) -> list[Plain | PackError]:
+        """The frames at ``(offset, length)`` in ``data`` (read from ``pack``), decoded; a
+        frame that does not decode is its error.
+
+        Frames of one dictionary that state their size go through zstd in one call, which
+        releases the GIL once: one call per 4 KiB frame kept two workers at 0.35 s for what
+        one batch each decodes in 0.19 s (measured, 65,540 pages). Anything else, or a
+        batch that fails, is decoded frame by frame, which names the frame that fails and
+        tries a pack's own dictionary."""
+        if not frames:
+            return []
+        view = memoryview(data)
+        try:
+            params = [zstandard.get_frame_parameters(view[o : o + n]) for o, n in frames]
+        except zstandard.ZstdError:
+            params = []
+        numbers = {p.dict_id for p in params}
+        sizes = [p.content_size for p in params]
+        # Sizes come from frame headers: a damaged one could ask for any amount of memory.
+        sane = min(sizes, default=0) > 0 and max(sizes, default=0) <= MAX_FRAME
+        if len(numbers) == 1 and sane and _BATCH and pack not in self._own:
+            try:
+                decompressor = self._decompressor(
+                    next(iter(numbers)), self._dictionary(pack, next(iter(numbers)))
+                )
+                decoded: list[Plain | PackError] = []
+                for first, last in _batches(sizes):
+                    batch = decompressor.multi_decompress_to_buffer(
+                        zstandard.BufferWithSegments(
+                            view, struct.pack(f"<{2 * (last - first)}Q", *_flat(frames[first:last]))
+                        ),
+                        decompressed_sizes=struct.pack(f"<{last - first}Q", *sizes[first:last]),
+                    )
+                    # Segments hold the batch's buffer; the stubs do not say they export it.
+                    decoded += [memoryview(batch[n]) for n in range(len(batch))]  # type: ignore[arg-type]
+                return decoded
+            except (zstandard.ZstdError, PackError, ValueError):
+                pass  # ValueError: a segment beyond the data (damage); told apart below
+        out: list[Plain | PackError] = []
+        for offset, length in frames:
+            try:
+                out.append(self.decompress(pack, view[offset : offset + length]))
+            except PackError as exc:
+                out.append(exc)
+        return out
+
+    def _dictionary(self, pack: str, number: int) -> zstandard.ZstdCompressionDict | None:
+        if number == 0:
+            return None
+        shared = self._shared.get(number)
+        if shared is None:
+            shared = self._from_pack(pack, number)
+            with self._lock:
+                shared = self._shared.setdefault(number, shared)
+        return shared
+
+    def _from_pack(self, pack: str, number: int) -> zstandard.ZstdCompressionDict:
+        try:
+            loaded = zstandard.ZstdCompressionDict(self._load(pack))
+        except FileNotFoundError:
+            raise PackError("pack is gone: its dictionary cannot be read") from None
+        except zstandard.ZstdError as exc:
+            raise PackError(f"dictionary does not load: {exc}") from None
+        if loaded.dict_id() != number:
+            raise PackError(f"frame names dictionary {number}, the pack holds {loaded.dict_id()}")
+        return loaded
+
+    def _decompressor(
+        self, number: int, dictionary: zstandard.ZstdCompressionDict | None
+    ) -> zstandard.ZstdDecompressor:
+        held: dict[int, zstandard.ZstdDecompressor] | None = getattr(self._local, "held", None)
+        if held is None:
+            held = self._local.held = {}
+        found = held.get(number)
+        if found is None:
+            found = held[number] = zstandard.ZstdDecompressor(dict_data=dictionary)
+        return found
+
+
+# The batch call is in python-zstandard's C backend only (not its cffi one).
+_BATCH = hasattr(zstandard.ZstdDecompressor, "multi_decompress_to_buffer")
+
+
+MAX_FRAME = 64 << 20  # no frame a writer makes is larger (frames of 1 MiB, chunks of 1 MiB)
+BATCH_BYTES = 1 << 20  # decoded bytes per call: below malloc's mmap threshold (cli.main)
+
+
+def _batches(sizes: list[int]) -> Iterator[tuple[int, int]]:
+    """Index ranges of ``sizes`` summing to about ``BATCH_BYTES`` each. A batch's output is
+    one allocation: at 4 MiB and more it would come from mmap and go back on free, and a
+    restore page-faulted every decoded byte afresh (measured: up to 1.2 s of system time)."""
+    first, total = 0, 0
+    for n, size in enumerate(sizes):
+        total += size
+        if total >= BATCH_BYTES:
+            yield first, n + 1
+            first, total = n + 1, 0
+    if first < len(sizes):
+        yield first, len(sizes)
+
+
+def _flat(frames: list[tuple[int, int]]) -> list[int]:
+    return [n for frame in frames for n in frame]
+
+
+def in_memory(data: bytes | memoryview) -> FrameDecoder:
+    """A decoder for the frames of one pack held whole in memory."""
+    return FrameDecoder(lambda _: dictionary_in(data))
+
+
+def chunk_matches(key: bytes, data: bytes | memoryview) -> bool:
     return hashlib.sha256(data).digest() == key

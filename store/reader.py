@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from snapshot.errors import StoreError, VerificationError
@@ -30,6 +31,7 @@ class ChunkSource:
         self.backend = backend
         self.index = index
         self.snapshot_id = snapshot_id
+        self.frames = packs.FrameDecoder(partial(pack_dictionary, backend))
 
     def _missing(self, detail: str) -> VerificationError:
         return VerificationError("missing_data", f"{self.snapshot_id}: {detail}", self.snapshot_id)
@@ -118,7 +120,7 @@ class ChunkSource:
         if len(data) != frame[2]:
             return self._damaged(f"chunk {first_key} in pack {pack}: pack is truncated")
         try:
-            plain = packs.decompress_frame(data)
+            plain = self.frames.decompress(pack, data)
         except packs.PackError as exc:
             return self._damaged(f"chunk {first_key} in pack {pack} is corrupt: {exc}")
         for i in needed[frame]:
@@ -128,6 +130,16 @@ class ChunkSource:
                 return self._damaged(f"chunk {key.hex()} in pack {pack} does not match its hash")
             out[i] = chunk
         return None
+
+
+def pack_dictionary(backend: Backend, pack: str) -> bytes:
+    """The dictionary pack ``pack`` holds: one read of its first bytes, two for a large one."""
+    path = layout.pack_path(pack)
+    head = backend.read_range(path, 0, packs.HEAD_READ)
+    end = packs.dictionary_length(head)
+    if end is not None and end > len(head):
+        head += backend.read_range(path, len(head), end)
+    return packs.dictionary_in(head)
 
 
 def fetch_or_store_error(source: ChunkSource, key: bytes) -> bytes:

@@ -25,12 +25,11 @@ differs, to name the damaged chunk.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
-
-import zstandard
 
 from snapshot.errors import VerificationError
 from store import layout, packs
@@ -57,7 +56,7 @@ FrameId = tuple[str, int, int]
 FrameRuns = tuple[int, int, list[Run]]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Span:
     pack: str
     start: int
@@ -71,13 +70,16 @@ class FrameCarry:
     a window each frame belongs to one worker, so no lock is needed."""
 
     def __init__(self) -> None:
-        self._held: dict[FrameId, bytes] = {}
-        self._next: dict[FrameId, bytes] = {}
+        self._held: dict[FrameId, packs.Plain] = {}
+        self._next: dict[FrameId, packs.Plain] = {}
 
-    def take(self, frame: FrameId) -> bytes | None:
+    def __bool__(self) -> bool:
+        return bool(self._held)
+
+    def take(self, frame: FrameId) -> packs.Plain | None:
         return self._held.get(frame)
 
-    def leave(self, frame: FrameId, plain: bytes) -> None:
+    def leave(self, frame: FrameId, plain: packs.Plain) -> None:
         self._next[frame] = plain
 
     def advance(self) -> None:
@@ -95,7 +97,7 @@ class WindowRebuild:
         self.keys = keys
         self.check_chunks = check_chunks
         self.carry = carry
-        self.locations: dict[bytes, tuple[str, int, int, int, int]] = {}
+        self.lengths: dict[bytes, int] = {}  # chunk -> its length, when checking chunks
         self.frames: set[FrameId] = set()
         self.size = 0
         self.buffer = bytearray()
@@ -103,30 +105,81 @@ class WindowRebuild:
         self.failure: VerificationError | None = None
 
     def plan(self) -> list[Span]:
-        """Locate every chunk and group them by frame, and frames by pack. A chunk in no
-        index raises ``missing_data`` here: nothing after it has a known position."""
-        source = self.source
-        self.locations = located = source.index.locate_many(self.keys)
-        frames: dict[FrameId, list[Run]] = {}
-        position = 0
-        for n, key in enumerate(self.keys):
-            loc = located.get(key)
-            if loc is None:
-                raise source._missing(f"chunk {key.hex()} is in no index of {source.backend.url}")
-            pack, frame_offset, frame_length, offset, length = loc
-            runs = frames.get((pack, frame_offset, frame_length))
-            if runs is None:
-                frames[(pack, frame_offset, frame_length)] = [(position, offset, length, n)]
-            else:
-                last_position, last_offset, last_length, first = runs[-1]
-                if last_position + last_length == position and last_offset + last_length == offset:
-                    runs[-1] = (last_position, last_offset, last_length + length, first)
+        """Locate every chunk and group them by frame, and frames by pack into spans. A
+        chunk in no index raises ``missing_data`` here: nothing after it has a known
+        position.
+
+        SQLite hands the locations over in pack order, so frames and spans are built in one
+        pass over them with no sorting or lookups by frame in Python: this runs on the
+        thread that feeds the workers, and every microsecond a chunk costs here the GIL
+        takes from them (72,000 chunks a restore of the bench database)."""
+        source, keys = self.source, self.keys
+        where = dict(zip(keys, range(len(keys)), strict=True))  # key -> its (last) position
+        rows = source.index.locate_in_pack_order(list(where))
+        if len(rows) < len(where):
+            found = {row[0] for row in rows}
+            lost = next(key for key in keys if key not in found)
+            raise source._missing(f"chunk {lost.hex()} is in no index of {source.backend.url}")
+        # Positions in the window: n * the chunk size when all chunks have one (pages), or
+        # the running sum of their lengths.
+        repeated: dict[bytes, list[int]] = {}
+        if len(where) < len(keys):
+            for n, key in enumerate(keys):
+                repeated.setdefault(key, []).append(n)
+        sizes = {row[5] for row in rows}
+        if len(sizes) == 1:
+            (size,) = sizes
+            starts: list[int] | None = None
+            self.size = size * len(keys)
+        else:
+            size = 0
+            length_of = {row[0]: row[5] for row in rows}
+            starts = list(itertools.accumulate((length_of[key] for key in keys), initial=0))
+            self.size = starts[-1]
+        if self.check_chunks:
+            self.lengths = {row[0]: row[5] for row in rows}
+        packs_by_number = source.index.packs
+        spans: list[Span] = []
+        frames: set[FrameId] = set()
+        span: Span | None = None
+        span_pack = frame_pack = frame_start = -1
+        runs: list[Run] = []
+        for key, pack, fo, fl, off, length in rows:
+            if pack != frame_pack or fo != frame_start:
+                frame_pack, frame_start = pack, fo
+                runs = []
+                name = packs_by_number[pack]
+                frames.add((name, fo, fl))
+                end = fo + fl
+                if (
+                    span is not None
+                    and pack == span_pack
+                    and fo - span.end <= GAP_BYTES
+                    and end - span.start <= SPAN_BYTES
+                ):
+                    span.frames.append((fo, fl, runs))
+                    # max: an index entry may name a frame inside an earlier one (damage).
+                    span.end = max(span.end, end)
                 else:
-                    runs.append((position, offset, length, n))
-            position += length
-        self.size = position
-        self.frames = set(frames)
-        return _spans(frames)
+                    span = Span(name, fo, end, [(fo, fl, runs)])
+                    spans.append(span)
+                    span_pack = pack
+            for n in repeated.get(key) or (where[key],):
+                position = n * size if starts is None else starts[n]
+                if runs:
+                    last_position, last_offset, last_length, first = runs[-1]
+                    if last_position + last_length == position and last_offset + last_length == off:
+                        runs[-1] = (last_position, last_offset, last_length + length, first)
+                        continue
+                runs.append((position, off, length, n))
+        # Runs of one frame in the window's order: chunks that repeat, or a damaged index,
+        # can put them out of it.
+        if repeated:
+            for span in spans:
+                for _, _, frame_runs in span.frames:
+                    frame_runs.sort()
+        self.frames = frames
+        return spans
 
     def execute(
         self,
@@ -180,7 +233,11 @@ class WindowRebuild:
         self, span: Span, view: memoryview, keep: set[FrameId], stop: threading.Event
     ) -> None:
         source, carry = self.source, self.carry
-        plains: list[bytes | None] = [carry.take((span.pack, fo, fl)) for fo, fl, _ in span.frames]
+        plains: list[packs.Plain | None] = (
+            [carry.take((span.pack, fo, fl)) for fo, fl, _ in span.frames]
+            if carry
+            else [None] * len(span.frames)
+        )
         data: bytes | memoryview = b""
         if any(plain is None for plain in plains):
             try:
@@ -196,33 +253,37 @@ class WindowRebuild:
                     f"{source.backend.url}"
                 ) from None
         packed = memoryview(data)
+        # Frames not carried over, decoded together: a frame is often a single page, and a
+        # call into zstd per 4 KiB page made the workers fight over the GIL.
+        wanted = [
+            (fo - span.start, fl)
+            for (fo, fl, _), plain in zip(span.frames, plains, strict=True)
+            if plain is None and fo - span.start + fl <= len(packed)
+        ]
+        decoded_frames = iter(source.frames.decompress_many(span.pack, packed, wanted))
         damage: VerificationError | None = None
         # Each frame on its own: a damaged one is reported, the span's other frames written.
         for (frame_offset, frame_length, runs), plain in zip(span.frames, plains, strict=True):
             if stop.is_set():
                 return
             if plain is None:
-                key = self.keys[runs[0][3]].hex()
-                start = frame_offset - span.start
-                if start + frame_length > len(packed):
+                if frame_offset - span.start + frame_length > len(packed):
                     _zero(view, runs)
                     damage = damage or source._damaged(
-                        f"chunk {key} in pack {span.pack}: pack is truncated"
+                        f"chunk {self.keys[runs[0][3]].hex()} in pack {span.pack}: "
+                        "pack is truncated"
                     )
                     continue
-                try:
-                    plain = packs.decompress_frame(
-                        packed[start : start + frame_length], _decompressor()
-                    )
-                except packs.PackError as exc:
+                got = next(decoded_frames)
+                if isinstance(got, packs.PackError):
                     _zero(view, runs)
                     damage = damage or source._damaged(
-                        f"chunk {key} in pack {span.pack} is corrupt: {exc}"
+                        f"chunk {self.keys[runs[0][3]].hex()} in pack {span.pack} is corrupt: {got}"
                     )
                     continue
-            frame = (span.pack, frame_offset, frame_length)
-            if frame in keep:
-                carry.leave(frame, plain)
+                plain = got
+            if keep and (span.pack, frame_offset, frame_length) in keep:
+                carry.leave((span.pack, frame_offset, frame_length), plain)
             decoded = memoryview(plain)
             for position, offset, length, first in runs:
                 if offset + length > len(decoded):
@@ -242,12 +303,12 @@ class WindowRebuild:
         self, pack: str, plain: memoryview, offset: int, length: int, first: int
     ) -> VerificationError | None:
         """The first chunk of a run whose bytes do not hash to its name, as the error."""
-        keys, locations = self.keys, self.locations
+        keys, lengths = self.keys, self.lengths
         end = offset + length
         n = first
         while offset < end:
             key = keys[n]
-            size = locations[key][4]
+            size = lengths[key]
             if hashlib.sha256(plain[offset : offset + size]).digest() != key:
                 return self.source._damaged(
                     f"chunk {key.hex()} in pack {pack} does not match its hash"
@@ -261,38 +322,3 @@ def _zero(view: memoryview, runs: list[Run]) -> None:
     """Lost chunks read as zeros, not as what a reused buffer held before."""
     for position, _, length, _ in runs:
         view[position : position + length] = bytes(length)
-
-
-_local = threading.local()
-
-
-def _decompressor() -> zstandard.ZstdDecompressor:
-    """This thread's decompressor: one per worker, not one per frame (nor shared: a
-    decompression context serves one thread at a time)."""
-    found: zstandard.ZstdDecompressor | None = getattr(_local, "decompressor", None)
-    if found is None:
-        found = _local.decompressor = zstandard.ZstdDecompressor()
-    return found
-
-
-def _spans(frames: dict[FrameId, list[Run]]) -> list[Span]:
-    """Neighbouring frames of a pack grouped into reads of at most ``SPAN_BYTES``."""
-    spans: list[Span] = []
-    current: Span | None = None
-    for pack, frame_offset, frame_length in sorted(frames):
-        runs = frames[(pack, frame_offset, frame_length)]
-        end = frame_offset + frame_length
-        if (
-            current is not None
-            and current.pack == pack
-            and frame_offset - current.end <= GAP_BYTES
-            and end - current.start <= SPAN_BYTES
-        ):
-            current.frames.append((frame_offset, frame_length, runs))
-            # max: an index entry may name a frame inside an earlier one (a damaged index).
-            current = Span(pack, current.start, max(current.end, end), current.frames)
-            spans[-1] = current
-        else:
-            current = Span(pack, frame_offset, end, [(frame_offset, frame_length, runs)])
-            spans.append(current)
-    return spans

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 from snapshot.errors import StoreError, VerificationError
 from store import config as store_config
-from store import documents, layout, locks, maintenance
+from store import dictionary, documents, layout, locks, maintenance
 from store.backend import Backend, open_backend
 from store.config import StoreConfig
 from store.index import ChunkIndex
@@ -115,10 +115,22 @@ class Store:
 
     # -- index --------------------------------------------------------------------------
 
-    def _cache_path(self) -> Path | None:
+    def _cache_path(self, kind: str = "index", suffix: str = "db") -> Path | None:
         if self.cache_dir is None:
             return None
-        return self.cache_dir / f"index-{hashlib.sha256(self.url.encode()).hexdigest()[:16]}.db"
+        digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
+        return self.cache_dir / f"{kind}-{digest}.{suffix}"
+
+    def dictionary_for(self, artifacts: dict[str, Path | bytes]) -> bytes | None:
+        """The zstd dictionary a put compresses new chunks with (None: frames of chunks)."""
+        cfg = self.config
+        return dictionary.for_put(
+            artifacts,
+            self._cache_path("dictionary", "zdict"),
+            cfg.dictionary_size,
+            cfg.level,
+            cfg.pages_per_chunk,
+        )
 
     def index(self, on_loading: Callable[[int], object] | None = None) -> ChunkIndex:
         """The index, loading only index objects not seen yet (here or in the local cache);
@@ -344,6 +356,7 @@ class Transaction:
             self.result,
             progress,
             self.previous_chunks(chunk_index),
+            store.dictionary_for,
         )
         self.entries: dict[str, dict[str, Any]] = {}
 
@@ -416,7 +429,9 @@ def _rebuilt_ahead(
             window = WindowRebuild(source, keys, check_chunks, carry)
             spans = window.plan()
             if planned is not None:
-                following = ahead.submit(_rebuilt, *planned, window.frames, pool, spare)
+                # Only frames both windows need are carried (with a frame per page, few).
+                shared = planned[0].frames & window.frames
+                following = ahead.submit(_rebuilt, *planned, shared, pool, spare)
                 if running is not None:
                     yield running.result()
                 running = following

@@ -44,6 +44,7 @@ class SnapshotWriter:
         result: PutResult,
         progress: Progress | None,
         previous: dict[str, Iterator[bytes]] | None = None,
+        dictionary: Callable[[dict[str, Path | bytes]], bytes | None] | None = None,
     ) -> None:
         self.backend = backend
         self.index = chunk_index
@@ -53,7 +54,9 @@ class SnapshotWriter:
         # Member -> the previous snapshot's chunk names in order (Transaction.previous_chunks).
         self.previous = previous or {}
         self._first_new = len(chunk_index)
-        self._packs = PackWriter(self._pack_done, config.level, config.frame_size, config.pack_size)
+        # The dictionary for new chunks, given the artifacts (store.dictionary.for_put).
+        self._dictionary = dictionary or (lambda _: None)
+        self._packs: PackWriter | None = None
         self._done = 0
         self._total = 0
         self._reported = 0
@@ -74,6 +77,7 @@ class SnapshotWriter:
         if self.index.find(key) >= 0:
             return
         self.index.reserve([key])
+        assert self._packs is not None
         self._packs.add(key, data)
         self.result.new_chunks += 1
         self.result.new_plain_bytes += len(data)
@@ -93,6 +97,7 @@ class SnapshotWriter:
         if not new:
             return
         self.index.reserve([key for key, _ in new])
+        assert self._packs is not None
         for key, data in new:
             self._packs.add(key, data)
             self.result.new_chunks += 1
@@ -143,6 +148,10 @@ class SnapshotWriter:
     def write(self, artifacts: dict[str, Path | bytes]) -> dict[str, dict[str, Any]]:
         """Store every artifact's new chunks and one index object; return the doc entries."""
         self._total = sum(artifact_size(s) for s in artifacts.values())
+        cfg = self.config
+        self._packs = PackWriter(
+            self._pack_done, cfg.level, cfg.frame_size, cfg.pack_size, self._dictionary(artifacts)
+        )
         entries = {m: self._artifact(m, source) for m, source in sorted(artifacts.items())}
         self._packs.finish()
         if len(self.index) > self._first_new:

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from store import packs as packs_format
 from tests import reference_format as ref
 from tests.conftest import BUCKET, Runner, clean_env, free_port, rows, s3_options
 from tests.nodegen import NodeInfo, apply_churn, make_node_db
@@ -273,7 +274,8 @@ def test_damaged_pack_fails_verify_and_restore(
     pack = packs[0]
     if damage == "flipped-byte":
         data = bytearray(pack.read_bytes())
-        data[len(data) // 4] ^= 0x01  # inside the first compressed frame
+        page = next(e for e in packs_format.entries_of(bytes(data)) if e.length == 4096)
+        data[page.frame_offset + page.frame_length // 2] ^= 0x01  # inside a page's frame
         pack.write_bytes(bytes(data))
         outcome = "checksum_error"
     elif damage == "deleted-pack":
@@ -281,15 +283,17 @@ def test_damaged_pack_fails_verify_and_restore(
         outcome = "missing_data"
     else:
         # A damaged local index cache: every frame still decodes, one page is read from its
-        # neighbour's offset. Only hashing catches it; the error names that page's chunk.
+        # neighbour's place. Only hashing catches it; the error names that page's chunk.
         shutil.rmtree(home / "cache")  # the seed's cache, named after the seed's store URL
         assert stigmem("store", "stats").returncode == 0  # loads this store's index cache
         (cache,) = (home / "cache").glob("index-*.db")
         with contextlib.closing(sqlite3.connect(cache)) as db, db:
-            (key, _), (_, other) = db.execute(
-                "SELECT key, off FROM e WHERE len = 4096 ORDER BY pos LIMIT 2"
+            (key, *_), (_, *other) = db.execute(
+                "SELECT key, pack, fo, fl, off FROM e WHERE len = 4096 ORDER BY pos LIMIT 2"
             ).fetchall()
-            db.execute("UPDATE e SET off = ? WHERE key = ?", (other, key))
+            db.execute(
+                "UPDATE e SET pack = ?, fo = ?, fl = ?, off = ? WHERE key = ?", (*other, key)
+            )
         outcome = "checksum_error"
         pack = Path(bytes(key).hex())  # the error names the chunk
 

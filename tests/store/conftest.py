@@ -81,6 +81,14 @@ def small_settings() -> Any:
     return StoreConfig(frame_size=16 << 10, pack_size=64 << 10, hashes_per_list=64, direct_max=8)
 
 
+def framed_settings() -> Any:
+    """``small_settings`` as stores made before dictionaries: pages compressed together in
+    frames of ``frame_size`` (16 KiB, 4 pages)."""
+    import dataclasses
+
+    return dataclasses.replace(small_settings(), dictionary_size=0)
+
+
 def sid(label: str) -> str:
     import hashlib
 

@@ -22,6 +22,29 @@ def test_create_then_open(location: Location) -> None:
     config = json.loads(created.backend.read("config.json"))
     assert config["format"] == "stigmem-store" and config["version"] == 1
     assert Store.open(location.url, location.options).config == created.config
+    # New stores compress every page on its own with a dictionary trained on the database.
+    assert config["compression"]["dictionary_size"] == created.config.dictionary_size > 0
+
+
+def test_a_store_made_before_dictionaries_goes_on_without(
+    location: Location, tmp_path: Path
+) -> None:
+    from tests.store.conftest import make_db, sid
+
+    store = Store.open(location.url, location.options, create=True)
+    config = json.loads(store.backend.read("config.json"))
+    del config["compression"]["dictionary_size"]
+    store.backend.write("config.json", json.dumps(config).encode())
+    older = Store.open(location.url, location.options)
+    assert older.config.dictionary_size == 0
+    db = make_db(tmp_path / "node.db", 2000)
+    older.put_snapshot(sid("a"), {"version": 1}, {"artifacts/stigmem.db": db})
+    packs = [older.backend.read(e.path) for e in older.backend.list("packs")]
+    assert packs and not any(p.startswith(b"stgmdict") for p in packs)  # frames of pages
+    out = tmp_path / "out.db"
+    with out.open("wb") as handle:
+        older.read_artifact(sid("a"), "artifacts/stigmem.db", handle)
+    assert out.read_bytes() == db.read_bytes()
 
 
 def test_first_uses_racing_to_create_the_store_all_get_it(tmp_path: Path) -> None:

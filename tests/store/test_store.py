@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import sqlite3
 import threading
 from pathlib import Path
@@ -14,7 +15,14 @@ from snapshot.errors import StoreError, VerificationError
 from store import layout
 from store.reports import PutResult
 from store.repository import Store
-from tests.store.conftest import Location, change_rows, make_db, sid, small_settings
+from tests.store.conftest import (
+    Location,
+    change_rows,
+    framed_settings,
+    make_db,
+    sid,
+    small_settings,
+)
 
 DB = "artifacts/stigmem.db"
 CURSOR = "artifacts/schema_migration_cursor.json"
@@ -54,27 +62,34 @@ def packs(store: Store) -> set[str]:
 
 
 def flip_a_byte(store: Store) -> str:
-    """Flip one bit a third of the way into the first pack (inside a frame); its path."""
+    """Flip one bit inside the frame of a page a third of the way into the first pack (not
+    in its dictionary, nor in a chunk list); its path."""
+    from store import packs as pack_format
+
     victim = sorted(packs(store))[0]
     data = bytearray(store.backend.read(victim))
-    data[len(data) // 3] ^= 0x40
+    entries = pack_format.entries_of(bytes(data))
+    frames = sorted({(e.frame_offset, e.frame_length) for e in entries if e.length == 4096})
+    offset, length = frames[len(frames) // 3]
+    data[offset + length // 2] ^= 0x40
     store.backend.write(victim, bytes(data))
     return victim
 
 
 def misplace_a_page(store: Store, last: bool = False) -> bytes:
-    """Damage the index: one page's entry points at its frame neighbour's offset. The frame
-    still decodes (its zstd checksum holds); only hashing finds the page. Returns its key:
-    of the first such page, or of the last with ``last``."""
+    """Damage the index: one page's entry points at another page of its pack (its frame
+    neighbour when frames hold several). Every frame still decodes (their zstd checksums
+    hold); only hashing finds the page. Returns its key: of the first such page, or of the
+    last with ``last``."""
     first, order = ("max(pos) DESC", "pos DESC") if last else ("min(pos)", "pos")
     index = store.index()
-    (key, off), (_, other) = index._db.execute(
-        "SELECT key, off FROM e WHERE len = 4096 AND (pack, fo) = "
-        "(SELECT pack, fo FROM e WHERE len = 4096 GROUP BY pack, fo HAVING count(*) > 1 "
+    (key, *here), (_, *there) = index._db.execute(
+        "SELECT key, fo, fl, off FROM e WHERE len = 4096 AND pack = "
+        "(SELECT pack FROM e WHERE len = 4096 GROUP BY pack HAVING count(*) > 1 "
         f"ORDER BY {first} LIMIT 1) ORDER BY {order} LIMIT 2"
     ).fetchall()
-    assert off != other
-    index._db.execute("UPDATE e SET off = ? WHERE key = ?", (other, key))
+    assert here != there
+    index._db.execute("UPDATE e SET fo = ?, fl = ?, off = ? WHERE key = ?", (*there, key))
     return bytes(key)
 
 
@@ -317,25 +332,33 @@ def test_index_rebuilt_from_packs_alone(store: Store, tmp_path: Path) -> None:
 
 
 def test_a_read_of_many_windows_is_the_database_and_decodes_each_frame_once(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    location: Location, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from store import packs as pack_format
 
-    # 64-hash chunk lists here: a database of many windows, whose frames (16 KiB) hold pages
-    # of two neighbouring windows at their edges. Those are carried over, not decoded twice.
+    # A store of frames of several pages (made before dictionaries) and 64-hash chunk lists:
+    # a database of many windows, whose frames (16 KiB) hold pages of two neighbouring
+    # windows at their edges. Those are carried over, not decoded twice.
+    store = Store.init(location.url, location.options, settings=framed_settings())
     db = make_db(tmp_path / "node.db", 6000)
     put(store, "a", db)
     pages = db.stat().st_size // 4096
     assert pages > 5 * 64  # several windows
     decoded: list[bytes] = []
-    real = pack_format.decompress_frame
+    real = pack_format.FrameDecoder.decompress_many
 
-    def counting(frame: bytes | memoryview, decompressor: object = None) -> bytes:
+    def counting(
+        self: pack_format.FrameDecoder,
+        pack: str,
+        data: bytes | memoryview,
+        frames: list[tuple[int, int]],
+    ) -> list[pack_format.Plain | pack_format.PackError]:
         if threading.current_thread().name.startswith(("window", "rebuild")):
-            decoded.append(bytes(frame))  # a frame of pages (chunk lists are read apart)
-        return real(frame, decompressor)  # type: ignore[arg-type]
+            # Frames of pages (chunk lists are read apart), by their bytes.
+            decoded.extend(bytes(data[o : o + n]) for o, n in frames)
+        return real(self, pack, data, frames)
 
-    monkeypatch.setattr(pack_format, "decompress_frame", counting)
+    monkeypatch.setattr(pack_format.FrameDecoder, "decompress_many", counting)
     assert read(store, sid("a")) == db.read_bytes()
     index = store.index()
     per_window = [
@@ -345,6 +368,48 @@ def test_a_read_of_many_windows_is_the_database_and_decodes_each_frame_once(
     frames = set().union(*per_window)
     assert sum(map(len, per_window)) > len(frames)  # some frames serve two windows
     assert len(decoded) == len(frames) == len(set(decoded))
+
+
+@pytest.mark.parametrize("framed", [False, True], ids=["dictionary", "framed"])
+def test_a_read_decodes_only_its_own_pages_however_scattered(
+    location: Location, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, framed: bool
+) -> None:
+    from store import packs as pack_format
+
+    # Days of scattered changes: the last snapshot's pages lie in every day's packs, among
+    # pages changed since. With a dictionary each page is a frame of its own and a restore
+    # decodes its own pages only; frames of several pages drag their stale neighbours along.
+    settings = framed_settings() if framed else small_settings()
+    store = Store.init(location.url, location.options, settings=settings)
+    db = make_db(tmp_path / "node.db", 3000)
+    put(store, "day0", db)
+    rng = random.Random(7)
+    for day in range(1, 4):
+        change_rows(db, rng.sample(range(1, 3001), 150), f"day {day}")
+        put(store, f"day{day}", db)
+    decoded: list[int] = []
+    real = pack_format.FrameDecoder.decompress_many
+
+    def counting(
+        self: pack_format.FrameDecoder,
+        pack: str,
+        data: bytes | memoryview,
+        frames: list[tuple[int, int]],
+    ) -> list[pack_format.Plain | pack_format.PackError]:
+        plains = real(self, pack, data, frames)
+        if threading.current_thread().name.startswith(("window", "rebuild")):
+            # Pages (chunk lists are read apart).
+            decoded.extend(len(p) for p in plains if not isinstance(p, Exception))
+        return plains
+
+    monkeypatch.setattr(pack_format.FrameDecoder, "decompress_many", counting)
+    data = db.read_bytes()
+    assert read(store, sid("day3")) == data
+    own = len({data[p : p + 4096] for p in range(0, len(data), 4096)}) * 4096
+    if framed:
+        assert sum(decoded) > 1.3 * own
+    else:
+        assert sum(decoded) == own
 
 
 def test_a_read_of_many_windows_salvages_all_but_a_damaged_frame(
