@@ -122,6 +122,13 @@ class PackWriter:
         if self._dictionary is None:
             return [bytes(compressor.compress(frame))]
         view = memoryview(frame)
+        if _BATCH and all(n for _, _, n in chunks):
+            # One call for the batch: the GIL is released once, not once a page.
+            segments = struct.pack(
+                f"<{2 * len(chunks)}Q", *(x for _, o, n in chunks for x in (o, n))
+            )
+            out = compressor.multi_compress_to_buffer(zstandard.BufferWithSegments(view, segments))
+            return [bytes(out[n]) for n in range(len(out))]  # type: ignore[call-overload]
         return [bytes(compressor.compress(view[o : o + n])) for _, o, n in chunks]
 
     def _flush_frame(self) -> None:
@@ -368,8 +375,10 @@ class FrameDecoder:
         return found
 
 
-# The batch call is in python-zstandard's C backend only (not its cffi one).
-_BATCH = hasattr(zstandard.ZstdDecompressor, "multi_decompress_to_buffer")
+# The batch calls are in python-zstandard's C backend only (not its cffi one).
+_BATCH = hasattr(zstandard.ZstdDecompressor, "multi_decompress_to_buffer") and hasattr(
+    zstandard.ZstdCompressor, "multi_compress_to_buffer"
+)
 
 
 MAX_FRAME = 64 << 20  # no frame a writer makes is larger (frames of 1 MiB, chunks of 1 MiB)
