@@ -28,14 +28,19 @@ import hashlib
 import itertools
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from snapshot.errors import VerificationError
 from store import layout, packs
+from store.index import Row
 from store.reader import ChunkSource
 
 SPAN_BYTES = 4 << 20  # compressed bytes a worker reads in one request
+# A local pack is mapped, so a request costs nothing: smaller spans share a window's work
+# out evenly (a day-0 span of 4 MiB held 60% of a window's pages and one worker waited).
+LOCAL_SPAN_BYTES = 1 << 20
 GAP_BYTES = 256 << 10  # unneeded bytes between two frames worth reading over
 LOCAL_WORKERS = max(2, min(4, os.cpu_count() or 2))
 REMOTE_WORKERS = 8  # requests in flight against an object store
@@ -113,73 +118,73 @@ class WindowRebuild:
         pass over them with no sorting or lookups by frame in Python: this runs on the
         thread that feeds the workers, and every microsecond a chunk costs here the GIL
         takes from them (72,000 chunks a restore of the bench database)."""
-        source, keys = self.source, self.keys
+        keys = self.keys
         where = dict(zip(keys, range(len(keys)), strict=True))  # key -> its (last) position
-        rows = source.index.locate_in_pack_order(list(where))
-        if len(rows) < len(where):
-            found = {row[0] for row in rows}
-            lost = next(key for key in keys if key not in found)
-            raise source._missing(f"chunk {lost.hex()} is in no index of {source.backend.url}")
-        # Positions in the window: n * the chunk size when all chunks have one (pages), or
-        # the running sum of their lengths.
+        rows = self._located(where)
+        starts = self._starts(rows)
+        # A chunk may sit at several positions (a page repeated in the window).
         repeated: dict[bytes, list[int]] = {}
         if len(where) < len(keys):
             for n, key in enumerate(keys):
                 repeated.setdefault(key, []).append(n)
-        sizes = {row[5] for row in rows}
-        if len(sizes) == 1:
-            (size,) = sizes
-            starts: list[int] | None = None
-            self.size = size * len(keys)
-        else:
-            size = 0
-            length_of = {row[0]: row[5] for row in rows}
-            starts = list(itertools.accumulate((length_of[key] for key in keys), initial=0))
-            self.size = starts[-1]
-        if self.check_chunks:
-            self.lengths = {row[0]: row[5] for row in rows}
-        packs_by_number = source.index.packs
+        packs_by_number = self.source.index.packs
+        span_bytes = LOCAL_SPAN_BYTES if self.source.backend.local else SPAN_BYTES
         spans: list[Span] = []
         frames: set[FrameId] = set()
         span: Span | None = None
-        span_pack = frame_pack = frame_start = -1
+        frame: tuple[int, int, int] = (-1, -1, -1)
         runs: list[Run] = []
         for key, pack, fo, fl, off, length in rows:
-            if pack != frame_pack or fo != frame_start:
-                frame_pack, frame_start = pack, fo
-                runs = []
+            if (pack, fo, fl) != frame:
+                frame, runs = (pack, fo, fl), []
                 name = packs_by_number[pack]
                 frames.add((name, fo, fl))
-                end = fo + fl
                 if (
                     span is not None
-                    and pack == span_pack
+                    and name == span.pack
                     and fo - span.end <= GAP_BYTES
-                    and end - span.start <= SPAN_BYTES
+                    and fo + fl - span.start <= span_bytes
                 ):
                     span.frames.append((fo, fl, runs))
                     # max: an index entry may name a frame inside an earlier one (damage).
-                    span.end = max(span.end, end)
+                    span.end = max(span.end, fo + fl)
                 else:
-                    span = Span(name, fo, end, [(fo, fl, runs)])
+                    span = Span(name, fo, fo + fl, [(fo, fl, runs)])
                     spans.append(span)
-                    span_pack = pack
             for n in repeated.get(key) or (where[key],):
-                position = n * size if starts is None else starts[n]
+                position = starts(n)
                 if runs:
                     last_position, last_offset, last_length, first = runs[-1]
                     if last_position + last_length == position and last_offset + last_length == off:
                         runs[-1] = (last_position, last_offset, last_length + length, first)
                         continue
                 runs.append((position, off, length, n))
-        # Runs of one frame in the window's order: chunks that repeat, or a damaged index,
-        # can put them out of it.
-        if repeated:
-            for span in spans:
-                for _, _, frame_runs in span.frames:
-                    frame_runs.sort()
         self.frames = frames
         return spans
+
+    def _located(self, where: dict[bytes, int]) -> list[Row]:
+        source = self.source
+        rows = source.index.locate_in_pack_order(list(where))
+        if len(rows) < len(where):
+            found = {row[0] for row in rows}
+            lost = next(key for key in self.keys if key not in found)
+            raise source._missing(f"chunk {lost.hex()} is in no index of {source.backend.url}")
+        if self.check_chunks:
+            self.lengths = {row[0]: row[5] for row in rows}
+        return rows
+
+    def _starts(self, rows: list[Row]) -> Callable[[int], int]:
+        """Where the n-th chunk starts in the window (and the window's size): n times the
+        chunk size when all chunks have one (pages), else the running sum of lengths."""
+        sizes = {row[5] for row in rows}
+        if len(sizes) == 1:
+            (size,) = sizes
+            self.size = size * len(self.keys)
+            return lambda n: n * size
+        length_of = {row[0]: row[5] for row in rows}
+        starts = list(itertools.accumulate((length_of[key] for key in self.keys), initial=0))
+        self.size = starts[-1]
+        return starts.__getitem__
 
     def execute(
         self,

@@ -412,6 +412,26 @@ def test_a_read_decodes_only_its_own_pages_however_scattered(
         assert sum(decoded) == own
 
 
+def test_a_host_compresses_its_puts_with_the_dictionary_it_trained_once(
+    store: Store, tmp_path: Path
+) -> None:
+    from store import packs as pack_format
+
+    store.cache_dir = tmp_path / "cache"
+    db = make_db(tmp_path / "node.db", 3000)
+    put(store, "a", db)
+    (kept,) = store.cache_dir.glob("dictionary-*.zdict")
+    first = set(packs(store))
+    change_rows(db, list(range(1, 3001, 5)), "changed")
+    put(store, "b", db)
+    added = set(packs(store)) - first
+    assert added
+    for path in sorted(first) + sorted(added):
+        data = store.backend.read(path)
+        assert pack_format.dictionary_in(data) == kept.read_bytes()
+    assert read(store, sid("b")) == db.read_bytes()
+
+
 def test_a_read_of_many_windows_salvages_all_but_a_damaged_frame(
     store: Store, tmp_path: Path
 ) -> None:
