@@ -40,6 +40,8 @@ class Finish:
     restore_peak_rss_mib: float | None = None
     restore_matches: bool | None = None  # restored files hash to the copy that was backed up
     new_host_restore_seconds: float | None = None  # no local cache of the repository's index
+    restore_runs: tuple[float, ...] = ()  # every round's restore; the median is above
+    new_host_runs: tuple[float, ...] = ()
     check_seconds: float | None = None
     check_peak_rss_mib: float | None = None
     verify_seconds: float | None = None
