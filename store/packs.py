@@ -275,6 +275,7 @@ class FrameDecoder:
         self._lock = threading.Lock()
         self._shared: dict[int, zstandard.ZstdCompressionDict] = {}
         self._own: dict[str, zstandard.ZstdCompressionDict] = {}  # pack -> an id's other one
+        self._read: dict[str, zstandard.ZstdCompressionDict | PackError] = {}  # by pack
         self._local = threading.local()
 
     def decompress(self, pack: str, frame: bytes | memoryview) -> bytes:
@@ -353,15 +354,25 @@ class FrameDecoder:
         return shared
 
     def _from_pack(self, pack: str, number: int) -> zstandard.ZstdCompressionDict:
-        try:
-            loaded = zstandard.ZstdCompressionDict(self._load(pack))
-        except FileNotFoundError:
-            raise PackError("pack is gone: its dictionary cannot be read") from None
-        except zstandard.ZstdError as exc:
-            raise PackError(f"dictionary does not load: {exc}") from None
-        if loaded.dict_id() != number:
-            raise PackError(f"frame names dictionary {number}, the pack holds {loaded.dict_id()}")
-        return loaded
+        """The dictionary ``pack`` holds, read once: its frames come by the thousand, and a
+        pack whose dictionary is damaged must not be read again for each of them."""
+        found = self._read.get(pack)
+        if found is None:
+            try:
+                found = zstandard.ZstdCompressionDict(self._load(pack))
+                found.dict_id()  # loads it: a damaged dictionary fails here
+            except FileNotFoundError:
+                found = PackError("pack is gone: its dictionary cannot be read")
+            except PackError as exc:
+                found = exc
+            except zstandard.ZstdError as exc:
+                found = PackError(f"dictionary does not load: {exc}")
+            self._read[pack] = found
+        if isinstance(found, PackError):
+            raise found
+        if found.dict_id() != number:
+            raise PackError(f"frame names dictionary {number}, the pack holds {found.dict_id()}")
+        return found
 
     def _decompressor(
         self, number: int, dictionary: zstandard.ZstdCompressionDict | None

@@ -2,18 +2,19 @@
 
 Every read of a whole artifact (restore, verify, export) goes through here. A window's
 chunks are located, grouped by frame and frames by pack; worker threads each read a span
-(neighbouring frames of one pack, one request of at most ``SPAN_BYTES``), decompress its
-frames (zstd, file reads and network requests release the GIL, so the decompression runs on
-every core and on S3 the requests overlap) and copy each chunk to its place in the window's
-buffer. Chunks that sit next to each other both in a frame and in the artifact (most of an
-initial snapshot's pages) are copied as one run.
+(neighbouring frames of one pack, one request of at most ``SPAN_BYTES``, or
+``LOCAL_SPAN_BYTES`` on a local store), decode its frames a batch at a time (one call into
+zstd per batch, see ``packs.FrameDecoder.decompress_many``; zstd, file reads and network
+requests release the GIL, so decoding runs on every core and on S3 the requests overlap) and
+copy each chunk to its place in the window's buffer. Chunks that sit next to each other
+both in a frame and in the artifact are copied as one run.
 
-Frames carried over. Packs hold pages in page order, so a frame often holds pages of two
-neighbouring windows; decoding it for each cost a restore of the bench store 963 MiB of
-decompression, against 841 MiB with the carry (its distinct frames hold 810 MiB). The caller
-plans the next window before this one runs and passes its frames as ``keep``: a frame both
-need is decoded once and handed on in a :class:`FrameCarry` (a dozen 1 MiB frames at most,
-measured).
+Frames carried over. In a store of frames of several pages (made before dictionaries:
+``store.packs``), a frame often holds pages of two neighbouring windows; decoding it for
+each cost a restore of the bench store 963 MiB of decompression, against 841 MiB with the
+carry. The caller plans the next window before this one runs and passes the frames both
+need as ``keep``: those are decoded once and handed on in a :class:`FrameCarry`. With a
+frame per page there is next to nothing to carry, and nothing is looked up for it.
 
 Checks. zstd verifies each frame's content checksum, so damaged pack bytes fail as
 ``checksum_error`` naming the pack and a chunk of the frame. Chunks are not hashed one by one

@@ -104,13 +104,20 @@ def test_a_damaged_dictionary_fails_the_frames_of_its_pack_only() -> None:
     bad = bytearray(written(pages(10, 15), dictionary)[0][1])
     bad[packs.HEADER.size + 40] ^= 0x01
     made = {"good": good, "bad": bytes(bad)}
-    decoder = packs.FrameDecoder(lambda name: packs.dictionary_in(made[name]))
-    first = packs.entries_of(made["bad"])[0]
-    assert first.frame_offset >= packs.HEADER.size
-    with pytest.raises(packs.PackError, match="does not decompress"):
-        decoder.decompress(
-            "bad", made["bad"][first.frame_offset : first.frame_offset + first.frame_length]
-        )
+    loads: list[str] = []
+
+    def load(name: str) -> bytes:
+        loads.append(name)
+        return packs.dictionary_in(made[name])
+
+    decoder = packs.FrameDecoder(load)
+    entries = packs.entries_of(made["bad"])
+    assert entries[0].frame_offset >= packs.HEADER.size
+    for e in entries:
+        frame = made["bad"][e.frame_offset : e.frame_offset + e.frame_length]
+        with pytest.raises(packs.PackError, match="does not decompress"):
+            decoder.decompress("bad", frame)
+    assert loads == ["bad"]  # read once, not once a frame
     assert read_back(good, decoder, "good") == pages(10, 14)
 
 
