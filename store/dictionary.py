@@ -25,6 +25,7 @@ from snapshot.fileio import atomic_write_bytes
 from store import chunker
 
 SAMPLES = 2000
+SAMPLE_BYTES = 8 << 20  # at most this much read for training (2,000 pages of 4 KiB)
 MIN_SAMPLES = 64  # fewer pages than this teach zstd nothing worth a dictionary
 MAX_AGE = 7 * 24 * 3600.0
 # COVER's defaults, set explicitly: without k and d zstd searches for them, 25x slower.
@@ -42,6 +43,7 @@ def samples(source: Path | bytes, pages_per_chunk: int, count: int = SAMPLES) ->
         if size is None:
             return []
         size *= pages_per_chunk
+        count = max(1, min(count, SAMPLE_BYTES // size))  # 64 KiB pages: 128 of them
         total = stream.seek(0, io.SEEK_END) // size
         step = max(1, total // count)
         picked: list[bytes] = []

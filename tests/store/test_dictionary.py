@@ -60,3 +60,19 @@ def test_samples_are_whole_pages_spread_over_the_database(tmp_path: Path) -> Non
     assert len(picked) == 10 and all(len(p) == 4096 for p in picked)
     step = pages // 10
     assert picked == [data[n * step * 4096 : (n * step + 1) * 4096] for n in range(10)]
+
+
+def test_samples_of_large_pages_stay_within_the_sampling_budget(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "big-pages.db"
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA page_size = 65536")
+    con.execute("CREATE TABLE t(x BLOB)")
+    con.executemany("INSERT INTO t VALUES (randomblob(4000))", [()] * 4000)  # ~16 MiB
+    con.commit()
+    con.close()
+    picked = dictionary.samples(db, 1)
+    assert all(len(p) == 65536 for p in picked)
+    assert sum(map(len, picked)) <= dictionary.SAMPLE_BYTES
+    assert len(picked) >= dictionary.MIN_SAMPLES  # still enough to train on
