@@ -124,9 +124,8 @@ class PackWriter:
         view = memoryview(frame)
         if _BATCH and all(n for _, _, n in chunks):
             # One call for the batch: the GIL is released once, not once a page.
-            segments = struct.pack(
-                f"<{2 * len(chunks)}Q", *(x for _, o, n in chunks for x in (o, n))
-            )
+            spans = _flat([(o, n) for _, o, n in chunks])
+            segments = struct.pack(f"<{len(spans)}Q", *spans)
             out = compressor.multi_compress_to_buffer(zstandard.BufferWithSegments(view, segments))
             return [bytes(out[n]) for n in range(len(out))]  # type: ignore[call-overload]
         return [bytes(compressor.compress(view[o : o + n])) for _, o, n in chunks]
