@@ -32,7 +32,7 @@ MAGIC = b"stgmidx1"
 _ENTRY = struct.Struct(">32sIIIII")
 CACHE_KIB = 4 * 1024  # the index b-trees beyond this are read from the OS page cache
 QUERY_BATCH = 500  # bound parameters per query: far below every SQLite's limit
-PLAN_BATCH = 4096  # a read's window in one query; SQLite allows 32,766 since 3.32 (2020)
+PLAN_BATCH = 4096  # a read's window in one query, where SQLite allows it (3.32 and later)
 
 
 # (key, pack number, frame offset, frame length, offset in frame, length)
@@ -335,15 +335,17 @@ class ChunkIndex:
         the order a read wants them in, sorted by SQLite rather than in Python."""
         rows: list[Row] = []
         wanted = sorted(keys)
-        for start in range(0, len(wanted), PLAN_BATCH):
-            batch = wanted[start : start + PLAN_BATCH]
+        # SQLite before 3.32 binds at most 999 parameters (Ubuntu 20.04, RHEL 8).
+        step = min(PLAN_BATCH, self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+        for start in range(0, len(wanted), step):
+            batch = wanted[start : start + step]
             marks = ",".join("?" * len(batch))
             rows += self._db.execute(
                 f"SELECT key, pack, fo, fl, off, len FROM e WHERE key IN ({marks}) "
                 "ORDER BY pack, fo, off",
                 batch,
             ).fetchall()
-        if len(wanted) > PLAN_BATCH:
+        if len(wanted) > step:
             rows.sort(key=lambda row: (row[1], row[2], row[4]))
         return rows
 

@@ -22,7 +22,7 @@ from snapshot.errors import StoreError, VerificationError
 from store import documents, index, layout, packs
 from store.backend import Entry
 from store.index import ChunkIndex
-from store.reader import ChunkSource
+from store.reader import ChunkSource, pack_dictionary
 from store.reports import CheckReport, GcReport, Problem, StoreStats, SyncReport
 
 if TYPE_CHECKING:
@@ -97,20 +97,21 @@ def _pack_damage(name: str, data: bytes) -> str | None:
     if hashlib.sha256(data).hexdigest() != name:
         return "its content does not match its name"
     try:
-        entries = packs.entries_of(data)
-        frames = sorted({(e.frame_offset, e.frame_length) for e in entries})
-        # All the pack's frames at once: with a frame per page, one call into zstd each
-        # made a full check of the bench store a third slower.
+        by_frame: dict[tuple[int, int], list[packs.PackEntry]] = {}
+        for e in packs.entries_of(data):
+            by_frame.setdefault((e.frame_offset, e.frame_length), []).append(e)
+        frames = sorted(by_frame)
         if max((o + n for o, n in frames), default=0) > len(data):
             return "a frame lies beyond the pack's end"
-        decoder = packs.in_memory(data)
-        decoded = dict(zip(frames, decoder.decompress_many(name, data, frames), strict=True))
-        for e in entries:
-            plain = decoded[(e.frame_offset, e.frame_length)]
+        # The pack's frames a batch at a time (with a frame per page, one call into zstd each
+        # made a full check of the bench store a third slower), each checked as it comes.
+        decoded = packs.in_memory(data).decompress_many(name, data, frames)
+        for frame, plain in zip(frames, decoded, strict=True):
             if isinstance(plain, packs.PackError):
                 return str(plain)
-            if not packs.chunk_matches(e.key, plain[e.offset : e.offset + e.length]):
-                return f"chunk {e.key.hex()} does not match its hash"
+            for e in by_frame[frame]:
+                if not packs.chunk_matches(e.key, plain[e.offset : e.offset + e.length]):
+                    return f"chunk {e.key.hex()} does not match its hash"
     except packs.PackError as exc:
         return str(exc)
     return None
@@ -305,22 +306,15 @@ def _repack(
         report.packs_written += 1
 
     cfg = store.config
-    writer: packs.PackWriter | None = None
     by_pack: dict[str, list[int]] = {}
     for position in chunk_index.positions_of_packs(doomed):
         if live[position]:
             by_pack.setdefault(chunk_index.location(position).pack, []).append(position)
+    kept = _repack_dictionary(store, sorted(by_pack))
+    writer = packs.PackWriter(on_pack, cfg.level, cfg.frame_size, cfg.pack_size, kept)
     for name, positions in sorted(by_pack.items()):
         data = store.backend.read(layout.pack_path(name))
         decoder = packs.in_memory(data)
-        if writer is None:
-            # Live chunks keep the dictionary they had (the first doomed pack's): it was
-            # trained on this data, and training again would cost more than it could gain.
-            try:
-                kept = packs.dictionary_in(data) if packs.dictionary_length(data) else None
-            except packs.PackError as exc:
-                raise StoreError(f"gc stopped on {store.url}: pack {name}: {exc}") from None
-            writer = packs.PackWriter(on_pack, cfg.level, cfg.frame_size, cfg.pack_size, kept)
         frames: dict[int, bytes] = {}
         for position in positions:
             loc = chunk_index.location(position)
@@ -342,9 +336,24 @@ def _repack(
                 )
             moved.append(position)
             writer.add(key, chunk)
-    if writer is not None:
-        writer.finish()
+    writer.finish()
     return written
+
+
+def _repack_dictionary(store: Store, names: list[str]) -> bytes | None:
+    """What live chunks are repacked with: the dictionary of the first of ``names`` (doomed
+    packs) that holds a sound one. It was trained on this data, and training again would cost
+    more than it could gain; a pack without one (a put too small to train on) must not turn
+    the others' pages back into frames of several pages."""
+    for name in names:
+        head = store.backend.read_range(layout.pack_path(name), 0, packs.HEAD_READ)
+        if packs.dictionary_length(head) is None:
+            continue
+        try:
+            return pack_dictionary(store.backend, name)
+        except packs.PackError:
+            continue  # damaged: the next one, or gc stops on this pack's frames anyway
+    return None
 
 
 def gc(store: Store, grace_seconds: float, max_unused: float = MAX_UNUSED) -> GcReport:

@@ -48,6 +48,7 @@ MAX_PENDING = 4  # batches in flight: bounds memory at a few MiB
 FOOTER = struct.Struct(">I8s")
 HEADER = struct.Struct(">8sI")
 HEAD_READ = 128 << 10  # a pack's first read for its dictionary: a whole 112 KiB one fits
+MAX_FRAME = 64 << 20  # no frame a writer makes is larger (frames of 1 MiB, chunks of 1 MiB)
 RECORD = struct.Struct(">32sIIII")
 
 
@@ -219,6 +220,10 @@ def decompress_frame(
     frame: bytes | memoryview, decompressor: zstandard.ZstdDecompressor | None = None
 ) -> bytes:
     try:
+        # zstd allocates what the header claims: a damaged one could ask for any amount.
+        claimed = zstandard.get_frame_parameters(frame).content_size
+        if MAX_FRAME < claimed != zstandard.CONTENTSIZE_UNKNOWN:
+            raise PackError(f"frame header claims {claimed} bytes, more than any frame holds")
         return (decompressor or zstandard.ZstdDecompressor()).decompress(frame)
     except zstandard.ZstdError as exc:
         raise PackError(f"frame does not decompress: {exc}") from None
@@ -296,17 +301,17 @@ class FrameDecoder:
 
     def decompress_many(
         self, pack: str, data: bytes | memoryview, frames: list[tuple[int, int]]
-    ) -> list[Plain | PackError]:
-        """The frames at ``(offset, length)`` in ``data`` (read from ``pack``), decoded; a
-        frame that does not decode is its error.
+    ) -> Iterator[Plain | PackError]:
+        """The frames at ``(offset, length)`` in ``data`` (read from ``pack``), decoded, in
+        order; a frame that does not decode is its error. Decoded a batch (about
+        ``BATCH_BYTES``) at a time as the caller goes: memory holds one batch, whatever the
+        compression ratio.
 
-        Frames of one dictionary that state their size go through zstd in one call, which
-        releases the GIL once: one call per 4 KiB frame kept two workers at 0.35 s for what
-        one batch each decodes in 0.19 s (measured, 65,540 pages). Anything else, or a
+        Frames of one dictionary that state their size go through zstd a batch per call,
+        which releases the GIL once: one call per 4 KiB frame kept two workers at 0.35 s for
+        what one batch each decodes in 0.19 s (measured, 65,540 pages). Anything else, or a
         batch that fails, is decoded frame by frame, which names the frame that fails and
         tries a pack's own dictionary."""
-        if not frames:
-            return []
         view = memoryview(data)
         try:
             params = [zstandard.get_frame_parameters(view[o : o + n]) for o, n in frames]
@@ -316,31 +321,44 @@ class FrameDecoder:
         sizes = [p.content_size for p in params]
         # Sizes come from frame headers: a damaged one could ask for any amount of memory.
         sane = min(sizes, default=0) > 0 and max(sizes, default=0) <= MAX_FRAME
-        if len(numbers) == 1 and sane and _BATCH and pack not in self._own:
-            try:
-                decompressor = self._decompressor(
-                    next(iter(numbers)), self._dictionary(pack, next(iter(numbers)))
-                )
-                decoded: list[Plain | PackError] = []
-                for first, last in _batches(sizes):
-                    batch = decompressor.multi_decompress_to_buffer(
-                        zstandard.BufferWithSegments(
-                            view, struct.pack(f"<{2 * (last - first)}Q", *_flat(frames[first:last]))
-                        ),
-                        decompressed_sizes=struct.pack(f"<{last - first}Q", *sizes[first:last]),
-                    )
-                    # Segments hold the batch's buffer; the stubs do not say they export it.
-                    decoded += [memoryview(batch[n]) for n in range(len(batch))]  # type: ignore[arg-type]
-                return decoded
-            except (zstandard.ZstdError, PackError, ValueError):
-                pass  # ValueError: a segment beyond the data (damage); told apart below
-        out: list[Plain | PackError] = []
-        for offset, length in frames:
-            try:
-                out.append(self.decompress(pack, view[offset : offset + length]))
-            except PackError as exc:
-                out.append(exc)
-        return out
+        batched = len(numbers) == 1 and sane and _BATCH and pack not in self._own
+        number = next(iter(numbers)) if batched else 0
+        for first, last in _batches(sizes) if batched else [(0, len(frames))]:
+            decoded = (
+                self._batch(pack, number, view, frames[first:last], sizes[first:last])
+                if batched
+                else None
+            )
+            if decoded is not None:
+                yield from decoded
+                continue
+            for offset, length in frames[first:last]:
+                try:
+                    yield self.decompress(pack, view[offset : offset + length])
+                except PackError as exc:
+                    yield exc
+
+    def _batch(
+        self,
+        pack: str,
+        number: int,
+        view: memoryview,
+        frames: list[tuple[int, int]],
+        sizes: list[int],
+    ) -> list[Plain] | None:
+        """Frames of dictionary ``number`` decoded in one call, or None when any fails."""
+        try:
+            decompressor = self._decompressor(number, self._dictionary(pack, number))
+            batch = decompressor.multi_decompress_to_buffer(
+                zstandard.BufferWithSegments(
+                    view, struct.pack(f"<{2 * len(frames)}Q", *_flat(frames))
+                ),
+                decompressed_sizes=struct.pack(f"<{len(sizes)}Q", *sizes),
+            )
+        except (zstandard.ZstdError, PackError, ValueError):
+            return None  # ValueError: a segment beyond the data (damage); told apart after
+        # Segments hold the batch's buffer; the stubs do not say they export it.
+        return [memoryview(batch[n]) for n in range(len(batch))]  # type: ignore[arg-type]
 
     def _dictionary(self, pack: str, number: int) -> zstandard.ZstdCompressionDict | None:
         if number == 0:
@@ -391,7 +409,6 @@ _BATCH = hasattr(zstandard.ZstdDecompressor, "multi_decompress_to_buffer") and h
 )
 
 
-MAX_FRAME = 64 << 20  # no frame a writer makes is larger (frames of 1 MiB, chunks of 1 MiB)
 BATCH_BYTES = 1 << 20  # decoded bytes per call: below malloc's mmap threshold (cli.main)
 
 

@@ -144,9 +144,28 @@ def test_frames_decoded_together_fail_alone(with_dictionary: bool) -> None:
 
     offset, length = frames[len(frames) // 2]
     pack[offset + length // 2] ^= 0x01
-    got = packs.in_memory(bytes(pack)).decompress_many("p", bytes(pack), frames)
+    got = list(packs.in_memory(bytes(pack)).decompress_many("p", bytes(pack), frames))
     failed = [n for n, p in enumerate(got) if isinstance(p, packs.PackError)]
     assert failed == [len(frames) // 2]
     good = [bytes(p) for p in got if not isinstance(p, packs.PackError)]
     size = len(plain) // len(frames)
     assert b"".join(good) == plain[: size * failed[0]] + plain[size * (failed[0] + 1) :]
+
+
+@pytest.mark.parametrize("with_dictionary", [True, False])
+def test_a_frame_header_claiming_any_size_is_damage_not_an_allocation(
+    with_dictionary: bool,
+) -> None:
+    pack = bytearray(written(pages(20, 18), trained(18) if with_dictionary else None)[0][1])
+    entries = packs.entries_of(bytes(pack))
+    first = entries[0]
+    # The content-size flag set to 8 bytes: the header now claims about 2**57 bytes or more.
+    pack[first.frame_offset + 4] |= 0xC0
+    frame = bytes(pack[first.frame_offset : first.frame_offset + first.frame_length])
+    decoder = packs.in_memory(bytes(pack))
+    with pytest.raises(packs.PackError):
+        decoder.decompress("p", frame)
+    frames = sorted({(e.frame_offset, e.frame_length) for e in entries})
+    got = list(decoder.decompress_many("p", bytes(pack), frames))
+    assert isinstance(got[0], packs.PackError)
+    assert not any(isinstance(p, packs.PackError) for p in got[1:])

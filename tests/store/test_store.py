@@ -7,6 +7,7 @@ import json
 import random
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -106,13 +107,13 @@ def frames_decoded_by_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bytes
         pack: str,
         data: bytes | memoryview,
         frames: list[tuple[int, int]],
-    ) -> list[pack_format.Plain | pack_format.PackError]:
-        plains = real(self, pack, data, frames)
+    ) -> Iterator[pack_format.Plain | pack_format.PackError]:
+        plains = list(real(self, pack, data, frames))
         if threading.current_thread().name.startswith(("window", "rebuild")):
             for (offset, length), plain in zip(frames, plains, strict=True):
                 size = 0 if isinstance(plain, Exception) else len(plain)
                 decoded.append((bytes(data[offset : offset + length]), size))
-        return plains
+        return iter(plains)
 
     monkeypatch.setattr(pack_format.FrameDecoder, "decompress_many", counting)
     return decoded
