@@ -13,12 +13,23 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, BinaryIO
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 OTHER_CHUNK_SIZE = 1 << 20
+
+
+def artifact_size(source: Path | bytes) -> int:
+    return len(source) if isinstance(source, bytes) else source.stat().st_size
+
+
+def open_artifact(source: Path | bytes) -> BinaryIO:
+    """An artifact handed to a put (a file, or bytes such as the cursor JSON) to read."""
+    return io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
 
 
 def sqlite_page_size(header: bytes) -> int | None:

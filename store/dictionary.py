@@ -17,7 +17,6 @@ import io
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import BinaryIO
 
 import zstandard
 
@@ -32,13 +31,9 @@ MAX_AGE = 7 * 24 * 3600.0
 _COVER = {"k": 1024, "d": 8}
 
 
-def _open(source: Path | bytes) -> BinaryIO:
-    return io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
-
-
 def samples(source: Path | bytes, pages_per_chunk: int, count: int = SAMPLES) -> list[bytes]:
     """Up to ``count`` chunks spread evenly over a SQLite artifact; none for anything else."""
-    with _open(source) as stream:
+    with chunker.open_artifact(source) as stream:
         size = chunker.sqlite_page_size(stream.read(100))
         if size is None:
             return []
@@ -84,7 +79,7 @@ def for_put(
         if zstandard.ZstdCompressionDict(kept).dict_id() != 0:
             return kept
     pages: list[bytes | bytearray | memoryview] = []
-    for source in sorted(artifacts.values(), key=_size, reverse=True):
+    for source in sorted(artifacts.values(), key=chunker.artifact_size, reverse=True):
         pages = list(samples(source, pages_per_chunk))
         if pages:
             break
@@ -93,7 +88,3 @@ def for_put(
         cache.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(cache, trained)
     return trained
-
-
-def _size(source: Path | bytes) -> int:
-    return len(source) if isinstance(source, bytes) else source.stat().st_size

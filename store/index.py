@@ -327,9 +327,7 @@ class ChunkIndex:
                 found[key] = (packs[pack], fo, fl, off, length)
         return found
 
-    def locate_in_pack_order(
-        self, keys: list[bytes]
-    ) -> list[tuple[bytes, int, int, int, int, int]]:
+    def locate_in_pack_order(self, keys: list[bytes]) -> list[Row]:
         """Rows ``(key, pack number, frame offset, frame length, offset, length)`` of those
         distinct ``keys`` the index holds, in pack order (pack number, frame offset, offset):
         the order a read wants them in, sorted by SQLite rather than in Python."""

@@ -346,13 +346,10 @@ def _repack_dictionary(store: Store, names: list[str]) -> bytes | None:
     more than it could gain; a pack without one (a put too small to train on) must not turn
     the others' pages back into frames of several pages."""
     for name in names:
-        head = store.backend.read_range(layout.pack_path(name), 0, packs.HEAD_READ)
-        if packs.dictionary_length(head) is None:
-            continue
         try:
             return pack_dictionary(store.backend, name)
         except packs.PackError:
-            continue  # damaged: the next one, or gc stops on this pack's frames anyway
+            continue  # none, or damaged: the next one (gc stops on damaged frames anyway)
     return None
 
 

@@ -183,7 +183,8 @@ class PackWriter:
 
 
 def _header(dictionary: bytes) -> bytes:
-    packed = zstandard.ZstdCompressor(level=19, write_checksum=True).compress(dictionary)
+    # Level 9, once a put: 2 ms and 53 KiB for a 112 KiB dictionary (level 19: 23 ms, 51 KiB).
+    packed = zstandard.ZstdCompressor(level=9, write_checksum=True).compress(dictionary)
     return HEADER.pack(DICT_MAGIC, len(packed)) + packed
 
 
@@ -249,10 +250,6 @@ def dictionary_in(block: bytes | memoryview) -> bytes:
     return decompress_frame(block[HEADER.size : end])
 
 
-def dictionary_id(dictionary: bytes) -> int:
-    return int(zstandard.ZstdCompressionDict(dictionary).dict_id())
-
-
 def frame_dictionary_id(frame: bytes | memoryview) -> int:
     try:
         return int(zstandard.get_frame_parameters(frame).dict_id)
@@ -278,14 +275,14 @@ class FrameDecoder:
         self._load = load
         self._lock = threading.Lock()
         self._shared: dict[int, zstandard.ZstdCompressionDict] = {}
-        self._own: dict[str, zstandard.ZstdCompressionDict] = {}  # pack -> an id's other one
         self._read: dict[str, zstandard.ZstdCompressionDict | PackError] = {}  # by pack
+        self._apart: set[str] = set()  # packs whose own dictionary differs from the shared one
         self._local = threading.local()
 
     def decompress(self, pack: str, frame: bytes | memoryview) -> bytes:
         number = frame_dictionary_id(frame)
-        own = self._own.get(pack) if number else None
-        if own is not None:
+        if number and pack in self._apart:
+            own = self._from_pack(pack, number)
             return decompress_frame(frame, zstandard.ZstdDecompressor(dict_data=own))
         shared = self._dictionary(pack, number)
         try:
@@ -296,7 +293,7 @@ class FrameDecoder:
             own = self._from_pack(pack, number)
             if own.as_bytes() == shared.as_bytes():
                 raise
-            self._own[pack] = own
+            self._apart.add(pack)
             return decompress_frame(frame, zstandard.ZstdDecompressor(dict_data=own))
 
     def decompress_many(
@@ -321,7 +318,7 @@ class FrameDecoder:
         sizes = [p.content_size for p in params]
         # Sizes come from frame headers: a damaged one could ask for any amount of memory.
         sane = min(sizes, default=0) > 0 and max(sizes, default=0) <= MAX_FRAME
-        batched = len(numbers) == 1 and sane and _BATCH and pack not in self._own
+        batched = len(numbers) == 1 and sane and _BATCH and pack not in self._apart
         number = next(iter(numbers)) if batched else 0
         for first, last in _batches(sizes) if batched else [(0, len(frames))]:
             decoded = (

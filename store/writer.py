@@ -9,14 +9,14 @@ stored once, and placed (with their location) when their pack is written.
 from __future__ import annotations
 
 import hashlib
-import io
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from store import chunker, documents, index, layout
 from store.backend import Backend
+from store.chunker import artifact_size, open_artifact
 from store.config import StoreConfig
 from store.index import ChunkIndex
 from store.packs import PackEntry, PackWriter
@@ -25,14 +25,6 @@ from store.reports import PutResult
 PROGRESS_STEP = 1 << 20
 
 Progress = Callable[[int, int], None]
-
-
-def artifact_size(source: Path | bytes) -> int:
-    return len(source) if isinstance(source, bytes) else source.stat().st_size
-
-
-def _open(source: Path | bytes) -> BinaryIO:
-    return io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
 
 
 class SnapshotWriter:
@@ -120,7 +112,7 @@ class SnapshotWriter:
         # saves a second pass over the database.
         digest = hashlib.sha256()
         before = self.previous.get(member, iter(()))
-        with _open(source) as stream:
+        with open_artifact(source) as stream:
             for batch in chunker.batches(stream, self.config.pages_per_chunk, digest):
                 self._store_batch(batch, list(itertools.islice(before, len(batch))))
                 plain = 0
