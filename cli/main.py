@@ -109,6 +109,7 @@ def cli(
 
 def main() -> None:
     _tune_malloc()
+    _tune_gc()
     _leave(_run())
 
 
@@ -141,6 +142,20 @@ def _tune_malloc() -> None:
     m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
     mallopt(ctypes.c_int(m_mmap_threshold), ctypes.c_int(4 << 20))
     mallopt(ctypes.c_int(m_trim_threshold), ctypes.c_int(8 << 20))
+
+
+def _tune_gc() -> None:
+    """Collect cycles after 100,000 new container objects, not 700.
+
+    A restore plans 72,000 chunk locations for the bench database, as tuples: at the default
+    threshold the collector ran hundreds of times, its full passes walking every object the
+    imports made, 0.13 of a restore's 2.95 CPU-seconds (perf). With this threshold the
+    restore took 1.25-1.29 s instead of 1.35-1.39 s, as fast as with collection off.
+    Commands make little cyclic garbage; what they make waits a little longer.
+    """
+    import gc
+
+    gc.set_threshold(100_000, 50, 50)
 
 
 def _run() -> int:

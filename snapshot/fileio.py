@@ -13,6 +13,23 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+# Writes of 2 MiB and more were given huge page-cache folios, which this machine's kernel
+# took from memory its hypervisor had reclaimed: 272 MiB written as 16 MiB writes cost
+# 0.60-0.68 CPU-s, as 1 MiB or 512 KiB writes 0.06-0.08 (measured in fresh processes).
+WRITE_PIECE = 512 << 10
+
+
+def write_in_pieces(handle: BinaryIO, data: bytes | bytearray | memoryview) -> int:
+    """``handle.write(data)`` (a buffered writer: it writes all it is given) in pieces of at
+    most ``WRITE_PIECE`` bytes; returns the bytes written."""
+    size = data.nbytes if isinstance(data, memoryview) else len(data)
+    if size <= WRITE_PIECE:
+        return handle.write(data)
+    flat = memoryview(data).cast("B")
+    for start in range(0, size, WRITE_PIECE):
+        handle.write(flat[start : start + WRITE_PIECE])
+    return size
+
 
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -58,7 +75,7 @@ def atomic_write(target: Path, write: Callable[[BinaryIO], None], mode: int = 0o
 
 def atomic_write_bytes(target: Path, data: bytes, mode: int = 0o600) -> None:
     def write(handle: BinaryIO) -> None:
-        handle.write(data)
+        write_in_pieces(handle, data)
 
     atomic_write(target, write, mode)
 
@@ -86,7 +103,7 @@ class WriteBehind:
         self._written = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        written = self.handle.write(data)
+        written = write_in_pieces(self.handle, data)
         self._written += written
         if self._written - self._started >= self.step:
             self.handle.flush()

@@ -31,6 +31,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from snapshot.errors import StoreError
+from snapshot.fileio import write_in_pieces
 
 # Errors from these packages mean the remote end failed us (network, credentials, service),
 # not that the tool has a bug.
@@ -263,7 +264,7 @@ class Backend:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
+                    write_in_pieces(fh, data)
                     fh.flush()
                     os.fsync(fh.fileno())
                 os.replace(tmp, target)

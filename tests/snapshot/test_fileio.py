@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
-from snapshot.fileio import WriteBehind, atomic_write_bytes
+import pytest
+
+from snapshot.fileio import WRITE_PIECE, WriteBehind, atomic_write_bytes, write_in_pieces
 
 
 def test_write_behind_writes_every_byte_in_order(tmp_path: Path) -> None:
@@ -35,3 +38,32 @@ def test_atomic_write_replaces_the_whole_file(tmp_path: Path) -> None:
     atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"new"
     assert [p.name for p in tmp_path.iterdir()] == ["doc.json"]  # no temporary left
+
+
+class _Recording(io.BytesIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        self.sizes.append(memoryview(data).nbytes)
+        return super().write(data)
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, WRITE_PIECE - 1, WRITE_PIECE, WRITE_PIECE + 1, 5 * WRITE_PIECE + 123]
+)
+def test_large_writes_go_out_in_pieces_with_every_byte_in_order(size: int) -> None:
+    data = os.urandom(size)
+    out = _Recording()
+    assert write_in_pieces(out, bytearray(data)) == size
+    assert out.getvalue() == data
+    assert max(out.sizes, default=0) <= WRITE_PIECE
+    assert len(out.sizes) == max(1, -(-size // WRITE_PIECE))
+
+
+def test_a_view_of_wider_items_is_written_as_its_bytes() -> None:
+    words = memoryview(bytearray(os.urandom(3 * WRITE_PIECE))).cast("I")
+    out = _Recording()
+    assert write_in_pieces(out, words) == 3 * WRITE_PIECE
+    assert out.getvalue() == words.tobytes()
