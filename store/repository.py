@@ -22,7 +22,7 @@ from store.backend import Backend, open_backend
 from store.config import StoreConfig
 from store.index import ChunkIndex
 from store.reader import ChunkSource
-from store.rebuild import FrameCarry, FrameId, Span, WindowRebuild, workers_for
+from store.rebuild import WindowRebuild, rebuilt_in_order
 from store.reports import CheckReport, GcReport, PutResult, StoreStats, SyncReport
 from store.writer import SnapshotWriter
 
@@ -266,7 +266,7 @@ class Store:
         # plans, and planning is what the workers wait for. One write in flight at a time.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write") as writer:
             writing: Future[None] | None = None
-            for window in _rebuilt_ahead(source, entry, check_chunks, spare):
+            for window in rebuilt_in_order(source, source.windows(entry), check_chunks, spare):
                 if writing is not None:
                     writing.result()
                 writing = writer.submit(_write_window, out, window, spare)
@@ -407,52 +407,6 @@ class Transaction:
         if self.lineage is not None:
             self.store.record_put(self.lineage, snapshot_id)
         return self.result
-
-
-def _rebuilt_ahead(
-    source: ChunkSource, entry: dict[str, Any], check_chunks: bool, spare: list[bytearray]
-) -> Iterator[WindowRebuild]:
-    """An artifact's chunk lists rebuilt in memory, a window at a time, in order.
-
-    While the caller writes one window out, the workers rebuild the next and this thread
-    (the only one that uses the index) plans the one after, whose frames tell the rebuild
-    which decoded frames to carry over. A buffer the caller is done with goes back on
-    ``spare`` for reuse: a fresh 16 MiB buffer per window is 4,096 page faults."""
-    carry = FrameCarry()
-    with (
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="window") as ahead,
-        workers_for(source) as pool,
-    ):
-        running: Future[WindowRebuild] | None = None
-        planned: tuple[WindowRebuild, list[Span]] | None = None
-        for keys in source.windows(entry):
-            window = WindowRebuild(source, keys, check_chunks, carry)
-            spans = window.plan()
-            if planned is not None:
-                # Only frames both windows need are carried (with a frame per page, few).
-                shared = planned[0].frames & window.frames
-                following = ahead.submit(_rebuilt, *planned, shared, pool, spare)
-                if running is not None:
-                    yield running.result()
-                running = following
-            planned = (window, spans)
-        if planned is not None:
-            following = ahead.submit(_rebuilt, *planned, set(), pool, spare)
-            if running is not None:
-                yield running.result()
-            yield following.result()
-
-
-def _rebuilt(
-    window: WindowRebuild,
-    spans: list[Span],
-    keep: set[FrameId],
-    pool: ThreadPoolExecutor,
-    spare: list[bytearray],
-) -> WindowRebuild:
-    window.execute(spans, keep, pool, spare.pop() if spare else None)
-    window.carry.advance()
-    return window
 
 
 def _write_window(out: BinaryIO, window: WindowRebuild, spare: list[bytearray]) -> None:

@@ -496,6 +496,26 @@ def test_a_read_writes_everything_readable_before_naming_a_damaged_pack(
     assert len(pages) - 4 <= intact < len(pages)
 
 
+def test_a_chunk_in_no_index_stops_the_read_after_the_windows_before_it(
+    store: Store, tmp_path: Path
+) -> None:
+    db = make_db(tmp_path / "node.db", 6000)
+    put(store, "a", db)
+    windows = store_windows(store, sid("a"))
+    assert len(windows) > 4
+    # A page of the fourth window whose index entry is gone (and that no earlier window holds).
+    earlier = {key for window in windows[:3] for key in window}
+    lost = next(key for key in windows[3] if key not in earlier)
+    store.index()._db.execute("DELETE FROM e WHERE key = ?", (lost,))
+
+    out = tmp_path / "partial.db"
+    with out.open("wb") as handle, pytest.raises(VerificationError) as err:
+        store.read_artifact(sid("a"), DB, handle, check_chunks=False)
+    assert err.value.outcome == "missing_data" and lost.hex() in err.value.detail
+    written = sum(len(window) for window in windows[:3]) * 4096
+    assert out.read_bytes() == db.read_bytes()[:written]
+
+
 def test_snapshot_ids_are_the_documents_only(store: Store, tmp_path: Path) -> None:
     put(store, "a", make_db(tmp_path / "node.db", 200))
     docs = layout.SNAPSHOTS
