@@ -33,8 +33,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import queue
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -51,7 +51,7 @@ LOCAL_SPAN_BYTES = 1 << 20
 GAP_BYTES = 256 << 10  # unneeded bytes between two frames worth reading over
 LOCAL_WORKERS = max(2, min(4, os.cpu_count() or 2))
 REMOTE_WORKERS = 8  # requests in flight against an object store
-WINDOWS_QUEUED = 2  # windows whose spans the workers hold at once (a buffer each)
+WINDOWS_QUEUED = 3  # windows planned and not yet written by the caller (a buffer each)
 
 
 def workers_for(source: ChunkSource) -> ThreadPoolExecutor:
@@ -215,6 +215,10 @@ class WindowRebuild:
 
         self._futures = [pool.submit(write, span) for span in spans]
 
+    def wait(self) -> None:
+        """Wait for the window's spans (its ``left`` is complete then)."""
+        wait(self._futures)
+
     def finish(self) -> WindowRebuild:
         """Wait for the window's spans; the window, its buffer filled."""
         try:
@@ -341,66 +345,110 @@ def rebuilt_in_order(
     windows: Iterable[list[bytes]],
     check_chunks: bool,
     spare: list[bytearray],
+    carry: bool = False,
 ) -> Iterator[WindowRebuild]:
     """The windows (chunk lists) rebuilt in memory, in order, each once its spans are done.
 
-    This thread (the only one that uses the index) plans each window before the one before
-    it starts, so that one knows which decoded frames to keep for it (``keep``), and queues
-    its spans behind those of the window still running. A buffer the caller is done with
-    goes back on ``spare`` for reuse: a fresh 16 MiB buffer per window is 4,096 page faults.
+    A planner thread (the only one that uses the index) plans each window and queues its
+    spans for the workers, up to ``WINDOWS_QUEUED`` windows ahead of the caller, whose
+    writing no longer holds up the planning. The caller puts each buffer it is done with on
+    ``spare`` for reuse before asking for the next window: a fresh 16 MiB buffer per window
+    is 4,096 page faults.
+
+    ``carry`` (frames of several chunks, see the module): each window is planned before the
+    one before it starts, so that one knows which decoded frames to keep, and the next one
+    waits for them.
 
     A chunk no index holds (raised by ``plan``) stops the read at its window, after the
     windows before it are handed over."""
-    pending: deque[WindowRebuild] = deque()
+    ready: queue.SimpleQueue[WindowRebuild | BaseException | None] = queue.SimpleQueue()
+    slots = threading.Semaphore(WINDOWS_QUEUED)
+    stopping = threading.Event()
     with workers_for(source) as pool:
+        planner = _Planner(source, check_chunks, spare, carry, pool, ready, slots, stopping)
+        thread = threading.Thread(target=planner.run, args=(windows,), name="plan", daemon=True)
+        thread.start()
         try:
-            planned: tuple[WindowRebuild, list[Span]] | None = None
-            try:
-                for keys in windows:
-                    window = WindowRebuild(source, keys, check_chunks)
-                    spans = window.plan()
-                    if planned is not None:
-                        yield from _start(*planned, window.frames, pending, pool, spare)
-                    planned = (window, spans)
-            except VerificationError:
-                if planned is not None:
-                    yield from _start(*planned, set(), pending, pool, spare)
-                while pending:
-                    yield pending.popleft().finish()
-                raise
-            if planned is not None:
-                yield from _start(*planned, set(), pending, pool, spare)
-            while pending:
-                yield pending.popleft().finish()
+            while (item := ready.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item.finish()
+                slots.release()
         finally:
-            # The caller stopped early (a failed write) or a window failed: no worker may
-            # still write into a buffer once the read is over.
-            for window in pending:
-                window.abandon()
+            # Done, or stopped early (a failed write, a failed window): no worker may still
+            # write into a buffer once the read is over.
+            stopping.set()
+            slots.release(WINDOWS_QUEUED)
+            thread.join()
+            while not ready.empty():
+                left = ready.get()
+                if isinstance(left, WindowRebuild):
+                    left.abandon()
 
 
-def _start(
-    window: WindowRebuild,
-    spans: list[Span],
-    next_frames: set[FrameId],
-    pending: deque[WindowRebuild],
-    pool: ThreadPoolExecutor,
-    spare: list[bytearray],
-) -> Iterator[WindowRebuild]:
-    """Queue ``window``'s spans; hand over the windows before it that must be done first:
-    the one whose kept frames it takes, and all but the newest ``WINDOWS_QUEUED - 1``."""
-    inherited: dict[FrameId, packs.Plain] = {}
-    if pending and pending[-1].keep:
-        while pending:
-            done = pending.popleft().finish()
-            yield done
-        inherited = done.left
-    window.start(
-        spans, window.frames & next_frames, pool, spare.pop() if spare else None, inherited
-    )
-    pending.append(window)
-    while len(pending) >= WINDOWS_QUEUED:
-        yield pending.popleft().finish()
+class _Planner:
+    """Plans windows and queues their spans, on a thread of its own (see rebuilt_in_order)."""
+
+    def __init__(
+        self,
+        source: ChunkSource,
+        check_chunks: bool,
+        spare: list[bytearray],
+        carry: bool,
+        pool: ThreadPoolExecutor,
+        ready: queue.SimpleQueue[WindowRebuild | BaseException | None],
+        slots: threading.Semaphore,
+        stopping: threading.Event,
+    ) -> None:
+        self.source = source
+        self.check_chunks = check_chunks
+        self.spare = spare
+        self.carry = carry
+        self.pool = pool
+        self.ready = ready
+        self.slots = slots
+        self.stopping = stopping
+        self.last: WindowRebuild | None = None
+
+    def run(self, windows: Iterable[list[bytes]]) -> None:
+        held: tuple[WindowRebuild, list[Span]] | None = None
+        try:
+            for keys in windows:
+                window = WindowRebuild(self.source, keys, self.check_chunks)
+                spans = window.plan()
+                if not self.carry:
+                    if not self._start(window, spans, set()):
+                        return
+                    continue
+                if held is not None and not self._start(*held, held[0].frames & window.frames):
+                    return
+                held = (window, spans)
+            if held is not None and not self._start(*held, set()):
+                return
+        except VerificationError as exc:
+            # The windows before this one are still handed over, then the failure.
+            if held is not None and not self._start(*held, set()):
+                return
+            self.ready.put(exc)
+        except BaseException as exc:
+            self.ready.put(exc)
+        else:
+            self.ready.put(None)
+
+    def _start(self, window: WindowRebuild, spans: list[Span], keep: set[FrameId]) -> bool:
+        """Queue ``window``'s spans once a slot is free; False when the read is stopping."""
+        self.slots.acquire()
+        if self.stopping.is_set():
+            return False
+        inherited: dict[FrameId, packs.Plain] = {}
+        if self.last is not None and self.last.keep:
+            self.last.wait()
+            inherited = self.last.left
+        buffer = self.spare.pop() if self.spare else None
+        window.start(spans, keep, self.pool, buffer, inherited)
+        self.last = window
+        self.ready.put(window)
+        return True
 
 
 def _zero(view: memoryview, runs: list[Run]) -> None:

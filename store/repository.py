@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -22,7 +21,7 @@ from store.backend import Backend, open_backend
 from store.config import StoreConfig
 from store.index import ChunkIndex
 from store.reader import ChunkSource
-from store.rebuild import WindowRebuild, rebuilt_in_order
+from store.rebuild import rebuilt_in_order
 from store.reports import CheckReport, GcReport, PutResult, StoreStats, SyncReport
 from store.writer import SnapshotWriter
 
@@ -262,21 +261,22 @@ class Store:
         done = 0
         failures: list[VerificationError] = []
         spare: list[bytearray] = []
-        # Written (and hashed, by the caller's ``out``) on a thread of its own: this thread
-        # plans, and planning is what the workers wait for. One write in flight at a time.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write") as writer:
-            writing: Future[None] | None = None
-            for window in rebuilt_in_order(source, source.windows(entry), check_chunks, spare):
-                if writing is not None:
-                    writing.result()
-                writing = writer.submit(_write_window, out, window, spare)
-                done += window.size
-                if window.failure is not None:
-                    failures.append(window.failure)
-                if progress:
-                    progress(done, entry["size"])
-            if writing is not None:
-                writing.result()
+        # Written (and hashed, by the caller's ``out``) on this thread; the planning runs on
+        # a thread of its own (see rebuild.rebuilt_in_order).
+        for window in rebuilt_in_order(
+            source,
+            source.windows(entry),
+            check_chunks,
+            spare,
+            carry=self.config.dictionary_size == 0,
+        ):
+            out.write(window.buffer)
+            spare.append(window.buffer)
+            done += window.size
+            if window.failure is not None:
+                failures.append(window.failure)
+            if progress:
+                progress(done, entry["size"])
         if failures:
             # Chosen by text, not by order: the same damage always gives the same error.
             raise min(failures, key=lambda exc: exc.detail)
@@ -407,11 +407,6 @@ class Transaction:
         if self.lineage is not None:
             self.store.record_put(self.lineage, snapshot_id)
         return self.result
-
-
-def _write_window(out: BinaryIO, window: WindowRebuild, spare: list[bytearray]) -> None:
-    out.write(window.buffer)
-    spare.append(window.buffer)
 
 
 def _names_while_readable(source: ChunkSource, entry: dict[str, Any]) -> Iterator[bytes]:
