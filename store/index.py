@@ -32,11 +32,11 @@ MAGIC = b"stgmidx1"
 _ENTRY = struct.Struct(">32sIIIII")
 CACHE_KIB = 4 * 1024  # the index b-trees beyond this are read from the OS page cache
 QUERY_BATCH = 500  # bound parameters per query: far below every SQLite's limit
-PLAN_BATCH = 4096  # a read's window in one query, where SQLite allows it (3.32 and later)
 
 
 # (key, pack number, frame offset, frame length, offset in frame, length)
-Row = tuple[bytes, int, int, int, int, int]
+# (n-th hash of a chunk list, pack number, frame offset, frame length, offset, length)
+Placed = tuple[int, int, int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -327,25 +327,23 @@ class ChunkIndex:
                 found[key] = (packs[pack], fo, fl, off, length)
         return found
 
-    def locate_in_pack_order(self, keys: list[bytes]) -> list[Row]:
-        """Rows ``(key, pack number, frame offset, frame length, offset, length)`` of those
-        distinct ``keys`` the index holds, in pack order (pack number, frame offset, offset):
-        the order a read wants them in, sorted by SQLite rather than in Python."""
-        rows: list[Row] = []
-        wanted = sorted(keys)
-        # SQLite before 3.32 binds at most 999 parameters (Ubuntu 20.04, RHEL 8).
-        step = min(PLAN_BATCH, self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
-        for start in range(0, len(wanted), step):
-            batch = wanted[start : start + step]
-            marks = ",".join("?" * len(batch))
-            rows += self._db.execute(
-                f"SELECT key, pack, fo, fl, off, len FROM e WHERE key IN ({marks}) "
-                "ORDER BY pack, fo, off",
-                batch,
-            ).fetchall()
-        if len(wanted) > step:
-            rows.sort(key=lambda row: (row[1], row[2], row[4]))
-        return rows
+    def locate_in_pack_order(self, keys: bytes) -> list[Placed]:
+        """Rows ``(n, pack number, frame offset, frame length, offset, length)`` for each
+        n-th hash of ``keys`` (32-byte hashes back to back, as a chunk list holds them)
+        that the index holds, in pack order (pack number, frame offset, offset, n): the
+        order a read wants them in.
+
+        The whole lookup is one statement: SQLite splits the hashes itself, looks each up
+        and sorts the rows, all while Python's GIL is free for the threads decoding the
+        window before; Python gets back small integers only (72,000 chunks a restore of
+        the bench database)."""
+        return self._db.execute(
+            "WITH RECURSIVE k(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM k WHERE n + 1 < ?2) "
+            "SELECT k.n, e.pack, e.fo, e.fl, e.off, e.len FROM k "
+            "JOIN e ON e.key = substr(?1, 32 * k.n + 1, 32) "
+            "ORDER BY e.pack, e.fo, e.off, k.n",
+            (keys, len(keys) // 32),
+        ).fetchall()
 
     def positions_of_packs(self, packs: set[str]) -> Iterator[int]:
         wanted = sorted(self._pack_numbers[p] for p in packs if p in self._pack_numbers)

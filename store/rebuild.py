@@ -35,13 +35,13 @@ import itertools
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from snapshot.errors import VerificationError
 from store import layout, packs
-from store.index import Row
+from store.index import Placed
 from store.reader import ChunkSource
 
 SPAN_BYTES = 4 << 20  # compressed bytes a worker reads in one request
@@ -100,39 +100,34 @@ class WindowRebuild:
         self._stop = threading.Event()
         self._view: memoryview | None = None
 
-    def plan(self) -> list[Span]:
-        """Locate every chunk and group them by frame, and frames by pack into spans. A
+    def plan(self, collect_frames: bool = False) -> list[Span]:
+        """Locate every chunk and group them by frame, and frames by pack into spans (and
+        with ``collect_frames`` keep the set of frames in ``frames``, for the carry). A
         chunk in no index raises ``missing_data`` here: nothing after it has a known
         position.
 
         SQLite hands the locations over in pack order, so frames and spans are built in one
-        pass over them with no sorting or lookups by frame in Python: this runs on the
-        thread that feeds the workers, and every microsecond a chunk costs here the GIL
-        takes from them (72,000 chunks a restore of the bench database)."""
-        keys = self.keys
-        where = dict(zip(keys, range(len(keys)), strict=True))  # key -> its (last) position
-        rows = self._located(where)
-        starts = self._starts(rows)
-        # A chunk may sit at several positions (a page repeated in the window).
-        repeated: dict[bytes, list[int]] = {}
-        if len(where) < len(keys):
-            for n, key in enumerate(keys):
-                repeated.setdefault(key, []).append(n)
-        packs_by_number = self.source.index.packs
+        pass over them with no sorting or lookups in Python: every microsecond a chunk
+        costs here the GIL takes from the workers (72,000 chunks a restore of the bench
+        database)."""
+        rows = self._located()
+        size, starts = self._starts(rows)
+        names = self.source.index.packs
         span_bytes = LOCAL_SPAN_BYTES if self.source.backend.local else SPAN_BYTES
         spans: list[Span] = []
-        frames: set[FrameId] = set()
-        span: Span | None = None
-        frame: tuple[int, int, int] = (-1, -1, -1)
+        frames = self.frames
+        span = Span("", -1, -1, [])
+        frame_pack = frame_offset = frame_length = -1
         runs: list[Run] = []
-        for key, pack, fo, fl, off, length in rows:
-            if (pack, fo, fl) != frame:
-                frame, runs = (pack, fo, fl), []
-                name = packs_by_number[pack]
-                frames.add((name, fo, fl))
+        for n, pack, fo, fl, off, length in rows:
+            if fo != frame_offset or pack != frame_pack or fl != frame_length:
+                frame_pack, frame_offset, frame_length = pack, fo, fl
+                runs = []
+                name = names[pack]
+                if collect_frames:
+                    frames.add((name, fo, fl))
                 if (
-                    span is not None
-                    and name == span.pack
+                    name == span.pack
                     and fo - span.end <= GAP_BYTES
                     and fo + fl - span.start <= span_bytes
                 ):
@@ -142,40 +137,41 @@ class WindowRebuild:
                 else:
                     span = Span(name, fo, fo + fl, [(fo, fl, runs)])
                     spans.append(span)
-            for n in repeated.get(key) or (where[key],):
-                position = starts(n)
-                if runs:
-                    last_position, last_offset, last_length, first = runs[-1]
-                    if last_position + last_length == position and last_offset + last_length == off:
-                        runs[-1] = (last_position, last_offset, last_length + length, first)
-                        continue
-                runs.append((position, off, length, n))
-        self.frames = frames
+            position = n * size if starts is None else starts[n]
+            if runs:
+                last_position, last_offset, last_length, first = runs[-1]
+                if last_position + last_length == position and last_offset + last_length == off:
+                    runs[-1] = (last_position, last_offset, last_length + length, first)
+                    continue
+            runs.append((position, off, length, n))
         return spans
 
-    def _located(self, where: dict[bytes, int]) -> list[Row]:
-        source = self.source
-        rows = source.index.locate_in_pack_order(list(where))
-        if len(rows) < len(where):
+    def _located(self) -> list[Placed]:
+        source, keys = self.source, self.keys
+        rows = source.index.locate_in_pack_order(b"".join(keys))
+        if len(rows) < len(keys):
             found = {row[0] for row in rows}
-            lost = next(key for key in self.keys if key not in found)
+            lost = next(key for n, key in enumerate(keys) if n not in found)
             raise source._missing(f"chunk {lost.hex()} is in no index of {source.backend.url}")
         if self.check_chunks:
-            self.lengths = {row[0]: row[5] for row in rows}
+            self.lengths = {keys[row[0]]: row[5] for row in rows}
         return rows
 
-    def _starts(self, rows: list[Row]) -> Callable[[int], int]:
-        """Where the n-th chunk starts in the window (and the window's size): n times the
-        chunk size when all chunks have one (pages), else the running sum of lengths."""
+    def _starts(self, rows: list[Placed]) -> tuple[int, list[int] | None]:
+        """Where the n-th chunk starts in the window, and the window's size: n times the
+        chunk size when all chunks have one (pages; returned, with no list), else the
+        running sum of lengths (the list)."""
         sizes = {row[5] for row in rows}
         if len(sizes) == 1:
             (size,) = sizes
             self.size = size * len(self.keys)
-            return lambda n: n * size
-        length_of = {row[0]: row[5] for row in rows}
-        starts = list(itertools.accumulate((length_of[key] for key in self.keys), initial=0))
+            return size, None
+        lengths = [0] * len(self.keys)
+        for row in rows:
+            lengths[row[0]] = row[5]
+        starts = list(itertools.accumulate(lengths, initial=0))
         self.size = starts[-1]
-        return starts.__getitem__
+        return 0, starts
 
     def start(
         self,
@@ -415,7 +411,7 @@ class _Planner:
         try:
             for keys in windows:
                 window = WindowRebuild(self.source, keys, self.check_chunks)
-                spans = window.plan()
+                spans = window.plan(collect_frames=self.carry)
                 if not self.carry:
                     if not self._start(window, spans, set()):
                         return
