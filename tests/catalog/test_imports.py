@@ -88,3 +88,11 @@ def test_list_and_show_import_only_what_they_use(catalog_url: str, tmp_path: Pat
 def test_help_imports_no_library(args: tuple[str, ...], tmp_path: Path) -> None:
     # The top-level help lists every group, so it does import their (light) modules.
     assert [m for m in imported_by(tmp_path, *args) if not m.startswith("cli.")] == []
+
+
+def test_a_local_store_is_used_without_fsspec(tmp_path: Path) -> None:
+    # A plain directory is files and fsync: fsspec (35 ms of start-up) is for other stores.
+    store = str(tmp_path / "store")
+    for args in (("store", "init", store), ("--store", store, "store", "stats")):
+        assert "fsspec" not in imported_by(tmp_path, *args), args
+    assert "fsspec" in imported_by(tmp_path, "store", "init", f"memory://{store}")

@@ -29,9 +29,11 @@ def stores(location: Location) -> tuple[Store, Store]:
     return first, Store.open(location.url, location.options)
 
 
-def test_shared_locks_coexist_and_exclusive_waits_for_them(stores: tuple[Store, Store]) -> None:
+def test_shared_locks_coexist_and_exclusive_waits_for_them(
+    stores: tuple[Store, Store], location: Location
+) -> None:
     one, two = stores
-    third = Store.open(one.url, one.backend.fs.storage_options)
+    third = Store.open(location.url, location.options)
     with one.lock("shared"), two.lock("shared"):
         with pytest.raises(LockedError) as err, third.lock("exclusive"):
             pass
