@@ -48,6 +48,9 @@ FAIRNESS = (
     "version 2, zstd auto) with its encryption, which cannot be turned off; borg "
     "`init -e none` + `create` (lz4, buzhash chunker)",
     "restore and full-check times are warm-cache (nothing is dropped from the page cache)",
+    "stigmem runs byte-compiled, as installed from a wheel: where PYTHONDONTWRITEBYTECODE "
+    "is set, an editable install's modules are compiled once before the first day (see "
+    "the notes), else every command would compile them from source",
     f"restores run {RESTORE_ROUNDS} times per tool (and as many as a new host), the tools in "
     "an order that rotates from round to round; the median is reported (a single run swung "
     "by 0.3 s from run to run)",
