@@ -212,17 +212,19 @@ class LocalBackend(Backend):
         with self._translated():
             if os.path.isfile(full):
                 found = os.stat(full)
-                return [Entry(full[strip:], found.st_size, found.st_mtime)]
+                rel = full[strip:]
+                return [Entry(rel, found.st_size, found.st_mtime)] if rel else []
             for folder, _, files in os.walk(full):
                 for name in files:
-                    if ".tmp-" in name:
-                        continue
                     where = os.path.join(folder, name)
+                    rel = where[strip:]
+                    if ".tmp-" in rel:
+                        continue
                     try:
                         found = os.stat(where)
                     except FileNotFoundError:
                         continue  # removed while listed (gc, another host's prune)
-                    entries.append(Entry(where[strip:], found.st_size, found.st_mtime))
+                    entries.append(Entry(rel, found.st_size, found.st_mtime))
         return entries
 
     def names(self, prefix: str) -> builtins.list[str]:
@@ -416,4 +418,6 @@ def _local_root(url: str, storage_options: dict[str, Any] | None) -> str | None:
         url = url[len("file://") :]
     elif "://" in url or "::" in url:
         return None
-    return os.path.abspath(os.path.expanduser(url)).replace(os.sep, "/")
+    path = os.path.expanduser(url)
+    # Joined, not normalised: "link/.." must go through the link, as the system resolves it.
+    return os.path.join(os.getcwd(), path) if not os.path.isabs(path) else path

@@ -407,7 +407,11 @@ class _Planner:
         self.last: WindowRebuild | None = None
 
     def run(self, windows: Iterable[list[bytes]]) -> None:
-        held: tuple[WindowRebuild, list[Span]] | None = None
+        """Plan and queue every window, then put the end (None) or the failure on ``ready``:
+        always one or the other, or the reader would wait for ever. A failure comes after
+        the windows planned before it, so they are still written."""
+        held: tuple[WindowRebuild, list[Span]] | None = None  # planned, not queued (carry)
+        failure: BaseException | None = None
         try:
             for keys in windows:
                 window = WindowRebuild(self.source, keys, self.check_chunks)
@@ -416,20 +420,19 @@ class _Planner:
                     if not self._start(window, spans, set()):
                         return
                     continue
-                if held is not None and not self._start(*held, held[0].frames & window.frames):
-                    return
+                if held is not None:
+                    previous, held = held, None
+                    if not self._start(*previous, previous[0].frames & window.frames):
+                        return
                 held = (window, spans)
-            if held is not None and not self._start(*held, set()):
-                return
-        except VerificationError as exc:
-            # The windows before this one are still handed over, then the failure.
-            if held is not None and not self._start(*held, set()):
-                return
-            self.ready.put(exc)
         except BaseException as exc:
-            self.ready.put(exc)
-        else:
-            self.ready.put(None)
+            failure = exc
+        try:
+            if held is not None and not self._start(*held, set()):
+                return
+        except BaseException as exc:
+            failure = failure or exc
+        self.ready.put(failure)
 
     def _start(self, window: WindowRebuild, spans: list[Span], keep: set[FrameId]) -> bool:
         """Queue ``window``'s spans once a slot is free; False when the read is stopping."""

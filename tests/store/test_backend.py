@@ -59,3 +59,24 @@ def test_local_writes_leave_no_temporary_files(tmp_path: object) -> None:
     backend.write("packs/ab/abc", b"data")
     assert sorted(p.name for p in (root / "packs" / "ab").iterdir()) == ["abc"]
     assert (root / "packs" / "ab" / "abc").stat().st_mode & 0o077 == 0
+
+
+def test_a_local_path_is_the_directory_the_system_resolves(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pathlib import Path
+
+    base = Path(str(tmp_path))
+    (base / "real" / "deep").mkdir(parents=True)
+    (base / "elsewhere").mkdir()
+    (base / "elsewhere" / "link").symlink_to(base / "real" / "deep")
+    # "link/.." is real/, through the link, as for any program: not elsewhere/.
+    backend = open_backend(str(base / "elsewhere" / "link" / ".." / "store"))
+    backend.write("config.json", b"{}")
+    assert (base / "real" / "store" / "config.json").read_bytes() == b"{}"
+    assert not (base / "elsewhere" / "store").exists()
+    # Relative paths, ~ and file:// name the same directory.
+    monkeypatch.chdir(base / "real")
+    monkeypatch.setenv("HOME", str(base / "real"))
+    for url in ("store", "~/store", f"file://{base / 'real' / 'store'}"):
+        assert open_backend(url).read("config.json") == b"{}", url

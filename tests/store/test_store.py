@@ -9,6 +9,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -514,6 +515,51 @@ def test_a_chunk_in_no_index_stops_the_read_after_the_windows_before_it(
     assert err.value.outcome == "missing_data" and lost.hex() in err.value.detail
     written = sum(len(window) for window in windows[:3]) * 4096
     assert out.read_bytes() == db.read_bytes()[:written]
+
+
+@pytest.mark.parametrize("framed", [False, True], ids=["dictionary", "framed"])
+def test_a_read_fails_whole_when_planning_and_queueing_both_fail(
+    location: Location, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, framed: bool
+) -> None:
+    from store import rebuild
+
+    settings = framed_settings() if framed else small_settings()
+    store = Store.init(location.url, location.options, settings=settings)
+    db = make_db(tmp_path / "node.db", 6000)
+    put(store, "a", db)
+    # The fourth window's plan fails (a chunk in no index), and queueing the third runs out
+    # of memory: the reader gets a failure, and no thread is left writing or waiting.
+    plan, start = rebuild.WindowRebuild.plan, rebuild.WindowRebuild.start
+    calls = {"plan": 0, "start": 0}
+
+    def failing_plan(self: rebuild.WindowRebuild, *args: Any, **kwargs: Any) -> Any:
+        calls["plan"] += 1
+        if calls["plan"] == 4:
+            raise VerificationError("missing_data", "chunk x is in no index", sid("a"))
+        return plan(self, *args, **kwargs)
+
+    def failing_start(self: rebuild.WindowRebuild, *args: Any, **kwargs: Any) -> Any:
+        calls["start"] += 1
+        if calls["start"] == 3:
+            raise MemoryError("no room for a window")
+        return start(self, *args, **kwargs)
+
+    monkeypatch.setattr(rebuild.WindowRebuild, "plan", failing_plan)
+    monkeypatch.setattr(rebuild.WindowRebuild, "start", failing_start)
+    outcome: list[BaseException] = []
+
+    def read_it() -> None:
+        try:
+            store.read_artifact(sid("a"), DB, io.BytesIO())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read_it, daemon=True)
+    reader.start()
+    reader.join(timeout=60)  # a guard: the read takes well under a second
+    assert not reader.is_alive(), "the read never ended"
+    assert len(outcome) == 1 and isinstance(outcome[0], MemoryError | VerificationError)
+    assert not [t for t in threading.enumerate() if t.name.startswith(("plan", "rebuild"))]
 
 
 def test_snapshot_ids_are_the_documents_only(store: Store, tmp_path: Path) -> None:
