@@ -123,6 +123,9 @@ class Backend:
         """Read many (path, start, end) ranges, concurrently where the storage can."""
         raise NotImplementedError
 
+    def prefetch(self, path: str, start: int, end: int) -> None:
+        """A hint that bytes ``[start, end)`` of an object will be read soon."""
+
     def read_many(self, paths: builtins.list[str]) -> dict[str, bytes]:
         raise NotImplementedError
 
@@ -193,6 +196,22 @@ class LocalBackend(Backend):
 
     def read_ranges(self, ranges: builtins.list[tuple[str, int, int]]) -> builtins.list[bytes]:
         return [self.read_range(*one) for one in ranges]
+
+    def prefetch(self, path: str, start: int, end: int) -> None:
+        """Ask the kernel to read the range ahead (``POSIX_FADV_WILLNEED``, which does not
+        wait). Packs not read for a minute are often out of the page cache (this machine's
+        kernel reclaims idle pages): mapped and faulted in a window at a time, a restore of
+        the bench store waited on hundreds of small reads (1.8 s against 1.1 s warm)."""
+        try:
+            fd = os.open(self.full(path), os.O_RDONLY)
+        except OSError:
+            return  # the read that follows reports it
+        try:
+            os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_WILLNEED)
+        except (OSError, AttributeError):
+            pass  # a hint: where the system has no such call, reads go on as they were
+        finally:
+            os.close(fd)
 
     def read_many(self, paths: builtins.list[str]) -> dict[str, bytes]:
         return {path: self.read(path) for path in paths}

@@ -198,6 +198,10 @@ class WindowRebuild:
             self.buffer = bytearray(self.size)
         self.keep = keep
         self.inherited = inherited or {}
+        backend = self.source.backend
+        for span in spans:
+            # The spans of the windows queued ahead are read from disk while this one's decode.
+            backend.prefetch(layout.pack_path(span.pack), span.start, span.end)
         view = self._view = memoryview(self.buffer)
         stop, failures = self._stop, self._failures
 

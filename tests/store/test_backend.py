@@ -80,3 +80,13 @@ def test_a_local_path_is_the_directory_the_system_resolves(
     monkeypatch.setenv("HOME", str(base / "real"))
     for url in ("store", "~/store", f"file://{base / 'real' / 'store'}"):
         assert open_backend(url).read("config.json") == b"{}", url
+
+
+def test_prefetch_is_a_hint_on_every_store(location: Location) -> None:
+    backend = open_backend(location.url, location.options)
+    backend.write("p/pack", b"0123456789")
+    backend.prefetch("p/pack", 2, 8)  # read ahead where the store can, else nothing
+    backend.prefetch("p/gone", 0, 10)  # a missing object is for the read to report
+    assert backend.read_range("p/pack", 2, 8) == b"234567"
+    with pytest.raises(FileNotFoundError):
+        backend.read_range_view("p/gone", 0, 10)
