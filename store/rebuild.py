@@ -12,7 +12,8 @@ both in a frame and in the artifact are copied as one run.
 Windows overlap. The workers take a window's spans from one queue, and the next window's
 spans are queued before this one's are done, so no worker waits for the other to finish a
 window's last span (on the bench database that wait and the wait for the next plan were
-0.28 s of a 0.89 s read). Two windows are queued at a time; the caller writes a third.
+0.28 s of a 0.89 s read). A planner thread of its own keeps up to ``WINDOWS_QUEUED``
+windows planned and queued, counting the one the caller is writing.
 
 Frames carried over. In a store of frames of several pages (made before dictionaries:
 ``store.packs``), a frame often holds pages of two neighbouring windows; decoding it for
