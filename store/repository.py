@@ -131,9 +131,8 @@ class Store:
             cfg.pages_per_chunk,
         )
 
-    def index(self, on_loading: Callable[[int], object] | None = None) -> ChunkIndex:
-        """The index, loading only index objects not seen yet (here or in the local cache);
-        ``on_loading(n)`` is called before n objects are loaded (none on a warm cache)."""
+    def index(self) -> ChunkIndex:
+        """The index, loading only index objects not seen yet (here or in the local cache)."""
         names = {n for e in self.backend.list(layout.INDEX) if (n := layout.index_of(e.path))}
         if self._index is None:
             self._index = ChunkIndex(self._cache_path())
@@ -143,8 +142,6 @@ class Store:
             self._index.clear()
             self._index_names = set()
         new = sorted(names - self._index_names)
-        if new and on_loading is not None:
-            on_loading(len(new))
         read = self.backend.read_many([layout.index_path(n) for n in new])
         self._index.load_many((data, path) for path, data in read.items())
         if new:
