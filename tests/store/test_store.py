@@ -120,6 +120,12 @@ def frames_decoded_by_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bytes
     return decoded
 
 
+def new_store(location: Location, framed: bool) -> Store:
+    """A store of frames of several pages (made before dictionaries), or of a frame per page."""
+    settings = framed_settings() if framed else small_settings()
+    return Store.init(location.url, location.options, settings=settings)
+
+
 @pytest.fixture
 def store(location: Location) -> Store:
     return Store.init(location.url, location.options, settings=small_settings())
@@ -391,8 +397,7 @@ def test_a_read_decodes_only_its_own_pages_however_scattered(
     # Days of scattered changes: the last snapshot's pages lie in every day's packs, among
     # pages changed since. With a dictionary each page is a frame of its own and a restore
     # decodes its own pages only; frames of several pages drag their stale neighbours along.
-    settings = framed_settings() if framed else small_settings()
-    store = Store.init(location.url, location.options, settings=settings)
+    store = new_store(location, framed)
     db = make_db(tmp_path / "node.db", 3000)
     put(store, "day0", db)
     rng = random.Random(7)
@@ -523,8 +528,7 @@ def test_a_read_fails_whole_when_planning_and_queueing_both_fail(
 ) -> None:
     from store import rebuild
 
-    settings = framed_settings() if framed else small_settings()
-    store = Store.init(location.url, location.options, settings=settings)
+    store = new_store(location, framed)
     db = make_db(tmp_path / "node.db", 6000)
     put(store, "a", db)
     # The fourth window's plan fails (a chunk in no index), and queueing the third runs out
