@@ -165,8 +165,8 @@ class LocalBackend(Backend):
     local = True
 
     def check_reachable(self) -> None:
-        with self._translated():
-            os.path.exists(self.root)
+        """Nothing to reach: a missing, unreadable or unwritable directory is reported, in
+        one line naming it, by the first read or write."""
 
     def read(self, path: str) -> bytes:
         with self._translated(), open(self.full(path), "rb") as handle:

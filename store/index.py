@@ -34,7 +34,6 @@ CACHE_KIB = 4 * 1024  # the index b-trees beyond this are read from the OS page 
 QUERY_BATCH = 500  # bound parameters per query: far below every SQLite's limit
 
 
-# (key, pack number, frame offset, frame length, offset in frame, length)
 # (n-th hash of a chunk list, pack number, frame offset, frame length, offset, length)
 Placed = tuple[int, int, int, int, int, int]
 

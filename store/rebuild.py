@@ -56,8 +56,8 @@ WINDOWS_QUEUED = 3  # windows planned and not yet written by the caller (a buffe
 
 
 def workers_for(source: ChunkSource) -> ThreadPoolExecutor:
-    """The pool that rebuilds an artifact's windows, one after the other: threads (and the
-    heap each keeps) live as long as the read, not a window."""
+    """The pool that rebuilds an artifact's windows: threads (and the heap each keeps) live
+    as long as the read, not a window."""
     workers = LOCAL_WORKERS if source.backend.local else REMOTE_WORKERS
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rebuild")
 
@@ -255,7 +255,7 @@ class WindowRebuild:
             else [None] * len(span.frames)
         )
         data: bytes | memoryview = b""
-        if any(plain is None for plain in plains):
+        if not inherited or any(plain is None for plain in plains):
             try:
                 data = source.backend.read_range_view(
                     layout.pack_path(span.pack), span.start, span.end
@@ -362,33 +362,31 @@ def rebuilt_in_order(
 
     A chunk no index holds (raised by ``plan``) stops the read at its window, after the
     windows before it are handed over."""
-    ready: queue.SimpleQueue[WindowRebuild | BaseException | None] = queue.SimpleQueue()
-    slots = threading.Semaphore(WINDOWS_QUEUED)
-    stopping = threading.Event()
     with workers_for(source) as pool:
-        planner = _Planner(source, check_chunks, spare, carry, pool, ready, slots, stopping)
+        planner = _Planner(source, check_chunks, spare, carry, pool)
         thread = threading.Thread(target=planner.run, args=(windows,), name="plan", daemon=True)
         thread.start()
         try:
-            while (item := ready.get()) is not None:
+            while (item := planner.ready.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
                 yield item.finish()
-                slots.release()
+                planner.slots.release()
         finally:
             # Done, or stopped early (a failed write, a failed window): no worker may still
             # write into a buffer once the read is over.
-            stopping.set()
-            slots.release(WINDOWS_QUEUED)
+            planner.stopping.set()
+            planner.slots.release(WINDOWS_QUEUED)
             thread.join()
-            while not ready.empty():
-                left = ready.get()
+            while not planner.ready.empty():
+                left = planner.ready.get()
                 if isinstance(left, WindowRebuild):
                     left.abandon()
 
 
 class _Planner:
-    """Plans windows and queues their spans, on a thread of its own (see rebuilt_in_order)."""
+    """Plans windows and queues their spans, on a thread of its own (see rebuilt_in_order).
+    The reader takes them from ``ready`` in order and frees a slot once it wrote one."""
 
     def __init__(
         self,
@@ -397,18 +395,12 @@ class _Planner:
         spare: list[bytearray],
         carry: bool,
         pool: ThreadPoolExecutor,
-        ready: queue.SimpleQueue[WindowRebuild | BaseException | None],
-        slots: threading.Semaphore,
-        stopping: threading.Event,
     ) -> None:
-        self.source = source
-        self.check_chunks = check_chunks
-        self.spare = spare
-        self.carry = carry
-        self.pool = pool
-        self.ready = ready
-        self.slots = slots
-        self.stopping = stopping
+        self.source, self.check_chunks, self.carry = source, check_chunks, carry
+        self.spare, self.pool = spare, pool
+        self.ready: queue.SimpleQueue[WindowRebuild | BaseException | None] = queue.SimpleQueue()
+        self.slots = threading.Semaphore(WINDOWS_QUEUED)
+        self.stopping = threading.Event()
         self.last: WindowRebuild | None = None
 
     def run(self, windows: Iterable[list[bytes]]) -> None:
