@@ -147,6 +147,7 @@ class RestoreRuns:
 
     seconds: list[float] = field(default_factory=list)
     new_host_seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
     peak_rss_mib: float = 0.0
     matches: bool = True
     error: str | None = None
@@ -158,6 +159,7 @@ def restore_round(tool: Tool, target: Path, runs: RestoreRuns) -> None:
     target.mkdir(parents=True)
     restored, path = tool.restore(target)
     runs.seconds.append(restored.seconds)
+    runs.cpu_seconds.append(restored.user_seconds + restored.system_seconds)
     runs.peak_rss_mib = max(runs.peak_rss_mib, restored.peak_rss_mib)
     runs.matches &= path.exists() and sha256_file(path) == tool.expected_sha256()
     shutil.rmtree(target, ignore_errors=True)  # a 1 GiB restore need not linger
@@ -187,7 +189,8 @@ def finish_all(tools: Sequence[Tool], restore_dir: Path) -> list[Finish]:
                 log(f"{tool.name}: {exc}\n{exc.output}")
                 continue
             log(
-                f"round {round_ + 1} {tool.name}: restore {tool_runs.seconds[-1]:.2f} s"
+                f"round {round_ + 1} {tool.name}: restore {tool_runs.seconds[-1]:.2f} s "
+                f"({tool_runs.cpu_seconds[-1]:.2f} CPU-s)"
                 + (
                     f", new host {tool_runs.new_host_seconds[-1]:.2f} s"
                     if tool_runs.new_host_seconds
@@ -209,6 +212,7 @@ def read_back(tool: Tool, runs: RestoreRuns) -> Finish:
             median(runs.new_host_seconds) if runs.new_host_seconds else None
         ),
         "new_host_runs": tuple(runs.new_host_seconds),
+        "restore_cpu_runs": tuple(runs.cpu_seconds),
         "error": runs.error,
     }
     if runs.error is None:

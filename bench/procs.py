@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-# Fork, exec, wait4; write "seconds maxrss_kib" to the file named by argv[1]; exit with the
+# Fork, exec, wait4; write "seconds maxrss_kib user_s system_s" to the file named by argv[1];
+# exit with the
 # child's status. The clock runs here, so the launcher's own start-up is not timed.
 _LAUNCHER = """
 import os, sys, time
@@ -37,7 +38,7 @@ if pid == 0:
 _, status, usage = os.wait4(pid, 0)
 seconds = time.perf_counter() - start
 with open(sys.argv[1], "w") as out:
-    out.write(f"{seconds} {usage.ru_maxrss}")
+    out.write(f"{seconds} {usage.ru_maxrss} {usage.ru_utime} {usage.ru_stime}")
 sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)
 """
 
@@ -58,6 +59,10 @@ class Run:
     returncode: int
     stdout: str
     stderr: str
+    # CPU seconds the command (and the children it waited for) spent: a slow run that used
+    # no more CPU than a fast one was waiting (for the disk, or another process's work).
+    user_seconds: float = 0.0
+    system_seconds: float = 0.0
 
     @property
     def peak_rss_mib(self) -> float:
@@ -80,7 +85,7 @@ def run(
         proc = subprocess.run(
             launcher, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=cwd
         )
-        seconds, maxrss = (figures.read().split() or ["nan", "0"])[:2]
+        seconds, maxrss, user, system = [*figures.read().split(), "nan", "0", "0", "0"][:4]
         result = Run(
             argv=tuple(argv),
             seconds=float(seconds),
@@ -88,6 +93,8 @@ def run(
             returncode=proc.returncode,
             stdout=_read(out),
             stderr=_read(err),
+            user_seconds=float(user),
+            system_seconds=float(system),
         )
     if check and result.returncode != 0:
         output = result.stderr or result.stdout
@@ -111,6 +118,8 @@ def combine(first: Run, second: Run) -> Run:
         returncode=first.returncode or second.returncode,
         stdout=second.stdout,
         stderr=first.stderr + second.stderr,
+        user_seconds=first.user_seconds + second.user_seconds,
+        system_seconds=first.system_seconds + second.system_seconds,
     )
 
 

@@ -42,6 +42,7 @@ class Finish:
     new_host_restore_seconds: float | None = None  # no local cache of the repository's index
     restore_runs: tuple[float, ...] = ()  # every round's restore; the median is above
     new_host_runs: tuple[float, ...] = ()
+    restore_cpu_runs: tuple[float, ...] = ()  # each round's CPU seconds (user + system)
     check_seconds: float | None = None
     check_peak_rss_mib: float | None = None
     verify_seconds: float | None = None
