@@ -16,6 +16,7 @@ from snapshot.errors import StigmemError, UsageError
 
 if TYPE_CHECKING:
     from catalog.database import Catalog
+    from snapshot.checked import CheckedCopies
     from snapshot.config import Config
     from snapshot.retention import Policy
     from store.repository import Store
@@ -71,6 +72,12 @@ class App:
                 url = self.catalog_url or default_catalog_url(self.home)
                 self._catalog = Catalog.open(url)
             return self._catalog
+
+    def checked_copies(self) -> CheckedCopies:
+        """Digests of the database copies this host saw pass SQLite's check (its cache)."""
+        from snapshot.checked import CheckedCopies
+
+        return CheckedCopies(self.home / "cache" / "checked")
 
     def fallback_store_url(self) -> str:
         return self.store_url or str(self.home / "store")

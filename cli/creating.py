@@ -143,6 +143,7 @@ def _create_from_copy(
     full_check: bool,
 ) -> Created:
     from snapshot.capture import IntegrityCheck, describe, sha256_file
+    from snapshot.checked import FULL, QUICK
 
     info = describe(copy, digest="")
     key = signing_key(sign_with, info.federation_privkey, db)
@@ -158,6 +159,8 @@ def _create_from_copy(
             manifest = _sign(db_sha256, cursor, node_id, key)
     finally:
         check.join()  # never leave the thread reading a file we are about to delete
+    # Signed, so the check passed: a restore of these bytes on this host need not repeat it.
+    app.checked_copies().record(manifest.db_sha256, FULL if full_check else QUICK)
     name = snapshot_name(manifest.created_at, manifest.db_sha256)
     tarball = None
     if out is not None or no_store:

@@ -32,7 +32,19 @@ class Restored:
     federation_cursors: int
     forced: bool
     created_at: str | None = None
+    # The SQLite check the new database passed, and when: by this restore, or (the same bytes,
+    # by their SHA-256) by the create on this host that made them.
+    integrity_check: str = "quick_check"
+    checked_by: str = "restore"
+    integrity: str = "ok"  # or the problem the check found (a forced restore)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def integrity_line(self) -> str:
+        if self.integrity != "ok":
+            return f"{self.integrity_check} FAILED: {self.integrity}"
+        if self.checked_by == "create":
+            return f"{self.integrity_check} passed by the same bytes at create on this host"
+        return f"{self.integrity_check} passed"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -44,6 +56,11 @@ class Restored:
             "migrations_replayed": self.migrations_replayed,
             "federation_cursors": self.federation_cursors,
             "forced": self.forced,
+            "integrity_check": {
+                "pragma": self.integrity_check,
+                "by": self.checked_by,
+                "result": self.integrity,
+            },
             "verification": self.verdict.to_json(),
         }
 
@@ -60,6 +77,8 @@ def restore_snapshot(
 ) -> Restored:
     """``policy`` is called once the bytes are written (it may still be reading the catalog's
     keys in the background); ``forced`` is ``--force-unverified``."""
+    from snapshot.checked import FULL, QUICK
+    from snapshot.manifest import DB_MEMBER
     from snapshot.restore import restore_database
 
     # The catalog opens once the bytes are written, beside the integrity check (see the
@@ -69,7 +88,7 @@ def restore_snapshot(
     outcome: dict[str, Any] = {}
 
     def write_new(out: Writable) -> Callable[[], None]:
-        judge = write_into(source, out)
+        judge, outcome["written"] = write_into(source, out)
 
         def finish() -> None:
             verdict, state = judge(policy())
@@ -90,6 +109,12 @@ def restore_snapshot(
 
         return finish
 
+    def checked_before() -> bool:
+        # By the digest of the bytes written, whatever the manifest claims: these exact
+        # bytes passed quick_check here before (at create), so it would pass again.
+        digest = outcome["written"].actual.get(DB_MEMBER)
+        return digest is not None and app.checked_copies().holds(digest, QUICK)
+
     result = restore_database(
         target,
         write_new,
@@ -97,6 +122,7 @@ def restore_snapshot(
         migrations_dir=migrations_dir,
         force=forced,
         full_check=full_check,
+        checked_before=checked_before,
     )
     if result.integrity != "ok":
         click.echo(
@@ -114,6 +140,9 @@ def restore_snapshot(
         federation_cursors=result.federation_cursors,
         forced=forced,
         created_at=state.manifest.raw["created_at"] if state.manifest else None,
+        integrity_check=FULL if full_check else QUICK,
+        checked_by="create" if result.checked_before else "restore",
+        integrity=result.integrity,
     )
     if verdict.snapshot_id is not None and state.manifest is not None:
         catalog = app.catalog()

@@ -214,6 +214,7 @@ def restore_cmd(
     click.echo(f"restored {verdict.snapshot_id} to {restored.target}")
     click.echo(f"  node        {verdict.node_id}")
     click.echo(f"  created at  {restored.created_at}")
+    click.echo(f"  integrity   {restored.integrity_line()}")
     if restored.backup:
         click.echo(f"  backup      {restored.backup}")
     replayed = ", ".join(restored.migrations_replayed) or "none"

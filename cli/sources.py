@@ -176,9 +176,10 @@ def verify(
 Judge = Callable[[TrustPolicy], tuple[VerifyResult, ReadResult]]
 
 
-def write_into(source: Source, out: Writable) -> Judge:
+def write_into(source: Source, out: Writable) -> tuple[Judge, ReadResult]:
     """Write the snapshot's database into ``out``; return the step that judges it under a
-    policy (a restore may still be reading the catalog's keys meanwhile). Never raises for a
+    policy (a restore may still be reading the catalog's keys meanwhile), and what was read
+    (the digests of what was written are known before the judgement). Never raises for a
     bad snapshot: everything readable is written, and the judgement says what was not."""
     state = ReadResult(None)
     failure: VerificationError | None = None
@@ -195,7 +196,7 @@ def write_into(source: Source, out: Writable) -> Judge:
         assert state.manifest is not None
         return evaluate(state.manifest, state.actual, policy), state
 
-    return judge
+    return judge, state
 
 
 def copy_into(out: Writable) -> OnDb:

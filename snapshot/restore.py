@@ -13,7 +13,9 @@ Order of work (DESIGN.md section 4):
    tries gets SQLITE_BUSY.
 2. Write the new database through ``write_new`` into a temporary file beside the target,
    then fsync it, check the SQLite header and run ``PRAGMA quick_check`` (or
-   ``integrity_check``) while the caller verifies what it wrote.
+   ``integrity_check``) while the caller verifies what it wrote. The caller may know that
+   these exact bytes passed ``quick_check`` before (``checked_before``, see
+   ``snapshot.checked``); then the header is checked and the quick_check is not repeated.
 3. Replay migrations on the temporary file, before the rename, so a failing migration leaves
    the target exactly as it was instead of half-migrated.
 4. Keep the current database as ``<db>.pre-restore-backup`` (through the backup API on the
@@ -62,6 +64,7 @@ class RestoreResult:
     node_id: str | None
     replaced_invalid: bool  # the target existed but was not a usable SQLite database
     integrity: str = "ok"  # or the first integrity_check problem of a forced restore
+    checked_before: bool = False  # quick_check not run: these bytes passed it before
 
 
 def restore_database(
@@ -73,6 +76,7 @@ def restore_database(
     lock_timeout: float = 2.0,
     force: bool = False,
     full_check: bool = False,
+    checked_before: Callable[[], bool] | None = None,
 ) -> RestoreResult:
     """Replace the database at ``target`` by the bytes ``write_new`` writes.
 
@@ -80,6 +84,8 @@ def restore_database(
     see :func:`snapshot.capture.integrity_problem`).
     ``force`` (``--force-unverified``): a new database failing the check is restored
     anyway; ``RestoreResult.integrity`` then holds the problem for the caller to report.
+    ``checked_before``, asked once everything is written: whether the bytes written are
+    known to pass ``quick_check`` already (never asked with ``full_check``).
 
     ``write_new`` may return a ``finish`` step (judging what it wrote: a restore opens the
     catalog for its trusted keys there), which runs alongside the fsync and the check.
@@ -89,7 +95,9 @@ def restore_database(
     target = _resolve_target(target)
     migrations = migration_files(migrations_dir) if migrations_dir is not None else []
     try:
-        return _restore(target, write_new, backup, migrations, lock_timeout, force, full_check)
+        return _restore(
+            target, write_new, backup, migrations, lock_timeout, force, full_check, checked_before
+        )
     except OSError as exc:
         # Disk full, permissions: one line naming the file, as every other failure.
         where = exc.filename or target
@@ -104,6 +112,7 @@ def _restore(
     lock_timeout: float,
     force: bool,
     full_check: bool,
+    checked_before: Callable[[], bool] | None,
 ) -> RestoreResult:
     with _locked(target, lock_timeout) as lock:
         tmp = _new_temp(target)
@@ -111,7 +120,8 @@ def _restore(
             with tmp.open("wb") as handle:
                 finish = write_new(WriteBehind(handle))
                 handle.flush()
-                problem = _settle(tmp, handle.fileno(), finish, full_check)
+                known = not full_check and checked_before is not None and checked_before()
+                problem = _settle(tmp, handle.fileno(), finish, full_check, known)
             if problem is not None and not force:
                 check = "integrity_check" if full_check else "quick_check"
                 raise StigmemError(f"restored database fails {check}: {problem}")
@@ -137,6 +147,7 @@ def _restore(
         node_id=node_id,
         replaced_invalid=lock.existed and lock.conn is None,
         integrity="ok" if problem is None else problem,
+        checked_before=known,
     )
 
 
@@ -257,24 +268,29 @@ def _keep_backup(target: Path, lock: _Lock) -> Path:
     return backup_path
 
 
-def _settle(tmp: Path, fd: int, finish: Callable[[], None] | None, full_check: bool) -> str | None:
+def _settle(
+    tmp: Path, fd: int, finish: Callable[[], None] | None, full_check: bool, known: bool
+) -> str | None:
     """fsync and check the new file while ``finish`` (the caller's judgement of what it
     wrote) runs: the fsync waits on the disk and the check releases the GIL, so on two cores
-    the three take about as long as the longest. ``finish``'s exception wins; the check's
-    problem is returned."""
+    the three take about as long as the longest. ``known``: the bytes passed quick_check
+    before, only the header is looked at. ``finish``'s exception wins; the check's problem
+    is returned."""
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="settle") as pool:
         synced = pool.submit(os.fsync, fd)
-        checked = pool.submit(_check_new, tmp, full_check)
+        checked = pool.submit(_check_new, tmp, full_check, known)
         if finish is not None:
             finish()  # on failure the pool is still waited for before the file goes
         synced.result()
         return checked.result()
 
 
-def _check_new(tmp: Path, full: bool) -> str | None:
+def _check_new(tmp: Path, full: bool, known: bool = False) -> str | None:
     # An empty file is a valid empty database to SQLite; as a restore it is a broken artifact.
     if not has_sqlite_header(tmp):
         return "not a SQLite database"
+    if known:
+        return None
     try:
         return integrity_problem(tmp, full)
     finally:

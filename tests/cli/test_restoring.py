@@ -1,0 +1,91 @@
+"""``snapshot restore``'s integrity check, and when a restore may trust the one create ran.
+
+A restore checks the new database with quick_check unless the bytes it wrote (by SHA-256)
+are those this host's create checked: the check is a function of the bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import reference_format as ref
+from tests.conftest import Runner, ok, rows
+from tests.nodegen import NodeInfo, make_node_db
+
+SEED = bytes(range(32))
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> NodeInfo:
+    return make_node_db(tmp_path / "node" / "stigmem.db", size_mb=0.3, seed=1, privkey_seed=SEED)
+
+
+def restore(stigmem: Runner, ref_: str, target: Path, pubkey: str, *extra: str) -> Any:
+    args = ["snapshot", "restore", ref_, "--db", str(target), "--trusted-key", pubkey]
+    return ok(stigmem(*args, "--no-backup", "--json", *extra)).json()
+
+
+def test_a_restore_of_bytes_create_checked_here_says_so(
+    stigmem: Runner, home: Path, node: NodeInfo, tmp_path: Path
+) -> None:
+    created = ok(stigmem("snapshot", "create", "--db", str(node.path), "--json")).json()
+    target = tmp_path / "restored.db"
+
+    doc = restore(stigmem, created["id"], target, node.pubkey)
+    assert doc["integrity_check"] == {"pragma": "quick_check", "by": "create", "result": "ok"}
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == created["db_sha256"]
+    assert rows(target, "PRAGMA integrity_check") == [("ok",)]
+    text = ok(
+        stigmem("snapshot", "restore", created["id"], "--db", str(target), "--no-backup")
+    ).stdout
+    assert "  integrity   quick_check passed by the same bytes at create on this host" in text
+
+    # Without the mark (another host, or a cleared cache) the restore checks itself.
+    for mark in (home / "cache" / "checked").iterdir():
+        mark.unlink()
+    doc = restore(stigmem, created["id"], target, node.pubkey)
+    assert doc["integrity_check"] == {"pragma": "quick_check", "by": "restore", "result": "ok"}
+
+
+def test_full_check_always_runs_its_own_check(
+    stigmem: Runner, node: NodeInfo, tmp_path: Path
+) -> None:
+    created = ok(stigmem("snapshot", "create", "--db", str(node.path), "--json")).json()
+    doc = restore(stigmem, created["id"], tmp_path / "restored.db", node.pubkey, "--full-check")
+    assert doc["integrity_check"] == {"pragma": "integrity_check", "by": "restore", "result": "ok"}
+
+
+def test_marks_of_good_bytes_do_not_pass_other_bytes(
+    stigmem: Runner, home: Path, node: NodeInfo, tmp_path: Path
+) -> None:
+    """A signed snapshot of a broken database is refused even on a host full of marks."""
+    ok(stigmem("snapshot", "create", "--db", str(node.path)))
+    assert any((home / "cache" / "checked").iterdir())
+    broken = tmp_path / "broken" / "stigmem.db"
+    broken.parent.mkdir()
+    conn = sqlite3.connect(broken)
+    conn.execute("CREATE TABLE t (x INTEGER, y TEXT)")
+    conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, "v" * 100) for i in range(2000)])
+    conn.commit()
+    conn.close()
+    damaged = bytearray(broken.read_bytes())
+    damaged[3 * 4096] = 0xFF  # the b-tree page type of page 4: a rotten page, signed anyway
+    broken.write_bytes(damaged)
+    (tmp_path / "in").mkdir()
+    tarball = ref.write_reference_tarball(tmp_path / "in", broken, SEED, node.node_id, [])
+    target = tmp_path / "target.db"
+    make_node_db(target, size_mb=0.1, seed=3)
+    before = target.read_bytes()
+
+    refused = stigmem(
+        "snapshot", "restore", "--from", str(tarball), "--db", str(target),
+        "--trusted-key", node.pubkey,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "restored database fails quick_check" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert target.read_bytes() == before
