@@ -81,10 +81,15 @@ class Span:
 class WindowRebuild:
     """Chunks ``keys``, in order, rebuilt into ``buffer`` from the frames that hold them."""
 
-    def __init__(self, source: ChunkSource, keys: list[bytes], check_chunks: bool) -> None:
+    def __init__(
+        self, source: ChunkSource, keys: list[bytes], check_chunks: bool, sized: bool = False
+    ) -> None:
         self.source = source
         self.keys = keys
         self.check_chunks = check_chunks
+        # Frames hold one chunk each (stores with a dictionary): a frame's decoded size is
+        # its chunk's length, known from the plan (see _write_sized).
+        self.sized = sized
         self.lengths: dict[bytes, int] = {}  # chunk -> its length, when checking chunks
         self.frames: set[FrameId] = set()
         self.size = 0
@@ -269,6 +274,14 @@ class WindowRebuild:
                     f"{source.backend.url}"
                 ) from None
         packed = memoryview(data)
+        if (
+            self.sized
+            and not inherited
+            and not keep
+            and not self.check_chunks
+            and self._write_sized(span, packed, view)
+        ):
+            return
         # Frames not carried over, decoded together: a frame is often a single page, and a
         # call into zstd per 4 KiB page made the workers fight over the GIL.
         wanted = [
@@ -321,6 +334,35 @@ class WindowRebuild:
                 view[position : position + length] = decoded[offset : offset + length]
         if damage is not None:
             raise damage
+
+    def _write_sized(self, span: Span, packed: memoryview, view: memoryview) -> bool:
+        """The usual span, written with nothing per frame in Python but its copy: each frame
+        holds exactly one run of chunks, from its start, so its decoded size is the run's
+        length and zstd needs no frame header read for it (``decompress_sized``). False
+        when that is not so, or a batch fails as a whole: the careful way then decodes the
+        span again, names what failed, and rewrites whatever this wrote."""
+        start = span.start
+        if span.end - start > len(packed):
+            return False  # truncated: the careful way names the chunk
+        frames: list[tuple[int, int]] = []
+        sizes: list[int] = []
+        positions: list[int] = []
+        for frame_offset, frame_length, runs in span.frames:
+            if len(runs) != 1 or runs[0][1]:
+                return False
+            frames.append((frame_offset - start, frame_length))
+            sizes.append(runs[0][2])
+            positions.append(runs[0][0])
+        n = 0
+        for batch in self.source.frames.decompress_sized(span.pack, packed, frames, sizes):
+            if batch is None:
+                return False
+            for k in range(len(batch)):
+                position = positions[n]
+                # A segment exports its bytes; the stubs do not say so.
+                view[position : position + sizes[n]] = batch[k]  # type: ignore[call-overload]
+                n += 1
+        return n == len(frames)
 
     def _check_run(
         self, pack: str, plain: memoryview, offset: int, length: int, first: int
@@ -411,7 +453,7 @@ class _Planner:
         failure: BaseException | None = None
         try:
             for keys in windows:
-                window = WindowRebuild(self.source, keys, self.check_chunks)
+                window = WindowRebuild(self.source, keys, self.check_chunks, not self.carry)
                 spans = window.plan(collect_frames=self.carry)
                 if not self.carry:
                     if not self._start(window, spans, set()):

@@ -173,3 +173,39 @@ def test_a_frame_header_claiming_any_size_is_damage_not_an_allocation(
     got = list(decoder.decompress_many("p", bytes(pack), frames))
     assert isinstance(got[0], packs.PackError)
     assert not any(isinstance(p, packs.PackError) for p in got[1:])
+
+
+def test_frames_of_known_sizes_decode_a_batch_per_call_or_say_which_batch_failed() -> None:
+    chunks = pages(600, 19)  # 2.4 MiB of pages, a frame each: three batches or so
+    pack = bytearray(written(chunks, trained(19))[0][1])
+    entries = packs.entries_of(bytes(pack))
+    frames = [(e.frame_offset, e.frame_length) for e in entries]
+    sizes = [e.length for e in entries]
+    decoder = packs.in_memory(bytes(pack))
+
+    batches = list(decoder.decompress_sized("p", memoryview(pack), frames, sizes))
+    assert len(batches) > 1 and all(b is not None for b in batches)
+    got = [b[n].tobytes() for b in batches if b is not None for n in range(len(b))]
+    assert got == chunks
+
+    # A size that is not the frame's fails its batch, not the others: nothing is guessed.
+    wrong = [*sizes[:-1], sizes[-1] + 1]
+    outcome = [b is None for b in decoder.decompress_sized("p", memoryview(pack), frames, wrong)]
+    assert outcome == [False] * (len(batches) - 1) + [True]
+
+    # A damaged frame fails its batch; the careful way (decompress_many) names it.
+    offset, length = frames[0]
+    pack[offset + length // 2] ^= 0x01
+    damaged = packs.in_memory(bytes(pack))
+    outcome = [b is None for b in damaged.decompress_sized("p", memoryview(pack), frames, sizes)]
+    assert outcome == [True] + [False] * (len(batches) - 1)
+
+
+def test_frames_of_several_chunks_are_not_decoded_by_one_chunk_size() -> None:
+    pack = written(pages(30, 21), None)[0][1]  # no dictionary: frames of several pages
+    entries = packs.entries_of(pack)
+    frames = sorted({(e.frame_offset, e.frame_length) for e in entries})
+    assert len(frames) < len(entries)
+    sizes = [entries[0].length] * len(frames)
+    got = list(packs.in_memory(pack).decompress_sized("p", memoryview(pack), frames, sizes))
+    assert got and all(b is None for b in got)
