@@ -157,10 +157,13 @@ class Store:
             self._index.mark_loaded([name])
             self._index.commit()
 
-    def record_put(self, lineage: str, snapshot_id: str) -> None:
-        """Remember, in the local index cache, the snapshot just put for ``lineage``."""
+    def record_put(self, lineage: str, snapshot_id: str, lists: list[bytes] | None = None) -> None:
+        """Remember, in the local index cache, the snapshot just put for ``lineage``, and
+        where the chunks of its chunk lists ``lists`` are (``ChunkIndex.keep_plans``)."""
         if self._index is not None:
             self._index.record_put(lineage, snapshot_id)
+            if lists is not None:
+                self._index.keep_plans(lineage, lists)
             self._index.commit()
 
     def forget_index(self) -> None:
@@ -402,7 +405,7 @@ class Transaction:
             self.result.objects_written += 1
             self.result.new_bytes_stored += len(doc)
         if self.lineage is not None:
-            self.store.record_put(self.lineage, snapshot_id)
+            self.store.record_put(self.lineage, snapshot_id, self.writer.lists)
         return self.result
 
 

@@ -185,3 +185,71 @@ def test_no_index_object_is_merged_while_a_put_holds_reserved_entries() -> None:
         with pytest.raises(RuntimeError, match="reserved"):
             load()
     assert len(chunks) == 1 and chunks.find(key(2)) == -1
+
+
+def placed(tmp_path: Path, count: int) -> ChunkIndex:
+    """A cached index of ``count`` chunks spread over two packs."""
+    chunks = ChunkIndex(tmp_path / "index.db")
+    packs = [chunks.pack_number("aa" * 32), chunks.pack_number("bb" * 32)]
+    for n in range(count):
+        chunks.add(key(n), packs[n % 2], 1000 * n, 100, 0, 10)
+    return chunks
+
+
+def chunk_list(numbers: list[int]) -> bytes:
+    return b"".join(key(n) for n in numbers)
+
+
+def test_kept_plans_give_the_rows_a_lookup_gives_and_follow_the_lineage(tmp_path: Path) -> None:
+    chunks = placed(tmp_path, 12)
+    day1 = [chunk_list([0, 1, 2, 3]), chunk_list([4, 5, 6, 7])]
+    looked_up = [chunks.locate_in_pack_order(blob) for blob in day1]
+    chunks.keep_plans("node-a", day1)
+    chunks.commit()
+    assert [chunks._kept_plan(blob) for blob in day1] == looked_up
+    assert [chunks.locate_in_pack_order(blob) for blob in day1] == looked_up
+
+    # The next put of the lineage: the list both days share stays, the other goes.
+    day2 = [chunk_list([0, 1, 2, 3]), chunk_list([4, 5, 9, 7])]
+    chunks.keep_plans("node-a", day2)
+    assert chunks._kept_plan(day1[0]) == looked_up[0]
+    assert chunks._kept_plan(day1[1]) is None
+    assert chunks._kept_plan(day2[1]) == chunks._locate(day2[1])
+    # Another lineage keeps its own.
+    chunks.keep_plans("node-b", [chunk_list([10, 11])])
+    assert chunks._kept_plan(day2[1]) is not None
+
+
+def test_plans_go_when_the_index_changes_under_them(tmp_path: Path) -> None:
+    chunks = placed(tmp_path, 8)
+    blob = chunk_list([0, 1, 2, 3])
+    chunks.keep_plans("node-a", [blob])
+    # gc moved a chunk (repack): the kept rows name its old place.
+    position = chunks.find(key(2))
+    chunks.set_raw(position, 0, 5, 100, 0, 10)
+    assert chunks._kept_plan(blob) is None
+    assert (2, 0, 5, 100, 0, 10) in chunks.locate_in_pack_order(blob)
+
+    chunks.keep_plans("node-a", [blob])
+    chunks.clear()  # the store's index objects were replaced
+    assert chunks._kept_plan(blob) is None
+
+
+def test_only_whole_plans_in_a_cache_are_kept_and_a_damaged_one_is_ignored(
+    tmp_path: Path,
+) -> None:
+    private = ChunkIndex()
+    private.add(key(0), private.pack_number("aa" * 32), 0, 100, 0, 10)
+    private.keep_plans("node-a", [chunk_list([0])])
+    assert private._kept_plan(chunk_list([0])) is None  # nothing kept outside a cache
+
+    chunks = placed(tmp_path, 4)
+    with_a_stranger = chunk_list([0, 1, 99])  # chunk 99 is in no index
+    chunks.keep_plans("node-a", [with_a_stranger])
+    assert chunks._kept_plan(with_a_stranger) is None
+
+    blob = chunk_list([0, 1, 2])
+    chunks.keep_plans("node-a", [blob])
+    chunks._db.execute("UPDATE plans SET rows = substr(rows, 1, 30)")  # a torn row
+    assert chunks._kept_plan(blob) is None
+    assert chunks.locate_in_pack_order(blob) == chunks._locate(blob)

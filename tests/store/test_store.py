@@ -245,6 +245,49 @@ def test_a_last_snapshot_with_unreadable_chunk_lists_only_costs_lookups(
     assert read(store, sid("day2")) == db.read_bytes()
 
 
+def lookups_by_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Filled with the number of chunks of each window a read looked up in the index."""
+    from store.index import ChunkIndex
+
+    counted: list[int] = []
+    real = ChunkIndex._locate
+
+    def counting(self: ChunkIndex, keys: bytes) -> list[Any]:
+        counted.append(len(keys) // 32)
+        return real(self, keys)
+
+    monkeypatch.setattr(ChunkIndex, "_locate", counting)
+    return counted
+
+
+def test_the_latest_put_of_a_lineage_reads_without_a_lookup_even_after_gc_moved_it(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.cache_dir = tmp_path / "cache"
+    db = make_db(tmp_path / "node.db", 4000)
+    put_as(store, "day1", db, "node-a")
+    day1 = db.read_bytes()
+    change_rows(db, [10, 3900], "rewritten")
+    put_as(store, "day2", db, "node-a")
+    store.forget_index()  # as the next command finds the cache
+
+    looked_up = lookups_by_reads(monkeypatch)
+    assert read_unchecked(store, sid("day2")) == db.read_bytes()
+    assert looked_up == []
+    assert read_unchecked(store, sid("day1")) == day1  # its changed windows are looked up
+    assert 0 < len(looked_up) < len(store_windows(store, sid("day1")))
+
+    # Prune and gc: day1's old pages go, and their packs' live pages move to new packs.
+    before = packs(store)
+    store.delete_snapshot(sid("day1"))
+    store.gc(grace_seconds=0, max_unused=0.0)
+    assert packs(store) != before
+    store.forget_index()
+    looked_up.clear()
+    assert read_unchecked(store, sid("day2")) == db.read_bytes()
+    assert looked_up != []
+
+
 def test_stats_count_logical_and_stored_bytes(store: Store, tmp_path: Path) -> None:
     db = make_db(tmp_path / "node.db", 2000)
     put(store, "a", db)
