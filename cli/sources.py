@@ -123,6 +123,9 @@ class StoreSource:
             )
         digest = "sha256:" + sink.digest.hexdigest()
         if expected is not None and digest != expected:
+            # Damage in the store, or plans kept in this host's cache gone wrong: the checked
+            # read asks the index itself, and no later read trusts those plans.
+            self.store.drop_plans()
             name_damaged_chunk(self.store, self.snapshot_id, DB_MEMBER)
         return digest, sink.size
 

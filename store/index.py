@@ -20,6 +20,7 @@ import hashlib
 import itertools
 import sqlite3
 import struct
+import sys
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ MAGIC = b"stgmidx1"
 _ENTRY = struct.Struct(">32sIIIII")
 CACHE_KIB = 4 * 1024  # the index b-trees beyond this are read from the OS page cache
 QUERY_BATCH = 500  # bound parameters per query: far below every SQLite's limit
-_CELL = "I"  # kept plan rows: native unsigned 32-bit integers, as index objects hold them
+_CELL = "I"  # kept plan rows: unsigned 32-bit integers, as index objects hold them
 
 
 # (n-th hash of a chunk list, pack number, frame offset, frame length, offset, length)
@@ -70,7 +71,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS loaded(name TEXT PRIMARY KEY)",
     # A chunk list's rows as locate_in_pack_order gives them (``list``: the list's hash),
     # kept for the last snapshot this host put for each lineage (see keep_plans). Index
-    # content: gone with it. Added without a version bump: an older cache simply gains it.
+    # content: gone with it (and the reason for layout version 2, below).
     """CREATE TABLE IF NOT EXISTS plans(
         list BLOB PRIMARY KEY, lineage TEXT NOT NULL, rows BLOB NOT NULL)""",
     # The last snapshot this host put for each lineage (a node id): not index content, so
@@ -78,12 +79,15 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS lineage(name TEXT PRIMARY KEY, snapshot TEXT NOT NULL)",
 )
 # The cache's layout, as SQLite's user_version (0: the layout first shipped, which never set
-# it; 1: the covering hash index). A cache of another version is dropped and reloaded from
-# the store's index objects (it is only ever a copy of them). Measured and kept: the rowid
-# table. A table clustered by chunk hash (WITHOUT ROWID) made a restore's lookups as fast as
-# the covering index does, but a daily snapshot 0.4 s slower, its scans by position each
-# costing a second b-tree seek.
-SCHEMA_VERSION = 1
+# it; 1: the covering hash index; 2: kept plans). A cache of another version is dropped and
+# reloaded from the store's index objects (it is only ever a copy of them). Version 2 is about
+# who may touch the cache: a build that does not know plans would renumber packs and move
+# chunks (gc, a reload) and leave the plans naming the old places; it resets the version to
+# its own on opening, and this build then drops everything, plans included. Measured and
+# kept: the rowid table. A table clustered by chunk hash (WITHOUT ROWID) made a restore's
+# lookups as fast as the covering index does, but a daily snapshot 0.4 s slower, its scans
+# by position each costing a second b-tree seek.
+SCHEMA_VERSION = 2
 _CONTENT = ("e", "packs", "loaded", "plans")  # what mirrors the store's index objects
 _TABLES = (*_CONTENT, "lineage")
 
@@ -337,42 +341,61 @@ class ChunkIndex:
                 found[key] = (packs[pack], fo, fl, off, length)
         return found
 
-    def locate_in_pack_order(self, keys: bytes) -> list[Placed]:
+    def locate_in_pack_order(self, keys: bytes, use_kept: bool = True) -> list[Placed]:
         """Rows ``(n, pack number, frame offset, frame length, offset, length)`` for each
         n-th hash of ``keys`` (32-byte hashes back to back, as a chunk list holds them)
         that the index holds, in pack order (pack number, frame offset, offset, n): the
         order a read wants them in. A chunk list whose rows were kept (:meth:`keep_plans`)
-        is not looked up again."""
-        kept = self._kept_plan(keys)
+        is not looked up again, unless ``use_kept`` is False (a read that must name a
+        damaged chunk asks the index itself)."""
+        kept = self._kept_plan(keys) if use_kept else None
         return kept if kept is not None else self._locate(keys)
 
-    def keep_plans(self, lineage: str, lists: list[bytes]) -> None:
+    def keep_plans(self, lineage: str, lists: Iterable[bytes]) -> None:
         """Keep the rows of ``lists`` (the chunk lists of the snapshot just put for
-        ``lineage``) for the restores to come, in place of those kept for its snapshot
-        before (a list both hold is kept as it is). The latest snapshot is the one a
-        disaster restores; its 72,000 lookups were 0.25 CPU-s of a 1.6 CPU-s restore of
-        the bench database, and 1.8 MB of rows cost the cache less than that. Rows are
-        kept only in a cache, and only when every chunk of the list is indexed."""
+        ``lineage``, taken one at a time) for the restores to come, in place of those kept
+        for its snapshot before (a list both hold is kept as it is). The latest snapshot is
+        the one a disaster restores; its 72,000 lookups were 0.25 CPU-s of a 1.6 CPU-s
+        restore of the bench database, and 1.8 MB of rows cost the cache less than that.
+        Rows are kept only in a cache, and only when every chunk of the list is indexed.
+        Best effort: this runs after the snapshot's commit point, so a failure (a full
+        disk) keeps no plans and fails nothing."""
         if not self.cached:
             return
-        names = [hashlib.sha256(keys).digest() for keys in lists]
+        db = self._db
+        db.execute("SAVEPOINT plans")
+        try:
+            self._replace_plans(lineage, lists)
+        except (sqlite3.Error, OverflowError):
+            db.execute("ROLLBACK TO plans")
+        db.execute("RELEASE plans")
+        self._plans_dropped = False
+
+    def _replace_plans(self, lineage: str, lists: Iterable[bytes]) -> None:
         held = {
             bytes(name)
             for (name,) in self._db.execute("SELECT list FROM plans WHERE lineage = ?", (lineage,))
         }
-        self._db.executemany(
-            "DELETE FROM plans WHERE list = ?", [(name,) for name in held - set(names)]
-        )
-        for name, keys in zip(names, lists, strict=True):
+        names: set[bytes] = set()
+        for keys in lists:
+            name = hashlib.sha256(keys).digest()
+            names.add(name)
             if name in held:
                 continue
             rows = self._locate(keys)
             if len(rows) == len(keys) // 32:
                 cells = array(_CELL, itertools.chain.from_iterable(rows))
+                if sys.byteorder == "big":
+                    cells.byteswap()  # kept little-endian, as a copied home may move hosts
                 self._db.execute(
                     "INSERT OR IGNORE INTO plans(list, lineage, rows) VALUES (?, ?, ?)",
                     (name, lineage, cells.tobytes()),
                 )
+        self._db.executemany("DELETE FROM plans WHERE list = ?", [(name,) for name in held - names])
+
+    def drop_plans(self) -> None:
+        """Forget every kept plan (a read through them did not hash to what it should)."""
+        self._db.execute("DELETE FROM plans")
 
     def _kept_plan(self, keys: bytes) -> list[Placed] | None:
         found = self._db.execute(
@@ -382,8 +405,13 @@ class ChunkIndex:
             return None
         cells = array(_CELL)
         cells.frombytes(found[0][: len(found[0]) // cells.itemsize * cells.itemsize])
-        if len(cells) != 6 * (len(keys) // 32):
+        count = len(keys) // 32
+        if len(cells) != 6 * count:
             return None  # not what keep_plans wrote: look the chunks up
+        if sys.byteorder == "big":
+            cells.byteswap()
+        if count and (max(cells[0::6]) >= count or max(cells[1::6]) >= len(self.packs)):
+            return None  # positions or packs this index does not have: damage
         column = iter(cells)
         return list(zip(column, column, column, column, column, column, strict=True))
 

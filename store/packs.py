@@ -344,8 +344,9 @@ class FrameDecoder:
         as a whole (a damaged frame, a dictionary other than the first frame's, a size that
         is not the frame's), which the caller decodes again with :meth:`decompress_many` to
         learn which frame. Only the first frame's header is read in Python: reading every
-        frame's cost a restore of the bench database 0.07 CPU-s, and the sizes come from the
-        caller, so no header can make a batch ask for more memory than they add up to."""
+        frame's cost a restore of the bench database 0.07 CPU-s. The sizes come from the
+        caller and must be above 0 (zstd reads a 0 from the frame's header instead), so no
+        header can make a batch ask for more memory than they add up to."""
         if not frames or not _BATCH or pack in self._apart:
             yield None
             return
@@ -353,6 +354,10 @@ class FrameDecoder:
         try:
             number = zstandard.get_frame_parameters(data[offset : offset + length]).dict_id
         except zstandard.ZstdError:
+            number = 0
+        if number == 0:
+            # A damaged header, or frames of several chunks made without a dictionary (older
+            # stores, small puts): sizes of one chunk would fail every batch, after decoding.
             yield None
             return
         for first, last in _batches(sizes):

@@ -134,6 +134,7 @@ class WindowRebuild:
                     frames.add((name, fo, fl))
                 if (
                     name == span.pack
+                    and span.start <= fo
                     and fo - span.end <= GAP_BYTES
                     and fo + fl - span.start <= span_bytes
                 ):
@@ -154,7 +155,7 @@ class WindowRebuild:
 
     def _located(self) -> list[Placed]:
         source, keys = self.source, self.keys
-        rows = source.index.locate_in_pack_order(b"".join(keys))
+        rows = source.index.locate_in_pack_order(b"".join(keys), use_kept=not self.check_chunks)
         if len(rows) < len(keys):
             found = {row[0] for row in rows}
             lost = next(key for n, key in enumerate(keys) if n not in found)
@@ -348,8 +349,8 @@ class WindowRebuild:
         sizes: list[int] = []
         positions: list[int] = []
         for frame_offset, frame_length, runs in span.frames:
-            if len(runs) != 1 or runs[0][1]:
-                return False
+            if len(runs) != 1 or runs[0][1] or not 0 < runs[0][2] <= packs.MAX_FRAME:
+                return False  # a size of 0 would have zstd trust the frame's header instead
             frames.append((frame_offset - start, frame_length))
             sizes.append(runs[0][2])
             positions.append(runs[0][0])

@@ -157,13 +157,37 @@ class Store:
             self._index.mark_loaded([name])
             self._index.commit()
 
-    def record_put(self, lineage: str, snapshot_id: str, lists: list[bytes] | None = None) -> None:
+    def record_put(
+        self, lineage: str, snapshot_id: str, entries: dict[str, dict[str, Any]] | None = None
+    ) -> None:
         """Remember, in the local index cache, the snapshot just put for ``lineage``, and
-        where the chunks of its chunk lists ``lists`` are (``ChunkIndex.keep_plans``)."""
+        where the chunks of its artifacts ``entries`` (its document's) are
+        (``ChunkIndex.keep_plans``). The chunk lists are read back one at a time from
+        packs just written (held for the whole put, they grew a daily snapshot's peak RSS
+        with the database: 8 MiB more at 1 GiB), so only for a local store: elsewhere that
+        is a request per list, and a restore from an object store waits on the network
+        more than on its lookups."""
         if self._index is not None:
             self._index.record_put(lineage, snapshot_id)
-            if lists is not None:
-                self._index.keep_plans(lineage, lists)
+            if entries is not None and self.backend.local:
+                source = ChunkSource(self.backend, self._index, snapshot_id)
+                self._index.keep_plans(
+                    lineage,
+                    (
+                        b"".join(window)
+                        for entry in entries.values()
+                        if entry.get("chunk_lists")
+                        for window in _windows_while_readable(source, entry)
+                    ),
+                )
+            self._index.commit()
+
+    def drop_plans(self) -> None:
+        """Forget the plans kept in the local index cache (``ChunkIndex.keep_plans``): a
+        read of an artifact did not hash to its digest, and whatever the cause, the next
+        read must not trust them."""
+        if self._index is not None:
+            self._index.drop_plans()
             self._index.commit()
 
     def forget_index(self) -> None:
@@ -405,13 +429,17 @@ class Transaction:
             self.result.objects_written += 1
             self.result.new_bytes_stored += len(doc)
         if self.lineage is not None:
-            self.store.record_put(self.lineage, snapshot_id, self.writer.lists)
+            self.store.record_put(self.lineage, snapshot_id, self.entries)
         return self.result
 
 
 def _names_while_readable(source: ChunkSource, entry: dict[str, Any]) -> Iterator[bytes]:
+    for window in _windows_while_readable(source, entry):
+        yield from window
+
+
+def _windows_while_readable(source: ChunkSource, entry: dict[str, Any]) -> Iterator[list[bytes]]:
     try:
-        for window in source.windows(entry):
-            yield from window
+        yield from source.windows(entry)
     except (VerificationError, StoreError):
         return

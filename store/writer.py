@@ -54,7 +54,6 @@ class SnapshotWriter:
         self._reported = 0
         self.digests: dict[str, str] = {}  # member -> sha256 hex of its plain bytes
         self.index_name: str | None = None  # the index object this put wrote, if any
-        self.lists: list[bytes] = []  # every chunk list of the artifacts, in order
 
     def _pack_done(self, name: str, data: bytearray, entries: list[PackEntry]) -> None:
         self.backend.write(layout.pack_path(name), data)
@@ -134,7 +133,6 @@ class SnapshotWriter:
         return documents.artifact_entry(size, True, lists)
 
     def _store_list(self, blob: bytes) -> bytes:
-        self.lists.append(blob)
         key = hashlib.sha256(blob).digest()
         self._store(key, blob)
         return key

@@ -5,8 +5,10 @@ are those this host's create checked: the check is a function of the bytes."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +91,29 @@ def test_marks_of_good_bytes_do_not_pass_other_bytes(
     assert "restored database fails quick_check" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert target.read_bytes() == before
+
+
+def test_plans_gone_wrong_in_the_host_cache_cost_one_failed_restore(
+    stigmem: Runner, home: Path, node: NodeInfo, tmp_path: Path
+) -> None:
+    created = ok(stigmem("snapshot", "create", "--db", str(node.path), "--json")).json()
+    (cache,) = (home / "cache").glob("index-*.db")
+    with contextlib.closing(sqlite3.connect(cache)) as db, db:
+        plans = db.execute("SELECT list, rows FROM plans").fetchall()
+        assert plans
+        for name, rows in plans:  # every plan's first two pages swapped
+            cells = array("I", rows)
+            cells[1:6], cells[7:12] = cells[7:12], cells[1:6]
+            db.execute("UPDATE plans SET rows = ? WHERE list = ?", (cells.tobytes(), name))
+    target = tmp_path / "target.db"
+    make_node_db(target, size_mb=0.1, seed=3)
+    before = target.read_bytes()
+    args = ["snapshot", "restore", created["id"], "--db", str(target), "--trusted-key"]
+
+    failed = stigmem(*args, node.pubkey)
+    assert failed.returncode == 3, failed
+    assert "checksum_error" in failed.stdout + failed.stderr
+    assert target.read_bytes() == before
+
+    ok(stigmem(*args, node.pubkey))
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == created["db_sha256"]

@@ -122,6 +122,18 @@ OTHER_LAYOUTS = {
                CREATE TABLE packs(number INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
                CREATE TABLE loaded(name TEXT PRIMARY KEY);
                INSERT INTO loaded VALUES ('stale');""",
+    # Version 1, as a build before plans leaves a cache it reopened after this one: its own
+    # tables reloaded (chunks moved, packs renumbered), this build's plans left behind.
+    "before plans": """CREATE TABLE e(pos INTEGER PRIMARY KEY, key BLOB NOT NULL,
+                   pack INTEGER, fo INTEGER, fl INTEGER, off INTEGER, len INTEGER);
+               CREATE INDEX e_key ON e(key, pack, fo, fl, off, len);
+               CREATE TABLE packs(number INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+               CREATE TABLE loaded(name TEXT PRIMARY KEY);
+               INSERT INTO loaded VALUES ('stale');
+               CREATE TABLE plans(list BLOB PRIMARY KEY, lineage TEXT NOT NULL,
+                   rows BLOB NOT NULL);
+               INSERT INTO plans VALUES (x'00', 'node-a', x'00');
+               PRAGMA user_version = 1;""",
     "newer": """CREATE TABLE e(key BLOB PRIMARY KEY, pos INTEGER NOT NULL UNIQUE,
                    pack INTEGER, fo INTEGER, fl INTEGER, off INTEGER, len INTEGER) WITHOUT ROWID;
                CREATE TABLE packs(number INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
@@ -138,6 +150,7 @@ def test_cache_of_another_layout_is_dropped_and_refilled(tmp_path: Path, layout:
         db.executescript(OTHER_LAYOUTS[layout])
     chunks = ChunkIndex(cache)
     assert chunks.cached and len(chunks) == 0 and chunks.loaded_names() == set()
+    assert chunks._db.execute("SELECT count(*) FROM plans").fetchone() == (0,)
     chunks.load(index_object([(1, "aa" * 32, 0)]), "one")
     assert chunks.lookup(key(1)) is not None
     chunks.close()
@@ -231,8 +244,33 @@ def test_plans_go_when_the_index_changes_under_them(tmp_path: Path) -> None:
     assert (2, 0, 5, 100, 0, 10) in chunks.locate_in_pack_order(blob)
 
     chunks.keep_plans("node-a", [blob])
+    chunks.set_raw(position, 1, 7, 100, 0, 10)  # a later move drops the plans kept since
+    assert chunks._kept_plan(blob) is None
+
+    chunks.keep_plans("node-a", [blob])
     chunks.clear()  # the store's index objects were replaced
     assert chunks._kept_plan(blob) is None
+
+
+def test_keeping_plans_is_best_effort_after_the_commit_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chunks = placed(tmp_path, 8)
+    chunks.record_put("node-a", "snapshot-1")
+    kept = chunk_list([0, 1])
+    chunks.keep_plans("node-a", [kept])
+
+    def full_disk(self: ChunkIndex, keys: bytes) -> list[index.Placed]:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(ChunkIndex, "_locate", full_disk)
+    chunks.record_put("node-a", "snapshot-2")
+    chunks.keep_plans("node-a", [chunk_list([2, 3])])  # no exception: the put stands
+    chunks.commit()
+    assert chunks.last_put("node-a") == "snapshot-2"
+    # Nothing of the failed attempt is kept; what was kept before is as it was.
+    assert chunks._db.execute("SELECT count(*) FROM plans").fetchone() == (1,)
+    assert chunks._kept_plan(kept) is not None
 
 
 def test_only_whole_plans_in_a_cache_are_kept_and_a_damaged_one_is_ignored(
