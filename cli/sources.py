@@ -11,7 +11,7 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cli.app import App, Tier, is_snapshot_ref
 from cli.output import progress
@@ -81,17 +81,24 @@ class StoreSource:
     tier: Tier
     snapshot_id: str
 
+    document: dict[str, Any] | None = None  # read once: each read is a request to S3
+
     @property
     def label(self) -> str:
         return f"{self.snapshot_id} in {self.store.url}"
 
+    def _document(self) -> dict[str, Any]:
+        if self.document is None:
+            self.document = self.store.load_document(self.snapshot_id)
+        return self.document
+
     def peek(self) -> Manifest:
-        return manifest_from_dict(self.store.load_document(self.snapshot_id)["manifest"])
+        return manifest_from_dict(self._document()["manifest"])
 
     def _read_manifest_and_cursor(self, state: ReadResult) -> None:
         state.manifest = self.peek()
         cursor = io.BytesIO()
-        self.store.read_artifact(self.snapshot_id, CURSOR_MEMBER, cursor)
+        self.store.read_artifact(self.snapshot_id, CURSOR_MEMBER, cursor, document=self._document())
         state.actual[CURSOR_MEMBER] = "sha256:" + hashlib.sha256(cursor.getvalue()).hexdigest()
         state.cursor = cursor.getvalue()
         state.applied_migrations = parse_cursor(state.cursor)
@@ -120,6 +127,7 @@ class StoreSource:
                 sink,  # type: ignore[arg-type]
                 progress=report,
                 check_chunks=False,
+                document=self._document(),
             )
         digest = "sha256:" + sink.digest.hexdigest()
         if expected is not None and digest != expected:

@@ -49,6 +49,9 @@ class Store:
         self.stale_after = locks.DEFAULT_STALE_AFTER
         self._index: ChunkIndex | None = None
         self._index_names: set[str] = set()
+        # Snapshots whose document was read before the index was listed: every chunk they
+        # name was in it (a put writes its document last), so reading them lists no more.
+        self._covered: set[str] = set()
         self._held: str | None = None
 
     # -- opening ------------------------------------------------------------------------
@@ -194,7 +197,7 @@ class Store:
         """Drop the loaded index and whatever it held that was not committed."""
         if self._index is not None:
             self._index.close()
-        self._index, self._index_names = None, set()
+        self._index, self._index_names, self._covered = None, set(), set()
 
     # -- snapshots ----------------------------------------------------------------------
 
@@ -267,6 +270,7 @@ class Store:
         out: BinaryIO,
         progress: Progress | None = None,
         check_chunks: bool = True,
+        document: dict[str, Any] | None = None,
     ) -> None:
         """Stream ``member`` into ``out``, a window (16 MiB) per ``write``; the bytes given
         are only valid during the call (the buffer is reused).
@@ -276,12 +280,18 @@ class Store:
         is still written, lost chunks as zeros, so a forced restore salvages all it can. A
         chunk that no index holds stops the read at its window. ``check_chunks`` also
         hashes every chunk against its name; a caller that checks the whole artifact's
-        digest itself may skip that and call again with it only when the digest differs."""
-        doc = self.load_document(snapshot_id)
+        digest itself may skip that and call again with it only when the digest differs.
+        ``document``: the snapshot's document, when the caller has read it already (each
+        read is a request to an object store, as is each listing of the index)."""
+        doc = self.load_document(snapshot_id) if document is None else document
         entry = doc["artifacts"].get(member)
         if entry is None:
             raise StoreError(f"snapshot {snapshot_id} in {self.url} has no member {member}")
-        source = ChunkSource(self.backend, self.index(), snapshot_id)
+        if self._index is None or snapshot_id not in self._covered:
+            self.index()
+            self._covered.add(snapshot_id)
+        assert self._index is not None
+        source = ChunkSource(self.backend, self._index, snapshot_id)
         done = 0
         failures: list[VerificationError] = []
         spare: list[bytearray] = []
