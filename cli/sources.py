@@ -121,18 +121,23 @@ class StoreSource:
         a terminal: a database of many GiB on S3 takes minutes."""
         sink = _HashSink(on_db)
         with progress(f"{doing} {self.snapshot_id[:12]}") as report:
-            self.store.read_artifact(
-                self.snapshot_id,
-                DB_MEMBER,
-                sink,  # type: ignore[arg-type]
-                progress=report,
-                check_chunks=False,
-                document=self._document(),
-            )
+            try:
+                self.store.read_artifact(
+                    self.snapshot_id,
+                    DB_MEMBER,
+                    sink,  # type: ignore[arg-type]
+                    progress=report,
+                    check_chunks=False,
+                    document=self._document(),
+                )
+            except VerificationError:
+                # Damage in the store, or plans kept in this host's cache gone wrong: no
+                # later read trusts those plans.
+                self.store.drop_plans()
+                raise
         digest = "sha256:" + sink.digest.hexdigest()
         if expected is not None and digest != expected:
-            # Damage in the store, or plans kept in this host's cache gone wrong: the checked
-            # read asks the index itself, and no later read trusts those plans.
+            # The same, and the checked read asks the index itself.
             self.store.drop_plans()
             name_damaged_chunk(self.store, self.snapshot_id, DB_MEMBER)
         return digest, sink.size

@@ -16,6 +16,7 @@ pages costs a bounded page cache, not memory per chunk.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import sqlite3
@@ -358,17 +359,19 @@ class ChunkIndex:
         the one a disaster restores; its 72,000 lookups were 0.25 CPU-s of a 1.6 CPU-s
         restore of the bench database, and 1.8 MB of rows cost the cache less than that.
         Rows are kept only in a cache, and only when every chunk of the list is indexed.
-        Best effort: this runs after the snapshot's commit point, so a failure (a full
-        disk) keeps no plans and fails nothing."""
+        Best effort, in a transaction of its own that it commits: this runs after the
+        snapshot's commit point, so a failure (a full disk, which has SQLite roll the whole
+        transaction back; a list that cannot be read) keeps no plans and fails nothing."""
         if not self.cached:
             return
-        db = self._db
-        db.execute("SAVEPOINT plans")
         try:
             self._replace_plans(lineage, lists)
-        except (sqlite3.Error, OverflowError):
-            db.execute("ROLLBACK TO plans")
-        db.execute("RELEASE plans")
+            self.commit()
+        except (sqlite3.Error, OverflowError, OSError):
+            with contextlib.suppress(sqlite3.Error):
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                self._db.execute("BEGIN IMMEDIATE")
         self._plans_dropped = False
 
     def _replace_plans(self, lineage: str, lists: Iterable[bytes]) -> None:
@@ -410,8 +413,13 @@ class ChunkIndex:
             return None  # not what keep_plans wrote: look the chunks up
         if sys.byteorder == "big":
             cells.byteswap()
-        if count and (max(cells[0::6]) >= count or max(cells[1::6]) >= len(self.packs)):
-            return None  # positions or packs this index does not have: damage
+        positions = cells[0::6]
+        if count and (
+            max(positions) >= count
+            or len(set(positions)) != count
+            or max(cells[1::6]) >= len(self.packs)
+        ):
+            return None  # positions (each once) or packs this index does not have: damage
         column = iter(cells)
         return list(zip(column, column, column, column, column, column, strict=True))
 

@@ -49,9 +49,6 @@ class Store:
         self.stale_after = locks.DEFAULT_STALE_AFTER
         self._index: ChunkIndex | None = None
         self._index_names: set[str] = set()
-        # Snapshots whose document was read before the index was listed: every chunk they
-        # name was in it (a put writes its document last), so reading them lists no more.
-        self._covered: set[str] = set()
         self._held: str | None = None
 
     # -- opening ------------------------------------------------------------------------
@@ -172,6 +169,7 @@ class Store:
         more than on its lookups."""
         if self._index is not None:
             self._index.record_put(lineage, snapshot_id)
+            self._index.commit()
             if entries is not None and self.backend.local:
                 source = ChunkSource(self.backend, self._index, snapshot_id)
                 self._index.keep_plans(
@@ -183,12 +181,11 @@ class Store:
                         for window in _windows_while_readable(source, entry)
                     ),
                 )
-            self._index.commit()
 
     def drop_plans(self) -> None:
         """Forget the plans kept in the local index cache (``ChunkIndex.keep_plans``): a
-        read of an artifact did not hash to its digest, and whatever the cause, the next
-        read must not trust them."""
+        read of an artifact failed or did not hash to its digest, and whatever the cause,
+        the next read must not trust them."""
         if self._index is not None:
             self._index.drop_plans()
             self._index.commit()
@@ -197,7 +194,7 @@ class Store:
         """Drop the loaded index and whatever it held that was not committed."""
         if self._index is not None:
             self._index.close()
-        self._index, self._index_names, self._covered = None, set(), set()
+        self._index, self._index_names = None, set()
 
     # -- snapshots ----------------------------------------------------------------------
 
@@ -282,16 +279,15 @@ class Store:
         hashes every chunk against its name; a caller that checks the whole artifact's
         digest itself may skip that and call again with it only when the digest differs.
         ``document``: the snapshot's document, when the caller has read it already (each
-        read is a request to an object store, as is each listing of the index)."""
+        read is a request to an object store)."""
         doc = self.load_document(snapshot_id) if document is None else document
         entry = doc["artifacts"].get(member)
         if entry is None:
             raise StoreError(f"snapshot {snapshot_id} in {self.url} has no member {member}")
-        if self._index is None or snapshot_id not in self._covered:
-            self.index()
-            self._covered.add(snapshot_id)
-        assert self._index is not None
-        source = ChunkSource(self.backend, self._index, snapshot_id)
+        # Listed again for every artifact, though the listing for the snapshot's first one
+        # held every chunk its document names: reads take no lock, and a gc in between may
+        # have replaced the index objects and repacked the chunks.
+        source = ChunkSource(self.backend, self.index(), snapshot_id)
         done = 0
         failures: list[VerificationError] = []
         spare: list[bytearray] = []
@@ -451,5 +447,5 @@ def _names_while_readable(source: ChunkSource, entry: dict[str, Any]) -> Iterato
 def _windows_while_readable(source: ChunkSource, entry: dict[str, Any]) -> Iterator[list[bytes]]:
     try:
         yield from source.windows(entry)
-    except (VerificationError, StoreError):
+    except (VerificationError, StoreError, OSError):
         return

@@ -93,17 +93,21 @@ def test_marks_of_good_bytes_do_not_pass_other_bytes(
     assert target.read_bytes() == before
 
 
+@pytest.mark.parametrize("damage", ["swapped", "shifted"])
 def test_plans_gone_wrong_in_the_host_cache_cost_one_failed_restore(
-    stigmem: Runner, home: Path, node: NodeInfo, tmp_path: Path
+    stigmem: Runner, home: Path, node: NodeInfo, tmp_path: Path, damage: str
 ) -> None:
     created = ok(stigmem("snapshot", "create", "--db", str(node.path), "--json")).json()
     (cache,) = (home / "cache").glob("index-*.db")
     with contextlib.closing(sqlite3.connect(cache)) as db, db:
         plans = db.execute("SELECT list, rows FROM plans").fetchall()
         assert plans
-        for name, rows in plans:  # every plan's first two pages swapped
+        for name, rows in plans:
             cells = array("I", rows)
-            cells[1:6], cells[7:12] = cells[7:12], cells[1:6]
+            if damage == "swapped":  # the first two pages trade places: both decode
+                cells[1:6], cells[7:12] = cells[7:12], cells[1:6]
+            else:  # the first frame's offset is off: it does not decode
+                cells[2] += 7
             db.execute("UPDATE plans SET rows = ? WHERE list = ?", (cells.tobytes(), name))
     target = tmp_path / "target.db"
     make_node_db(target, size_mb=0.1, seed=3)

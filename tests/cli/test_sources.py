@@ -39,7 +39,7 @@ def counted(store: Store, monkeypatch: pytest.MonkeyPatch) -> collections.Counte
     return calls
 
 
-def test_a_read_lists_the_index_once_and_reads_the_document_once(
+def test_a_read_reads_the_document_once_and_lists_the_index_once_per_artifact(
     location: Location, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = Store.init(location.url, location.options, settings=small_settings())
@@ -63,5 +63,7 @@ def test_a_read_lists_the_index_once_and_reads_the_document_once(
     assert b"".join(written) == db.read_bytes()
     assert state.actual[DB_MEMBER] == f"sha256:{manifest.db_sha256}"
     assert state.cursor == cursor
-    assert calls["list index"] == 1
     assert calls["read snapshots"] == 1
+    # Each artifact's read lists the index again: reads take no lock, and a gc in between
+    # may have replaced the index objects.
+    assert calls["list index"] == 2

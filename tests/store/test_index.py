@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -252,25 +253,42 @@ def test_plans_go_when_the_index_changes_under_them(tmp_path: Path) -> None:
     assert chunks._kept_plan(blob) is None
 
 
+@pytest.mark.parametrize("failure", ["disk full", "transaction lost", "list unreadable"])
 def test_keeping_plans_is_best_effort_after_the_commit_point(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
 ) -> None:
     chunks = placed(tmp_path, 8)
-    chunks.record_put("node-a", "snapshot-1")
     kept = chunk_list([0, 1])
     chunks.keep_plans("node-a", [kept])
+    chunks.record_put("node-a", "snapshot-2")
+    chunks.commit()  # as Store.record_put does, before the plans
 
-    def full_disk(self: ChunkIndex, keys: bytes) -> list[index.Placed]:
+    def failing(self: ChunkIndex, keys: bytes) -> list[index.Placed]:
+        if failure == "transaction lost":
+            # What SQLite does on SQLITE_FULL or an I/O error: the whole transaction goes.
+            self._db.execute("ROLLBACK")
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(ChunkIndex, "_locate", full_disk)
-    chunks.record_put("node-a", "snapshot-2")
-    chunks.keep_plans("node-a", [chunk_list([2, 3])])  # no exception: the put stands
-    chunks.commit()
-    assert chunks.last_put("node-a") == "snapshot-2"
-    # Nothing of the failed attempt is kept; what was kept before is as it was.
+    def unreadable() -> Iterator[bytes]:
+        yield chunk_list([4, 5])
+        raise OSError(5, "Input/output error")
+
+    if failure == "list unreadable":
+        chunks.keep_plans("node-a", unreadable())
+    else:
+        monkeypatch.setattr(ChunkIndex, "_locate", failing)
+        chunks.keep_plans("node-a", [chunk_list([2, 3])])  # no exception: the put stands
+    monkeypatch.undo()
+    # Nothing of the failed attempt is kept; what was kept before is as it was, and the
+    # cache takes the next command's work.
     assert chunks._db.execute("SELECT count(*) FROM plans").fetchone() == (1,)
     assert chunks._kept_plan(kept) is not None
+    chunks.record_put("node-a", "snapshot-3")
+    chunks.commit()
+    chunks.close()
+    again = ChunkIndex(tmp_path / "index.db")
+    assert again.last_put("node-a") == "snapshot-3"
+    assert again._kept_plan(kept) is not None
 
 
 def test_only_whole_plans_in_a_cache_are_kept_and_a_damaged_one_is_ignored(

@@ -320,6 +320,24 @@ def test_an_index_entry_of_no_length_is_damage_not_a_crash(store: Store, tmp_pat
     assert err.value.outcome == "checksum_error"
 
 
+def test_a_gc_between_two_artifact_reads_of_a_snapshot_does_not_fail_the_second(
+    location: Location, tmp_path: Path
+) -> None:
+    """Reads take no lock: a restore reads the cursor, a prune elsewhere repacks, then the
+    restore reads the database; its read must see the index objects gc wrote."""
+    store = Store.init(location.url, location.options, settings=small_settings())
+    db = make_db(tmp_path / "node.db", 4000)
+    put(store, "day1", db)
+    change_rows(db, list(range(1, 4000, 3)), "rewritten")
+    put(store, "day2", db)
+    reader = Store.open(location.url, location.options)
+    assert read(reader, sid("day2"), CURSOR) == CURSOR_BYTES
+    other = Store.open(location.url, location.options)
+    other.delete_snapshot(sid("day1"))
+    assert other.gc(grace_seconds=0, max_unused=0.0).packs_deleted > 0
+    assert read_unchecked(reader, sid("day2")) == db.read_bytes()
+
+
 def test_stats_count_logical_and_stored_bytes(store: Store, tmp_path: Path) -> None:
     db = make_db(tmp_path / "node.db", 2000)
     put(store, "a", db)
