@@ -43,6 +43,7 @@ class Finish:
     restore_runs: tuple[float, ...] = ()  # every round's restore; the median is above
     new_host_runs: tuple[float, ...] = ()
     restore_cpu_runs: tuple[float, ...] = ()  # each round's CPU seconds (user + system)
+    warmup_seconds: float | None = None  # the untimed restore before the rounds
     check_seconds: float | None = None
     check_peak_rss_mib: float | None = None
     verify_seconds: float | None = None

@@ -129,6 +129,7 @@ class StoreSource:
                     progress=report,
                     check_chunks=False,
                     document=self._document(),
+                    stage_plans=expected is not None,
                 )
             except VerificationError:
                 # Damage in the store, or plans kept in this host's cache gone wrong: no
@@ -136,7 +137,11 @@ class StoreSource:
                 self.store.drop_plans()
                 raise
         digest = "sha256:" + sink.digest.hexdigest()
-        if expected is not None and digest != expected:
+        if digest == expected:
+            # The plans this read staged rebuilt exactly the signed bytes: the next read of
+            # this snapshot (the restore after a verify, a second restore) uses them.
+            self.store.keep_plans(self.snapshot_id)
+        elif expected is not None:
             # The same, and the checked read asks the index itself.
             self.store.drop_plans()
             name_damaged_chunk(self.store, self.snapshot_id, DB_MEMBER)

@@ -71,10 +71,10 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS packs(number INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
     "CREATE TABLE IF NOT EXISTS loaded(name TEXT PRIMARY KEY)",
     # A chunk list's rows as locate_in_pack_order gives them (``list``: the list's hash),
-    # kept for the last snapshot this host put for each lineage (see keep_plans). Index
+    # kept from the last read of a whole snapshot that hashed right (see keep_plans). Index
     # content: gone with it (and the reason for layout version 2, below).
     """CREATE TABLE IF NOT EXISTS plans(
-        list BLOB PRIMARY KEY, lineage TEXT NOT NULL, rows BLOB NOT NULL)""",
+        list BLOB PRIMARY KEY, snapshot TEXT NOT NULL, rows BLOB NOT NULL)""",
     # The last snapshot this host put for each lineage (a node id): not index content, so
     # ``clear`` keeps it. Added without a version bump: an older cache simply gains it.
     "CREATE TABLE IF NOT EXISTS lineage(name TEXT PRIMARY KEY, snapshot TEXT NOT NULL)",
@@ -342,59 +342,77 @@ class ChunkIndex:
                 found[key] = (packs[pack], fo, fl, off, length)
         return found
 
-    def locate_in_pack_order(self, keys: bytes, use_kept: bool = True) -> list[Placed]:
+    def locate_in_pack_order(
+        self, keys: bytes, use_kept: bool = True, staging: str | None = None
+    ) -> list[Placed]:
         """Rows ``(n, pack number, frame offset, frame length, offset, length)`` for each
         n-th hash of ``keys`` (32-byte hashes back to back, as a chunk list holds them)
         that the index holds, in pack order (pack number, frame offset, offset, n): the
-        order a read wants them in. A chunk list whose rows were kept (:meth:`keep_plans`)
-        is not looked up again, unless ``use_kept`` is False (a read that must name a
-        damaged chunk asks the index itself)."""
-        kept = self._kept_plan(keys) if use_kept else None
-        return kept if kept is not None else self._locate(keys)
+        order a read wants them in.
 
-    def keep_plans(self, lineage: str, lists: Iterable[bytes]) -> None:
-        """Keep the rows of ``lists`` (the chunk lists of the snapshot just put for
-        ``lineage``, taken one at a time) for the restores to come, in place of those kept
-        for its snapshot before (a list both hold is kept as it is). The latest snapshot is
-        the one a disaster restores; its 72,000 lookups were 0.25 CPU-s of a 1.6 CPU-s
-        restore of the bench database, and 1.8 MB of rows cost the cache less than that.
-        Rows are kept only in a cache, and only when every chunk of the list is indexed.
-        Best effort, in a transaction of its own that it commits: this runs after the
-        snapshot's commit point, so a failure (a full disk, which has SQLite roll the whole
-        transaction back; a list that cannot be read) keeps no plans and fails nothing."""
+        A chunk list whose rows were kept (a plan: :meth:`keep_plans`) is not looked up
+        again, unless ``use_kept`` is False (a read that must name a damaged chunk asks the
+        index itself). ``staging``: the snapshot a whole read is rebuilding, whose plans
+        are written (not committed) as it goes, for :meth:`keep_plans` to keep once the
+        read hashed to its manifest's digest."""
+        kept = self._kept_plan(keys) if use_kept else None
+        if kept is not None:
+            if staging is not None:
+                self._stage_plan(keys, None, staging)
+            return kept
+        rows = self._locate(keys)
+        if staging is not None and len(rows) == len(keys) // 32:
+            self._stage_plan(keys, rows, staging)
+        return rows
+
+    def keep_plans(self, snapshot_id: str) -> None:
+        """The read that staged plans for ``snapshot_id`` hashed to its manifest's digest:
+        keep them, and drop every other (a host restores one snapshot of a node at a time;
+        1.8 MB of plans for the bench database). Its next read makes none of its 72,000
+        lookups (0.25 CPU-s of a 1.4 CPU-s restore). Best effort: a failure (a full disk,
+        which has SQLite roll the whole transaction back) keeps nothing and fails nothing.
+
+        Plans are kept by reads, not by ``create``: looking a snapshot's chunks up for its
+        plans cost every daily snapshot 0.2-0.27 s, and a verify after create (the runbook)
+        keeps them for the restore that may follow."""
         if not self.cached:
             return
         try:
-            self._replace_plans(lineage, lists)
+            self._db.execute("DELETE FROM plans WHERE snapshot != ?", (snapshot_id,))
             self.commit()
-        except (sqlite3.Error, OverflowError, OSError):
-            with contextlib.suppress(sqlite3.Error):
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error:
+            self._restart()
         self._plans_dropped = False
 
-    def _replace_plans(self, lineage: str, lists: Iterable[bytes]) -> None:
-        held = {
-            bytes(name)
-            for (name,) in self._db.execute("SELECT list FROM plans WHERE lineage = ?", (lineage,))
-        }
-        names: set[bytes] = set()
-        for keys in lists:
-            name = hashlib.sha256(keys).digest()
-            names.add(name)
-            if name in held:
-                continue
-            rows = self._locate(keys)
-            if len(rows) == len(keys) // 32:
-                cells = array(_CELL, itertools.chain.from_iterable(rows))
-                if sys.byteorder == "big":
-                    cells.byteswap()  # kept little-endian, as a copied home may move hosts
+    def _stage_plan(self, keys: bytes, rows: list[Placed] | None, snapshot_id: str) -> None:
+        """Write a chunk list's plan for ``snapshot_id`` (``rows``, or the kept one, which
+        then changes hands), uncommitted: the caller's :meth:`keep_plans` or
+        :meth:`drop_plans` settles it. Best effort, as keep_plans."""
+        if not self.cached:
+            return
+        name = hashlib.sha256(keys).digest()
+        try:
+            if rows is None:
                 self._db.execute(
-                    "INSERT OR IGNORE INTO plans(list, lineage, rows) VALUES (?, ?, ?)",
-                    (name, lineage, cells.tobytes()),
+                    "UPDATE plans SET snapshot = ? WHERE list = ?", (snapshot_id, name)
                 )
-        self._db.executemany("DELETE FROM plans WHERE list = ?", [(name,) for name in held - names])
+                return
+            cells = array(_CELL, itertools.chain.from_iterable(rows))
+            if sys.byteorder == "big":
+                cells.byteswap()  # kept little-endian, as a copied home may move hosts
+            self._db.execute(
+                "INSERT OR REPLACE INTO plans(list, snapshot, rows) VALUES (?, ?, ?)",
+                (name, snapshot_id, cells.tobytes()),
+            )
+        except (sqlite3.Error, OverflowError):
+            self._restart()
+
+    def _restart(self) -> None:
+        """Drop what the open transaction holds and open another (after a failure)."""
+        with contextlib.suppress(sqlite3.Error):
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            self._db.execute("BEGIN IMMEDIATE")
 
     def drop_plans(self) -> None:
         """Forget every kept plan (a read through them did not hash to what it should)."""
@@ -410,7 +428,7 @@ class ChunkIndex:
         cells.frombytes(found[0][: len(found[0]) // cells.itemsize * cells.itemsize])
         count = len(keys) // 32
         if len(cells) != 6 * count:
-            return None  # not what keep_plans wrote: look the chunks up
+            return None  # not what _stage_plan wrote: look the chunks up
         if sys.byteorder == "big":
             cells.byteswap()
         positions = cells[0::6]

@@ -32,6 +32,8 @@ class ChunkSource:
         self.index = index
         self.snapshot_id = snapshot_id
         self.frames = packs.FrameDecoder(partial(pack_dictionary, backend))
+        # Whose plans a whole read writes to the index cache as it goes (see Store.read_artifact).
+        self.staging: str | None = None
 
     def _missing(self, detail: str) -> VerificationError:
         return VerificationError("missing_data", f"{self.snapshot_id}: {detail}", self.snapshot_id)

@@ -155,7 +155,9 @@ class WindowRebuild:
 
     def _located(self) -> list[Placed]:
         source, keys = self.source, self.keys
-        rows = source.index.locate_in_pack_order(b"".join(keys), use_kept=not self.check_chunks)
+        rows = source.index.locate_in_pack_order(
+            b"".join(keys), use_kept=not self.check_chunks, staging=source.staging
+        )
         if len(rows) < len(keys):
             found = {row[0] for row in rows}
             lost = next(key for n, key in enumerate(keys) if n not in found)

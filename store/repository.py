@@ -157,30 +157,17 @@ class Store:
             self._index.mark_loaded([name])
             self._index.commit()
 
-    def record_put(
-        self, lineage: str, snapshot_id: str, entries: dict[str, dict[str, Any]] | None = None
-    ) -> None:
-        """Remember, in the local index cache, the snapshot just put for ``lineage``, and
-        where the chunks of its artifacts ``entries`` (its document's) are
-        (``ChunkIndex.keep_plans``). The chunk lists are read back one at a time from
-        packs just written (held for the whole put, they grew a daily snapshot's peak RSS
-        with the database: 8 MiB more at 1 GiB), so only for a local store: elsewhere that
-        is a request per list, and a restore from an object store waits on the network
-        more than on its lookups."""
+    def record_put(self, lineage: str, snapshot_id: str) -> None:
+        """Remember, in the local index cache, the snapshot just put for ``lineage``."""
         if self._index is not None:
             self._index.record_put(lineage, snapshot_id)
             self._index.commit()
-            if entries is not None and self.backend.local:
-                source = ChunkSource(self.backend, self._index, snapshot_id)
-                self._index.keep_plans(
-                    lineage,
-                    (
-                        b"".join(window)
-                        for entry in entries.values()
-                        if entry.get("chunk_lists")
-                        for window in _windows_while_readable(source, entry)
-                    ),
-                )
+
+    def keep_plans(self, snapshot_id: str) -> None:
+        """A read of ``snapshot_id`` made with ``stage_plans`` hashed to its manifest's
+        digest: keep the plans it staged (``ChunkIndex.keep_plans``)."""
+        if self._index is not None:
+            self._index.keep_plans(snapshot_id)
 
     def drop_plans(self) -> None:
         """Forget the plans kept in the local index cache (``ChunkIndex.keep_plans``): a
@@ -268,6 +255,7 @@ class Store:
         progress: Progress | None = None,
         check_chunks: bool = True,
         document: dict[str, Any] | None = None,
+        stage_plans: bool = False,
     ) -> None:
         """Stream ``member`` into ``out``, a window (16 MiB) per ``write``; the bytes given
         are only valid during the call (the buffer is reused).
@@ -279,7 +267,9 @@ class Store:
         hashes every chunk against its name; a caller that checks the whole artifact's
         digest itself may skip that and call again with it only when the digest differs.
         ``document``: the snapshot's document, when the caller has read it already (each
-        read is a request to an object store)."""
+        read is a request to an object store). ``stage_plans``: write each chunk list's
+        plan to the local index cache as the read goes, for :meth:`keep_plans` once the
+        caller found the artifact's digest right (or :meth:`drop_plans`)."""
         doc = self.load_document(snapshot_id) if document is None else document
         entry = doc["artifacts"].get(member)
         if entry is None:
@@ -288,6 +278,8 @@ class Store:
         # held every chunk its document names: reads take no lock, and a gc in between may
         # have replaced the index objects and repacked the chunks.
         source = ChunkSource(self.backend, self.index(), snapshot_id)
+        if stage_plans and not check_chunks:
+            source.staging = snapshot_id
         done = 0
         failures: list[VerificationError] = []
         spare: list[bytearray] = []
@@ -435,17 +427,13 @@ class Transaction:
             self.result.objects_written += 1
             self.result.new_bytes_stored += len(doc)
         if self.lineage is not None:
-            self.store.record_put(self.lineage, snapshot_id, self.entries)
+            self.store.record_put(self.lineage, snapshot_id)
         return self.result
 
 
 def _names_while_readable(source: ChunkSource, entry: dict[str, Any]) -> Iterator[bytes]:
-    for window in _windows_while_readable(source, entry):
-        yield from window
-
-
-def _windows_while_readable(source: ChunkSource, entry: dict[str, Any]) -> Iterator[list[bytes]]:
     try:
-        yield from source.windows(entry)
+        for window in source.windows(entry):
+            yield from window
     except (VerificationError, StoreError, OSError):
         return

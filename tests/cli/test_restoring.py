@@ -99,6 +99,10 @@ def test_plans_gone_wrong_in_the_host_cache_cost_one_failed_restore(
 ) -> None:
     created = ok(stigmem("snapshot", "create", "--db", str(node.path), "--json")).json()
     (cache,) = (home / "cache").glob("index-*.db")
+    with contextlib.closing(sqlite3.connect(cache)) as db:
+        assert db.execute("SELECT count(*) FROM plans").fetchone() == (0,)
+    # A verify (or a restore) whose bytes hash right keeps the plans it read with.
+    ok(stigmem("snapshot", "verify", created["id"], "--trusted-key", node.pubkey))
     with contextlib.closing(sqlite3.connect(cache)) as db, db:
         plans = db.execute("SELECT list, rows FROM plans").fetchall()
         assert plans

@@ -5,15 +5,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zstandard
 
 from snapshot.errors import StoreError
 from store import index
-from store.index import ChunkIndex
+from store.index import ChunkIndex, Placed
 
 
 def key(n: int) -> bytes:
@@ -214,75 +214,100 @@ def chunk_list(numbers: list[int]) -> bytes:
     return b"".join(key(n) for n in numbers)
 
 
-def test_kept_plans_give_the_rows_a_lookup_gives_and_follow_the_lineage(tmp_path: Path) -> None:
+def read_through(chunks: ChunkIndex, snapshot: str, blobs: list[bytes]) -> list[list[Placed]]:
+    """A whole read of ``snapshot`` whose digest came out right: its plans are kept."""
+    rows = [chunks.locate_in_pack_order(blob, staging=snapshot) for blob in blobs]
+    chunks.keep_plans(snapshot)
+    return rows
+
+
+def test_plans_a_read_kept_give_the_rows_a_lookup_gives_until_another_snapshot_is_read(
+    tmp_path: Path,
+) -> None:
     chunks = placed(tmp_path, 12)
     day1 = [chunk_list([0, 1, 2, 3]), chunk_list([4, 5, 6, 7])]
-    looked_up = [chunks.locate_in_pack_order(blob) for blob in day1]
-    chunks.keep_plans("node-a", day1)
-    chunks.commit()
+    looked_up = read_through(chunks, "day1", day1)
+    assert looked_up == [chunks._locate(blob) for blob in day1]
+    chunks.close()
+    chunks = ChunkIndex(tmp_path / "index.db")  # the next command
     assert [chunks._kept_plan(blob) for blob in day1] == looked_up
-    assert [chunks.locate_in_pack_order(blob) for blob in day1] == looked_up
 
-    # The next put of the lineage: the list both days share stays, the other goes.
+    # A read of another snapshot: the list both share stays, the other goes.
     day2 = [chunk_list([0, 1, 2, 3]), chunk_list([4, 5, 9, 7])]
-    chunks.keep_plans("node-a", day2)
+    read_through(chunks, "day2", day2)
     assert chunks._kept_plan(day1[0]) == looked_up[0]
     assert chunks._kept_plan(day1[1]) is None
     assert chunks._kept_plan(day2[1]) == chunks._locate(day2[1])
-    # Another lineage keeps its own.
-    chunks.keep_plans("node-b", [chunk_list([10, 11])])
-    assert chunks._kept_plan(day2[1]) is not None
+
+
+def test_plans_of_a_read_not_found_right_are_not_kept(tmp_path: Path) -> None:
+    chunks = placed(tmp_path, 8)
+    kept = chunk_list([0, 1])
+    read_through(chunks, "day1", [kept])
+    staged = chunk_list([2, 3])
+    chunks.locate_in_pack_order(staged, staging="day2")
+    chunks.drop_plans()  # the read failed, or its digest differed
+    chunks.commit()
+    assert chunks._kept_plan(staged) is None and chunks._kept_plan(kept) is None
+
+    read_through(chunks, "day1", [kept])
+    chunks.locate_in_pack_order(staged, staging="day2")
+    chunks.close()  # the command ended before the digest was known: nothing staged stays
+    chunks = ChunkIndex(tmp_path / "index.db")
+    assert chunks._kept_plan(staged) is None
+    assert chunks._kept_plan(kept) is not None
 
 
 def test_plans_go_when_the_index_changes_under_them(tmp_path: Path) -> None:
     chunks = placed(tmp_path, 8)
     blob = chunk_list([0, 1, 2, 3])
-    chunks.keep_plans("node-a", [blob])
+    read_through(chunks, "day1", [blob])
     # gc moved a chunk (repack): the kept rows name its old place.
     position = chunks.find(key(2))
     chunks.set_raw(position, 0, 5, 100, 0, 10)
     assert chunks._kept_plan(blob) is None
     assert (2, 0, 5, 100, 0, 10) in chunks.locate_in_pack_order(blob)
 
-    chunks.keep_plans("node-a", [blob])
+    read_through(chunks, "day1", [blob])
     chunks.set_raw(position, 1, 7, 100, 0, 10)  # a later move drops the plans kept since
     assert chunks._kept_plan(blob) is None
 
-    chunks.keep_plans("node-a", [blob])
+    read_through(chunks, "day1", [blob])
     chunks.clear()  # the store's index objects were replaced
     assert chunks._kept_plan(blob) is None
 
 
-@pytest.mark.parametrize("failure", ["disk full", "transaction lost", "list unreadable"])
-def test_keeping_plans_is_best_effort_after_the_commit_point(
+@pytest.mark.parametrize("failure", ["disk full", "transaction lost"])
+def test_keeping_plans_is_best_effort(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
 ) -> None:
     chunks = placed(tmp_path, 8)
+    chunks.commit()
     kept = chunk_list([0, 1])
-    chunks.keep_plans("node-a", [kept])
-    chunks.record_put("node-a", "snapshot-2")
-    chunks.commit()  # as Store.record_put does, before the plans
+    read_through(chunks, "day1", [kept])
+    real = chunks._db
 
-    def failing(self: ChunkIndex, keys: bytes) -> list[index.Placed]:
-        if failure == "transaction lost":
-            # What SQLite does on SQLITE_FULL or an I/O error: the whole transaction goes.
-            self._db.execute("ROLLBACK")
-        raise sqlite3.OperationalError("database or disk is full")
+    class Failing:
+        """The cache connection, failing the plans' writes as a full disk does."""
 
-    def unreadable() -> Iterator[bytes]:
-        yield chunk_list([4, 5])
-        raise OSError(5, "Input/output error")
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
 
-    if failure == "list unreadable":
-        chunks.keep_plans("node-a", unreadable())
-    else:
-        monkeypatch.setattr(ChunkIndex, "_locate", failing)
-        chunks.keep_plans("node-a", [chunk_list([2, 3])])  # no exception: the put stands
+        def execute(self, sql: str, *args: Any) -> Any:
+            if "plans" in sql and not sql.startswith("SELECT"):
+                if failure == "transaction lost":
+                    real.execute("ROLLBACK")  # what SQLite does on SQLITE_FULL
+                raise sqlite3.OperationalError("database or disk is full")
+            return real.execute(sql, *args)
+
+    monkeypatch.setattr(chunks, "_db", Failing())
+    rows = read_through(chunks, "day2", [chunk_list([2, 3])])  # no exception: a read stands
     monkeypatch.undo()
+    assert rows == [chunks._locate(chunk_list([2, 3]))]
     # Nothing of the failed attempt is kept; what was kept before is as it was, and the
     # cache takes the next command's work.
-    assert chunks._db.execute("SELECT count(*) FROM plans").fetchone() == (1,)
     assert chunks._kept_plan(kept) is not None
+    assert chunks._kept_plan(chunk_list([2, 3])) is None
     chunks.record_put("node-a", "snapshot-3")
     chunks.commit()
     chunks.close()
@@ -296,16 +321,16 @@ def test_only_whole_plans_in_a_cache_are_kept_and_a_damaged_one_is_ignored(
 ) -> None:
     private = ChunkIndex()
     private.add(key(0), private.pack_number("aa" * 32), 0, 100, 0, 10)
-    private.keep_plans("node-a", [chunk_list([0])])
+    read_through(private, "day1", [chunk_list([0])])
     assert private._kept_plan(chunk_list([0])) is None  # nothing kept outside a cache
 
     chunks = placed(tmp_path, 4)
     with_a_stranger = chunk_list([0, 1, 99])  # chunk 99 is in no index
-    chunks.keep_plans("node-a", [with_a_stranger])
+    read_through(chunks, "day1", [with_a_stranger])
     assert chunks._kept_plan(with_a_stranger) is None
 
     blob = chunk_list([0, 1, 2])
-    chunks.keep_plans("node-a", [blob])
+    read_through(chunks, "day1", [blob])
     chunks._db.execute("UPDATE plans SET rows = substr(rows, 1, 30)")  # a torn row
     assert chunks._kept_plan(blob) is None
     assert chunks.locate_in_pack_order(blob) == chunks._locate(blob)

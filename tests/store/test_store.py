@@ -261,7 +261,15 @@ def lookups_by_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return counted
 
 
-def test_the_latest_put_of_a_lineage_reads_locally_without_a_lookup_even_after_gc_moved_it(
+def read_through(store: Store, snapshot_id: str) -> bytes:
+    """A whole read as a restore makes it: plans staged, kept once the bytes are right."""
+    out = io.BytesIO()
+    store.read_artifact(snapshot_id, DB, out, check_chunks=False, stage_plans=True)
+    store.keep_plans(snapshot_id)
+    return out.getvalue()
+
+
+def test_a_second_read_of_a_snapshot_makes_no_lookup_until_gc_moves_its_chunks(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store.cache_dir = tmp_path / "cache"
@@ -271,17 +279,18 @@ def test_the_latest_put_of_a_lineage_reads_locally_without_a_lookup_even_after_g
     change_rows(db, [10, 3900], "rewritten")
     put_as(store, "day2", db, "node-a")
     store.forget_index()  # as the next command finds the cache
+    windows = len(store_windows(store, sid("day2")))
 
     looked_up = lookups_by_reads(monkeypatch)
-    assert read_unchecked(store, sid("day2")) == db.read_bytes()
-    if not store.backend.local:
-        # Plans are kept for local stores only: elsewhere reading the lists back after a
-        # put is a request each. Reads look their chunks up, as before.
-        assert looked_up != []
-        return
+    assert read_through(store, sid("day2")) == db.read_bytes()
+    assert len(looked_up) == windows
+    store.forget_index()
+    looked_up.clear()
+    assert read_through(store, sid("day2")) == db.read_bytes()
     assert looked_up == []
-    assert read_unchecked(store, sid("day1")) == day1  # its changed windows are looked up
-    assert 0 < len(looked_up) < len(store_windows(store, sid("day1")))
+    # Another snapshot's read: its changed windows are looked up, the shared ones are not.
+    assert read_through(store, sid("day1")) == day1
+    assert 0 < len(looked_up) < windows
 
     # Prune and gc: day1's old pages go, and their packs' live pages move to new packs.
     before = packs(store)
@@ -290,16 +299,17 @@ def test_the_latest_put_of_a_lineage_reads_locally_without_a_lookup_even_after_g
     assert packs(store) != before
     store.forget_index()
     looked_up.clear()
-    assert read_unchecked(store, sid("day2")) == db.read_bytes()
-    assert looked_up != []
+    assert read_through(store, sid("day2")) == db.read_bytes()
+    assert len(looked_up) == windows
 
 
-def test_a_read_that_names_damage_asks_the_index_not_the_kept_plans(tmp_path: Path) -> None:
-    # Plans are kept for local stores only (reading the lists back elsewhere costs requests).
-    store = Store.init(str(tmp_path / "store"), settings=small_settings())
+def test_a_read_that_names_damage_asks_the_index_not_the_kept_plans(
+    store: Store, tmp_path: Path
+) -> None:
     store.cache_dir = tmp_path / "cache"
     db = make_db(tmp_path / "node.db", 4000)
     put_as(store, "day1", db, "node-a")
+    assert read_through(store, sid("day1")) == db.read_bytes()
     index = store.index()
     # A kept plan gone wrong: its first two pages swapped (both are pages, both decode).
     name, rows = index._db.execute("SELECT list, rows FROM plans LIMIT 1").fetchone()
