@@ -321,13 +321,14 @@ class FrameDecoder:
         batched = len(numbers) == 1 and sane and _BATCH and pack not in self._apart
         number = next(iter(numbers)) if batched else 0
         for first, last in _batches(sizes) if batched else [(0, len(frames))]:
-            decoded = (
+            batch = (
                 self._batch(pack, number, view, frames[first:last], sizes[first:last])
                 if batched
                 else None
             )
-            if decoded is not None:
-                yield from decoded
+            if batch is not None:
+                # Segments hold the batch's buffer; the stubs do not say they export it.
+                yield from (memoryview(batch[n]) for n in range(len(batch)))  # type: ignore[arg-type]
                 continue
             for offset, length in frames[first:last]:
                 try:
@@ -361,7 +362,7 @@ class FrameDecoder:
             yield None
             return
         for first, last in _batches(sizes):
-            yield self._batch_raw(pack, number, data, frames[first:last], sizes[first:last])
+            yield self._batch(pack, number, data, frames[first:last], sizes[first:last])
 
     def _batch(
         self,
@@ -370,22 +371,8 @@ class FrameDecoder:
         view: memoryview,
         frames: list[tuple[int, int]],
         sizes: list[int],
-    ) -> list[Plain] | None:
-        """Frames of dictionary ``number`` decoded in one call, or None when any fails."""
-        batch = self._batch_raw(pack, number, view, frames, sizes)
-        if batch is None:
-            return None
-        # Segments hold the batch's buffer; the stubs do not say they export it.
-        return [memoryview(batch[n]) for n in range(len(batch))]  # type: ignore[arg-type]
-
-    def _batch_raw(
-        self,
-        pack: str,
-        number: int,
-        view: memoryview,
-        frames: list[tuple[int, int]],
-        sizes: list[int],
     ) -> zstandard.BufferWithSegmentsCollection | None:
+        """Frames of dictionary ``number`` decoded in one call, or None when any fails."""
         try:
             decompressor = self._decompressor(number, self._dictionary(pack, number))
             return decompressor.multi_decompress_to_buffer(
