@@ -277,13 +277,8 @@ class WindowRebuild:
                     f"{source.backend.url}"
                 ) from None
         packed = memoryview(data)
-        if (
-            self.sized
-            and not inherited
-            and not keep
-            and not self.check_chunks
-            and self._write_sized(span, packed, view)
-        ):
+        # (Sized windows are never in carry mode: nothing inherited, nothing kept.)
+        if self.sized and not self.check_chunks and self._write_sized(span, packed, view):
             return
         # Frames not carried over, decoded together: a frame is often a single page, and a
         # call into zstd per 4 KiB page made the workers fight over the GIL.

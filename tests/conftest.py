@@ -144,6 +144,20 @@ def rows(path: Path, sql: str) -> list[tuple[object, ...]]:
         conn.close()
 
 
+def write_rotten_database(path: Path) -> bytes:
+    """A SQLite file whose header is fine and whose fourth page is not (its b-tree page type
+    overwritten), as a torn write or a rotten disk leaves it: ``quick_check`` fails it."""
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE t (x INTEGER, y TEXT)")
+    conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, "v" * 100) for i in range(2000)])
+    conn.commit()
+    conn.close()
+    damaged = bytearray(path.read_bytes())
+    damaged[3 * 4096] = 0xFF
+    path.write_bytes(damaged)
+    return bytes(damaged)
+
+
 def dead_pid() -> int:
     """The pid of a process that has ended: what a lock left by kill -9 names."""
     child = subprocess.run(

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests import reference_format as ref
-from tests.conftest import Runner, ok, rows
+from tests.conftest import Runner, ok, rows, write_rotten_database
 from tests.nodegen import NodeInfo, make_node_db
 
 SEED = bytes(range(32))
@@ -69,14 +69,7 @@ def test_marks_of_good_bytes_do_not_pass_other_bytes(
     assert any((home / "cache" / "checked").iterdir())
     broken = tmp_path / "broken" / "stigmem.db"
     broken.parent.mkdir()
-    conn = sqlite3.connect(broken)
-    conn.execute("CREATE TABLE t (x INTEGER, y TEXT)")
-    conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, "v" * 100) for i in range(2000)])
-    conn.commit()
-    conn.close()
-    damaged = bytearray(broken.read_bytes())
-    damaged[3 * 4096] = 0xFF  # the b-tree page type of page 4: a rotten page, signed anyway
-    broken.write_bytes(damaged)
+    write_rotten_database(broken)  # signed anyway, below
     (tmp_path / "in").mkdir()
     tarball = ref.write_reference_tarball(tmp_path / "in", broken, SEED, node.node_id, [])
     target = tmp_path / "target.db"

@@ -17,6 +17,7 @@ from snapshot.errors import LockedError, StigmemError
 from snapshot.fileio import Writable
 from snapshot.nodedb import read_applied_migrations, read_node_meta
 from snapshot.restore import restore_database
+from tests.conftest import write_rotten_database
 from tests.nodegen import MIGRATIONS_DIR, NodeInfo, make_node_db
 
 # Opens the database and either holds a write transaction or just keeps it open after a
@@ -249,16 +250,7 @@ def test_a_failing_write_new_leaves_everything_as_it_was(tmp_path: Path, node_di
 def test_a_bad_new_database_is_refused(tmp_path: Path, node_dir: Path, content: str) -> None:
     make_node_db(node_dir / "stigmem.db", size_mb=0.2, seed=1)
     if content == "corrupt":
-        bad = tmp_path / "bad.db"
-        conn = sqlite3.connect(bad)
-        conn.execute("CREATE TABLE t (x INTEGER, y TEXT)")
-        conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, "v" * 100) for i in range(2000)])
-        conn.commit()
-        conn.close()
-        damaged = bytearray(bad.read_bytes())
-        damaged[3 * 4096] = 0xFF  # the b-tree page type of page 4: a torn or rotten page
-        bad.write_bytes(damaged)
-        data = bad.read_bytes()
+        data = write_rotten_database(tmp_path / "bad.db")
     else:
         data = b"not a database" if content == "text" else b""
     before = state(node_dir)
