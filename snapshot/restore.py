@@ -1,6 +1,6 @@
 """Put a snapshot's database in place of a node database, atomically, then replay migrations.
 
-Order of work (DESIGN.md section 4):
+Order of work (docs/design.md, "Restore"):
 
 1. Lock the current target. The lock is SQLite's own: ``locking_mode=EXCLUSIVE`` and
    ``BEGIN EXCLUSIVE`` with a short busy timeout. In WAL mode every open connection holds a
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import sqlite3
 import stat
@@ -52,7 +51,13 @@ from snapshot.nodedb import (
 
 BACKUP_SUFFIX = ".pre-restore-backup"
 SIDECARS = ("-wal", "-shm", "-journal")
-MIGRATION_NAME = re.compile(r"\d+_.+\.sql")
+# The node's own layout, which it creates before its first script.
+SCHEMA_MIGRATIONS_DDL = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    "id INTEGER PRIMARY KEY AUTOINCREMENT, "
+    "version TEXT NOT NULL UNIQUE, "
+    "applied_at TEXT NOT NULL)"
+)
 
 
 @dataclass(frozen=True)
@@ -152,32 +157,41 @@ def _restore(
 
 
 def migration_files(migrations_dir: Path) -> list[Path]:
-    """``NNN_name.sql`` files of ``migrations_dir``, sorted by name; other files are ignored."""
+    """The ``*.sql`` files of ``migrations_dir``, sorted by name, as the node takes them.
+
+    Two files may share a number (``019_a.sql``, ``019_b.sql``): each is its own version, the
+    file name without ``.sql``.
+    """
     if not migrations_dir.is_dir():
         raise StigmemError(f"no such migrations directory: {migrations_dir}")
-    return sorted(
-        (p for p in migrations_dir.iterdir() if MIGRATION_NAME.fullmatch(p.name) and p.is_file()),
-        key=lambda p: p.name,
-    )
+    return sorted((p for p in migrations_dir.glob("*.sql") if p.is_file()), key=lambda p: p.name)
 
 
 def replay_migrations(db: Path, files: list[Path]) -> list[str]:
-    """Run each file whose stem is not in ``schema_migrations``, each in its own transaction.
+    """Apply each file whose version is not in ``schema_migrations``, as the node does.
 
-    Returns the versions replayed. A failing file raises ``StigmemError`` naming it; earlier
-    files stay applied (the caller discards the whole database in that case).
+    The node runs each script as written (``executescript``: the scripts hold their own
+    ``BEGIN``/``COMMIT`` and ``PRAGMA foreign_keys``, which only works outside a transaction),
+    then records its version; a wrapping transaction would break those scripts. So a failing
+    script can leave earlier statements of its own applied: the caller runs this on the
+    temporary copy and discards it on failure, which is what makes the whole replay atomic.
+    Returns the versions replayed; a failure raises ``StigmemError`` naming the script and
+    SQLite's message.
     """
-    conn = sqlite3.connect(db, isolation_level=None)
+    conn = sqlite3.connect(db)
     try:
+        # The node's connections enforce foreign keys; scripts that rebuild tables turn them
+        # off themselves.
+        conn.execute("PRAGMA foreign_keys=ON")
         applied = set(applied_migrations_of(conn))
         pending = [f for f in files if f.stem not in applied]
         if pending:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
+            conn.execute(SCHEMA_MIGRATIONS_DDL)
+            conn.commit()
         for sql_file in pending:
             _apply_one(conn, sql_file)
+    except sqlite3.Error as exc:
+        raise StigmemError(f"cannot replay migrations on {db}: {exc}") from None
     finally:
         conn.close()
     return [f.stem for f in pending]
@@ -189,19 +203,14 @@ def _apply_one(conn: sqlite3.Connection, sql_file: Path) -> None:
     except (OSError, UnicodeDecodeError) as exc:
         raise StigmemError(f"cannot read migration {sql_file}: {exc}") from None
     try:
-        # executescript adds no BEGIN of its own (3.11): ours makes the script and its
-        # schema_migrations row commit together or not at all.
-        conn.executescript("BEGIN;\n" + script)
+        conn.executescript(script)
         conn.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
             (sql_file.stem, datetime.now(UTC).isoformat()),
         )
-        if conn.in_transaction:
-            conn.execute("COMMIT")
+        conn.commit()
     except sqlite3.Error as exc:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise StigmemError(f"migration {sql_file} failed: {exc}") from None
+        raise StigmemError(f"migration {sql_file.name} failed: {exc}") from None
 
 
 @dataclass
