@@ -28,8 +28,14 @@ CURSOR_FIELDS = (
 )
 
 
-def cursor_export(db_path: Path) -> dict[str, Any]:
-    """``{"checkpoint_timestamp", "db_path", "cursors": [...]}``, read in one transaction."""
+def cursor_export(db_path: Path, db_path_text: str | None = None) -> dict[str, Any]:
+    """The node's cursor checkpoint of ``db_path``, read in one transaction.
+
+    The document is the node's own ``federation cursor-export``: every replication cursor
+    joined with its peer (a cursor without a peer row is left out, as the node's inner join
+    does), ordered by the peer's node id then direction, ``cursor`` null where the node has
+    not replicated yet, and ``db_path`` as the operator gave it (``db_path_text``).
+    """
     with open_readonly(db_path) as conn:
         conn.execute("BEGIN")  # every cursor as of the same commit
         try:
@@ -38,40 +44,36 @@ def cursor_export(db_path: Path) -> dict[str, Any]:
             conn.execute("ROLLBACK")
     return {
         "checkpoint_timestamp": datetime.now(UTC).isoformat(),
-        "db_path": str(db_path.absolute()),
+        "db_path": str(db_path) if db_path_text is None else db_path_text,
         "cursors": cursors,
     }
 
 
 def _cursors(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    if not table_exists(conn, "replication_cursors"):
+    # Both tables come with the node's federation migration; before it there is nothing to
+    # export (the node itself would migrate first, which this tool never does to a live node).
+    if not (table_exists(conn, "replication_cursors") and table_exists(conn, "peers")):
         return []
-    # Older schemas lack peers.status (migration 002) or peers altogether: report null.
-    peer_columns = (
-        {row[1] for row in conn.execute("PRAGMA table_info(peers)")}
-        if table_exists(conn, "peers")
-        else set()
-    )
-
-    def peer(column: str) -> str:
-        return f"p.{column}" if column in peer_columns else "NULL"
-
-    join = "LEFT JOIN peers p ON p.id = c.peer_id" if peer_columns else ""
     query = (
-        f"SELECT c.peer_id, {peer('node_id')}, {peer('url')}, {peer('status')}, "
-        f"c.direction, c.cursor, c.updated_at FROM replication_cursors c {join} "
-        "ORDER BY c.peer_id, c.direction"
+        "SELECT rc.peer_id, p.node_id, p.node_url, p.status, rc.direction, rc.cursor, "
+        "rc.updated_at FROM replication_cursors rc JOIN peers p ON p.id = rc.peer_id "
+        "ORDER BY p.node_id, rc.direction"
     )
     return [dict(zip(CURSOR_FIELDS, row, strict=True)) for row in conn.execute(query)]
 
 
-def write_json_0600(path: Path, doc: Any) -> None:
-    """Write ``doc`` as indented JSON to ``path`` with mode 0600: temp, fsync, rename."""
+def checkpoint_text(doc: dict[str, Any]) -> str:
+    """The checkpoint as the node prints it: indented, keys in the node's order."""
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def write_text_0600(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600: temp, fsync, rename."""
     if path.is_dir():
         raise StigmemError(f"is a directory: {path}")
     if not path.parent.is_dir():
         raise StigmemError(f"no such directory: {path.parent}")
-    data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    data = text.encode("utf-8")
     try:
         atomic_write_bytes(path, data, 0o600)
     except OSError as exc:
