@@ -38,6 +38,20 @@ class VerificationError(StigmemError):
         self.snapshot_id = snapshot_id
 
 
+SHOWN_LIMIT = 200
+
+
+def shown(text: str, limit: int = SHOWN_LIMIT) -> str:
+    """``text`` quoted for an error message, cut to ``limit`` characters with an ellipsis.
+
+    For text an attacker chose (member names, paths, fields of a manifest): a message stays
+    one readable line however long the text is, and ``repr`` escapes control characters.
+    """
+    if len(text) > limit:
+        return repr(text[:limit]) + "..."
+    return repr(text)
+
+
 def malformed(detail: str) -> VerificationError:
     return VerificationError("malformed", detail)
 

@@ -1,19 +1,22 @@
-"""Ed25519 keys as the Stigmem node writes them: base64url without padding of raw bytes.
+"""Ed25519 keys as the Stigmem node writes them: base64url without padding.
 
-A private key is the raw 32-byte seed; a public key the raw 32 bytes; a key id the first 16
-hex digits of SHA-256 of the public key. A trusted-keys file is a JSON array of public keys.
+A private key is the raw 32-byte seed, or PKCS8 DER of an Ed25519 key (the form the node's
+federation code keeps in ``node_meta.federation_privkey``); a public key the raw 32 bytes; a
+key id the first 16 hex digits of SHA-256 of the public key. A trusted-keys file is a JSON
+array of public keys.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
-import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from snapshot import boundedjson
 from snapshot.errors import StigmemError
 
 if TYPE_CHECKING:
@@ -48,21 +51,68 @@ def key_id(public_key: bytes) -> str:
     return hashlib.sha256(public_key).hexdigest()[:16]
 
 
-def private_key_from_text(text: str, source: str) -> Ed25519PrivateKey:
-    """The node's private key from its base64url seed; ``source`` names where it came from."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+# PKCS8 DER of an Ed25519 key is 48 bytes (with its public key attached, 83); anything much
+# longer is not a key, and is not decoded.
+MAX_PRIVATE_KEY_TEXT = 256
 
+
+def private_key_from_text(text: str, source: str) -> Ed25519PrivateKey:
+    """The node's private key from either of its base64url forms; ``source`` names where it
+    came from: the raw 32-byte seed, or PKCS8 DER of an Ed25519 key."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_der_private_key
+
+    text = text.strip()
+    if len(text) > MAX_PRIVATE_KEY_TEXT:
+        raise StigmemError(f"bad private key in {source}: over {MAX_PRIVATE_KEY_TEXT} characters")
+    if not _B64URL.match(text) or len(text) % 4 == 1:
+        raise StigmemError(f"bad private key in {source}: private key is not base64url")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if len(raw) == 32:
+        return Ed25519PrivateKey.from_private_bytes(raw)
     try:
-        seed = b64url_decode(text, 32, "private key")
-    except KeyFormatError as exc:
-        raise StigmemError(f"bad private key in {source}: {exc}") from None
-    return Ed25519PrivateKey.from_private_bytes(seed)
+        key = load_der_private_key(raw, password=None)
+    except (ValueError, TypeError):
+        key = None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise StigmemError(
+            f"bad private key in {source}: neither a 32-byte Ed25519 seed nor PKCS8 DER of "
+            f"an Ed25519 key ({len(raw)} bytes)"
+        )
+    return key
+
+
+def node_public_keys_of(
+    federation_privkey: str | None, federation_pubkey: str | None
+) -> list[bytes]:
+    """The public keys a node's ``node_meta`` holds: ``federation_pubkey`` where it is set, and
+    that of ``federation_privkey`` (either form). Values that do not parse vouch for nothing."""
+    keys: list[bytes] = []
+    if federation_pubkey:
+        with contextlib.suppress(KeyFormatError):
+            keys.append(b64url_decode(federation_pubkey, 32, "federation_pubkey"))
+    if federation_privkey:
+        try:
+            derived = public_key_bytes(private_key_from_text(federation_privkey, "node_meta"))
+        except StigmemError:
+            derived = None
+        if derived is not None and derived not in keys:
+            keys.append(derived)
+    return keys
+
+
+# Key files are a line; a trusted-keys file a few hundred keys. Read no more than this.
+MAX_KEY_FILE_BYTES = 1 << 20
 
 
 def _read_text(path: Path, what: str) -> str:
     """A small text file, or a one-line error naming it."""
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_KEY_FILE_BYTES + 1)
+        if len(raw) > MAX_KEY_FILE_BYTES:
+            raise StigmemError(f"{what} {path} is over the limit of {MAX_KEY_FILE_BYTES} bytes")
+        return raw.decode("utf-8")
     except FileNotFoundError:
         raise StigmemError(f"no such {what}: {path}") from None
     except IsADirectoryError:
@@ -103,10 +153,9 @@ def parse_public_key(text: str, source: str) -> bytes:
 
 def load_trusted_keys_file(path: Path) -> list[bytes]:
     text = _read_text(path, "trusted-keys file")
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise StigmemError(f"trusted-keys file {path} is not JSON: {exc.msg}") from None
+    doc = boundedjson.load(
+        text, f"trusted-keys file {path}", StigmemError, max_bytes=MAX_KEY_FILE_BYTES
+    )
     if not isinstance(doc, list):
         raise StigmemError(f"trusted-keys file {path} is not a JSON array of public keys")
     return [parse_public_key(item, f"trusted-keys file {path}") for item in doc]

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from snapshot.errors import malformed
+from snapshot import boundedjson
+from snapshot.errors import malformed, shown
 from snapshot.keys import KeyFormatError, b64url_decode, b64url_encode, key_id
 
 if TYPE_CHECKING:
@@ -25,6 +26,12 @@ CURSOR_MEMBER = "artifacts/schema_migration_cursor.json"
 ARTIFACT_MEMBERS = (CURSOR_MEMBER, DB_MEMBER)
 MANIFEST_VERSION = 1
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+# Both members are small; DESIGN.md section 9 caps them at 1 MiB in a tarball too.
+MAX_MEMBER_BYTES = 1 << 20
+# A snapshot taken before the Unix epoch cannot exist (tar mtimes are unsigned), and times
+# near the end of year 9999 overflow as soon as an offset or a retention bucket is applied.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 _FIELDS = {
     "version": int,
     "created_at": str,
@@ -82,21 +89,27 @@ def signed_bytes(manifest: dict[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise malformed(f"manifest.json has duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
 def parse_manifest(data: bytes) -> Manifest:
-    try:
-        doc = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise malformed(f"manifest.json is not JSON: {exc}") from None
+    doc = boundedjson.load(data, "manifest.json", malformed, max_bytes=MAX_MEMBER_BYTES)
     return manifest_from_dict(doc)
+
+
+def parse_created_at(value: str) -> datetime:
+    """A manifest's ``created_at``, in UTC; ``malformed`` unless it is ISO 8601 with an
+    offset and between 1970 and 9999 once converted to UTC."""
+    try:
+        created_at = datetime.fromisoformat(value)
+    except ValueError:
+        raise malformed(f"manifest.json created_at is not ISO 8601: {shown(value, 60)}") from None
+    if created_at.tzinfo is None:
+        raise malformed("manifest.json created_at has no UTC offset")
+    try:
+        in_utc = created_at.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise malformed(f"manifest.json created_at is out of range: {shown(value, 60)}") from None
+    if not EARLIEST <= in_utc < LATEST:
+        raise malformed(f"manifest.json created_at is out of range: {shown(value, 60)}")
+    return in_utc
 
 
 def manifest_from_dict(doc: Any) -> Manifest:
@@ -117,14 +130,7 @@ def manifest_from_dict(doc: Any) -> Manifest:
     for member, digest in artifacts.items():
         if not isinstance(digest, str) or not _DIGEST.match(digest):
             raise malformed(f"manifest.json artifact {member!r} is not a sha256: digest")
-    try:
-        created_at = datetime.fromisoformat(doc["created_at"])
-    except ValueError:
-        raise malformed(
-            f"manifest.json created_at is not ISO 8601: {doc['created_at']!r}"
-        ) from None
-    if created_at.tzinfo is None:
-        raise malformed("manifest.json created_at has no UTC offset")
+    created_at = parse_created_at(doc["created_at"])
     try:
         pubkey = b64url_decode(doc["signer_pubkey"], 32, "signer_pubkey")
         signature = b64url_decode(doc["signature"], 64, "signature")
@@ -132,7 +138,7 @@ def manifest_from_dict(doc: Any) -> Manifest:
         raise malformed(f"manifest.json {exc}") from None
     return Manifest(
         raw=doc,
-        created_at=created_at.astimezone(UTC),
+        created_at=created_at,
         node_id=doc["node_id"],
         signer_pubkey=pubkey,
         signature=signature,
@@ -176,10 +182,9 @@ def cursor_bytes(applied_migrations: list[str]) -> bytes:
 
 
 def parse_cursor(data: bytes) -> list[str]:
-    try:
-        doc = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise malformed(f"schema_migration_cursor.json is not JSON: {exc}") from None
+    doc = boundedjson.load(
+        data, "schema_migration_cursor.json", malformed, max_bytes=MAX_MEMBER_BYTES
+    )
     applied = doc.get("applied_migrations") if isinstance(doc, dict) else None
     if not isinstance(applied, list) or not all(isinstance(v, str) for v in applied):
         raise malformed("schema_migration_cursor.json lacks a list of applied_migrations")

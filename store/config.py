@@ -11,10 +11,12 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from snapshot import boundedjson
 from snapshot.errors import StoreError
 
 FORMAT = "stigmem-store"
 VERSION = 1
+MAX_CONFIG_BYTES = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,7 @@ class StoreConfig:
 
 
 def parse(data: bytes, url: str) -> StoreConfig:
-    try:
-        doc = json.loads(data)
-    except ValueError:
-        raise StoreError(f"{url}: config.json is not valid JSON") from None
+    doc = boundedjson.load(data, f"{url}: config.json", StoreError, max_bytes=MAX_CONFIG_BYTES)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise StoreError(f"{url} is not a stigmem store: config.json has no format {FORMAT!r}")
     version = doc.get("version")

@@ -21,12 +21,17 @@ rather than 65,536 hashes, and the lists themselves are compressed binary.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from snapshot import boundedjson
 from snapshot.errors import StoreError
 
 BlobFetcher = Callable[[bytes], bytes]
+# A 64 GiB database of 512-byte pages in lists of 4096 hashes names 32,768 list ids, 2.2 MB.
+MAX_DOCUMENT_BYTES = 16 << 20
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def encode(manifest: dict[str, Any], artifacts: dict[str, dict[str, Any]]) -> bytes:
@@ -34,10 +39,9 @@ def encode(manifest: dict[str, Any], artifacts: dict[str, dict[str, Any]]) -> by
 
 
 def parse(data: bytes, snapshot_id: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(data)
-    except ValueError:
-        raise StoreError(f"snapshot document {snapshot_id} is not valid JSON") from None
+    doc = boundedjson.load(
+        data, f"snapshot document {snapshot_id}", StoreError, max_bytes=MAX_DOCUMENT_BYTES
+    )
     if (
         not isinstance(doc, dict)
         or not isinstance(doc.get("manifest"), dict)
@@ -48,8 +52,9 @@ def parse(data: bytes, snapshot_id: str) -> dict[str, Any]:
         if (
             not isinstance(entry, dict)
             or not isinstance(entry.get("size"), int)
+            or entry["size"] < 0
             or not isinstance(entry.get("chunks"), list)
-            or not all(isinstance(c, str) and len(c) == 64 for c in entry["chunks"])
+            or not all(isinstance(c, str) and _HEX64.fullmatch(c) for c in entry["chunks"])
         ):
             raise StoreError(f"snapshot document {snapshot_id}: artifact {member} is malformed")
     return doc

@@ -16,6 +16,7 @@ too (nothing can still be guarded by them); ``break_locks`` removes the rest on 
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import socket
@@ -24,12 +25,17 @@ import uuid
 from dataclasses import dataclass
 from types import TracebackType
 
+from snapshot import boundedjson
 from snapshot.errors import LockedError, StoreError
 from store import layout
 from store.backend import Backend
 
 KINDS = ("shared", "exclusive")
 DEFAULT_STALE_AFTER = 12 * 3600.0
+# Linux's largest pid_max. A lock naming a pid outside 1..MAX_PID is unreadable: os.kill
+# would raise on a huge one and signal a process group on 0 or a negative one.
+MAX_PID = 1 << 22
+MAX_LOCK_BYTES = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -72,19 +78,18 @@ def read_locks(backend: Backend) -> list[LockInfo]:
     found = []
     for path in paths:
         try:
-            raw = json.loads(backend.read(path))
+            raw = boundedjson.load(
+                backend.read(path), f"lock {path}", StoreError, max_bytes=MAX_LOCK_BYTES
+            )
+            pid, when = int(raw["pid"]), float(raw["time"])
+            if not 0 < pid <= MAX_PID or not math.isfinite(when):
+                raise ValueError(f"lock {path} names pid {pid} at {when}")
             found.append(
-                LockInfo(
-                    path.split("/", 1)[1],
-                    str(raw["kind"]),
-                    str(raw["host"]),
-                    int(raw["pid"]),
-                    float(raw["time"]),
-                )
+                LockInfo(path.split("/", 1)[1], str(raw["kind"]), str(raw["host"]), pid, when)
             )
         except FileNotFoundError:
             continue  # released between listing and reading
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, StoreError):
             # An unreadable lock still blocks: we cannot tell what it guards.
             found.append(LockInfo(path.split("/", 1)[1], "exclusive", "?", 0, 0.0))
     return found
