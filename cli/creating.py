@@ -54,20 +54,64 @@ class Created:
         }
 
 
-def signing_key(sign_with: Path | None, node_privkey: str | None, db: Path) -> Ed25519PrivateKey:
-    from snapshot.keys import load_private_key_file, private_key_from_text
+def signing_key(
+    sign_with: Path | None,
+    node_privkey: str | None,
+    db: Path,
+    node_pubkey: str | None = None,
+) -> Ed25519PrivateKey:
+    """The key that signs: ``--sign-with``, else the environment's, else the node's own.
 
-    if sign_with is not None:
-        return load_private_key_file(sign_with)
-    env = os.environ.get("STIGMEM_FEDERATION_PRIVKEY")
-    if env:
-        return private_key_from_text(env, "STIGMEM_FEDERATION_PRIVKEY")
-    if node_privkey:
-        return private_key_from_text(node_privkey, f"node_meta of {db}")
-    raise StigmemError(
-        f"no signing key: pass --sign-with, set STIGMEM_FEDERATION_PRIVKEY, "
-        f"or keep federation_privkey in node_meta of {db}"
+    A key from elsewhere than ``node_meta`` that is not the node's own key is used as asked,
+    but never silently: stderr names the key that signed and the node's, by key id.
+    """
+    from snapshot.keys import (
+        key_id,
+        load_private_key_file,
+        node_public_keys_of,
+        private_key_from_text,
+        public_key_bytes,
     )
+
+    env = os.environ.get("STIGMEM_FEDERATION_PRIVKEY")
+    if sign_with is not None:
+        key, source = load_private_key_file(sign_with), f"--sign-with {sign_with}"
+    elif env:
+        key, source = (
+            private_key_from_text(env, "STIGMEM_FEDERATION_PRIVKEY"),
+            ("STIGMEM_FEDERATION_PRIVKEY"),
+        )
+    elif node_privkey:
+        return private_key_from_text(node_privkey, f"node_meta of {db}")
+    else:
+        raise StigmemError(
+            f"no signing key: pass --sign-with, set STIGMEM_FEDERATION_PRIVKEY, "
+            f"or keep federation_privkey in node_meta of {db}"
+        )
+    node_keys = node_public_keys_of(node_privkey, node_pubkey)
+    signer = public_key_bytes(key)
+    if node_keys and signer not in node_keys:
+        from cli.output import note
+
+        held = ", ".join(key_id(k) for k in node_keys)
+        note(
+            f"WARNING: signing with the key from {source} (key id {key_id(signer)}), "
+            f"which is not the key node_meta of {db} holds (key id {held})"
+        )
+    return key
+
+
+def node_id_for(db: Path, node_meta_id: str | None) -> str:
+    """``STIGMEM_NODE_ID``, else ``node_meta.node_id``; a disagreement is said on stderr."""
+    env = os.environ.get("STIGMEM_NODE_ID")
+    if env and node_meta_id and env != node_meta_id:
+        from cli.output import note
+
+        note(
+            f"WARNING: the manifest names node {env} from STIGMEM_NODE_ID, "
+            f"but node_meta of {db} says {node_meta_id}"
+        )
+    return env or node_meta_id or ""
 
 
 def tarball_target(out: Path, name: str) -> Path:
@@ -146,8 +190,8 @@ def _create_from_copy(
     from snapshot.checked import FULL, QUICK
 
     info = describe(copy, digest="")
-    key = signing_key(sign_with, info.federation_privkey, db)
-    node_id = os.environ.get("STIGMEM_NODE_ID") or info.node_id or ""
+    key = signing_key(sign_with, info.federation_privkey, db, info.federation_pubkey)
+    node_id = node_id_for(db, info.node_id)
     cursor = cursor_bytes(info.applied_migrations)
     check = IntegrityCheck(copy, full_check)
     try:

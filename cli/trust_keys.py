@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import TypeVar
 
 from cli.app import App
 from snapshot.errors import StigmemError
-from snapshot.keys import b64url_decode, parse_public_key, public_key_bytes
+from snapshot.keys import parse_public_key, public_key_bytes
 from snapshot.trust import TrustPolicy
 
 T = TypeVar("T")
@@ -30,9 +29,9 @@ def node_public_keys(target_db: Path | None) -> list[bytes]:
             meta = read_node_meta(target_db)
         except StigmemError:
             return keys  # a broken target (the disaster case) vouches for nothing
-        if meta.federation_pubkey:
-            with contextlib.suppress(ValueError):
-                keys.append(b64url_decode(meta.federation_pubkey, 32, "federation_pubkey"))
+        from snapshot.keys import node_public_keys_of
+
+        keys.extend(node_public_keys_of(meta.federation_privkey, meta.federation_pubkey))
     return keys
 
 
