@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 import tarfile
 import zlib
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from snapshot.errors import StigmemError, VerificationError, malformed
+from snapshot.errors import StigmemError, VerificationError, malformed, shown
 from snapshot.manifest import (
     CURSOR_MEMBER,
     DB_MEMBER,
@@ -36,6 +37,14 @@ SMALL_CAP = 1 << 20
 DEFAULT_MAX_DB_SIZE = 64 << 30
 _COPY = 1 << 20
 _PAX_CAP = 64 << 10
+# Every size is checked against this before a cap applies: tar's own 12-byte octal field
+# stops at 8 GiB, base-256 and PAX sizes go on without end.
+MAX_MEMBER_SIZE = (1 << 63) - 1
+# Zero padding after the end-of-archive marker (tar writers pad to a 10 KiB record); more
+# than this is not a padded archive.
+_TRAILER_CAP = 1 << 20
+_OCTAL = re.compile(rb"[0-7]*")
+_PAX_SIZE = re.compile(r"[0-9]{1,19}")
 
 
 # ---------------------------------------------------------------- writing
@@ -137,16 +146,23 @@ class TarballContents:
 
 
 def _octal(field_bytes: bytes, what: str) -> int:
-    text = field_bytes.rstrip(b"\0 ").lstrip(b" ")
+    """A numeric header field: octal digits (NUL/space padded) or GNU base-256.
+
+    Only digits are accepted: ``int(text, 8)`` alone would take ``-17`` or ``+1_0``, and a
+    negative size ends in ``read(-n)``. Base-256 is positive only and bounded like the PAX
+    size, so every size that leaves here is a non-negative int under 2**63.
+    """
     if field_bytes[:1] in (b"\x80", b"\xff"):
-        # GNU base-256: large sizes. Positive only.
         if field_bytes[0] == 0xFF:
             raise malformed(f"negative {what} in tar header")
-        return int.from_bytes(field_bytes[1:], "big")
-    try:
-        return int(text or b"0", 8)
-    except ValueError:
-        raise malformed(f"bad {what} in tar header") from None
+        value = int.from_bytes(field_bytes[1:], "big")
+        if value > MAX_MEMBER_SIZE:
+            raise malformed(f"{what} {value} in tar header is out of range")
+        return value
+    text = field_bytes.rstrip(b"\0 ").lstrip(b" ")
+    if not _OCTAL.fullmatch(text):
+        raise malformed(f"bad {what} in tar header")
+    return int(text or b"0", 8)
 
 
 def _cstr(field_bytes: bytes) -> str:
@@ -200,12 +216,31 @@ def _allowed_name(name: str) -> str:
     if name.startswith("./"):
         name = name[2:]
     if name.startswith("/") or ".." in name.split("/") or "\\" in name:
-        raise malformed(f"unsafe member path {name!r}")
+        raise malformed(f"unsafe member path {shown(name)}")
     if name.rstrip("/") + "/" == ARTIFACTS_DIR:
         return ARTIFACTS_DIR
     if name not in (MANIFEST_MEMBER, CURSOR_MEMBER, DB_MEMBER):
-        raise malformed(f"unexpected member {name!r}")
+        raise malformed(f"unexpected member {shown(name)}")
     return name
+
+
+def _drain(stream: _Stream, source: str) -> None:
+    """Read past the end-of-archive marker to the end of the gzip stream.
+
+    Only there does gzip check its trailer (the CRC-32 and length of what it inflated), so a
+    tarball whose trailer is wrong is refused rather than accepted on its tar structure alone.
+    What follows the marker must be zero padding, and not much of it.
+    """
+    seen = 0
+    while True:
+        data = stream.read(_COPY)
+        if not data:
+            return
+        seen += len(data)
+        if seen > _TRAILER_CAP:
+            raise malformed(f"{source} has more than {_TRAILER_CAP} bytes after its end")
+        if data.strip(b"\0"):
+            raise malformed(f"{source} has data after its end-of-archive marker")
 
 
 def read_tarball(
@@ -247,6 +282,7 @@ def _read(
         if len(block) < BLOCK:
             raise malformed(f"{source} is truncated")
         if block == b"\0" * BLOCK:
+            _drain(stream, source)
             break
         try:
             checksum = _octal(block[148:156], "checksum")
@@ -274,10 +310,9 @@ def _read(
             name = f"{prefix}/{name}"
         name = pax.get("path", long_name or name)
         if "size" in pax:
-            try:
-                size = int(pax["size"])
-            except ValueError:
-                raise malformed(f"{source}: bad PAX size for {name!r}") from None
+            if not _PAX_SIZE.fullmatch(pax["size"]):
+                raise malformed(f"{source}: bad PAX size for {shown(name)}")
+            size = int(pax["size"])
         pax, long_name = {}, None
         name = _allowed_name(name)
         if name in seen:
@@ -287,7 +322,8 @@ def _read(
             if kind != tarfile.DIRTYPE:
                 raise malformed(f"member {name!r} is not a directory")
             if size:
-                stream.exact(size + (-size % BLOCK), name)
+                # A directory has no body; skipping one would read whatever it declares.
+                raise malformed(f"directory member {name!r} declares a body of {size} bytes")
             continue
         if kind not in (tarfile.REGTYPE, tarfile.AREGTYPE):
             raise malformed(f"member {name!r} is not a regular file (link or device)")

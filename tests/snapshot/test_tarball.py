@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import random
+import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -15,6 +17,7 @@ from snapshot.errors import VerificationError
 from snapshot.keys import private_key_from_text
 from snapshot.manifest import DB_MEMBER, cursor_bytes, sign_manifest
 from snapshot.tarball import read_tarball, write_tarball
+from tests import hostile
 from tests import reference_format as ref
 
 SEED = bytes(range(32))
@@ -94,3 +97,146 @@ def test_oversized_extended_header_is_refused(tmp_path: Path) -> None:
     with pytest.raises(VerificationError) as caught:
         read_tarball(path)
     assert caught.value.outcome == "malformed"
+
+
+# ---------------------------------------------------------------- hostile archives
+
+
+def _read_bytes(tmp_path: Path, data: bytes) -> VerificationError:
+    path = tmp_path / "hostile.tar.gz"
+    path.write_bytes(data)
+    with pytest.raises(VerificationError) as caught:
+        read_tarball(path).check_artifacts()
+    assert caught.value.outcome == "malformed", caught.value
+    assert "\n" not in str(caught.value)
+    return caught.value
+
+
+def test_the_hostile_helpers_make_a_valid_tarball(tmp_path: Path) -> None:
+    path = tmp_path / "ok.tar.gz"
+    path.write_bytes(hostile.tarball())
+    contents = read_tarball(path)
+    contents.check_artifacts()
+    assert contents.manifest.signature_valid()
+
+
+@pytest.mark.parametrize(
+    "size_field",
+    [
+        b"30000000000\0",  # 3 GiB in octal
+        b"\x80" + (3 << 30).to_bytes(11, "big"),  # 3 GiB in base-256
+        b"\x80" + b"\xff" * 11,  # 2**88 - 1
+    ],
+)
+def test_a_directory_declaring_a_body_is_refused_before_reading_it(
+    tmp_path: Path, size_field: bytes
+) -> None:
+    # 64 MiB of zeros (64 KiB of gzip) follow: they were all inflated in one read.
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
+        gz.write(hostile.header("artifacts/", b"5", size_field=size_field))
+        for _ in range(64):
+            gz.write(bytes(1 << 20))
+    tracemalloc.start()
+    try:
+        error = _read_bytes(tmp_path, out.getvalue())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "directory" in error.detail or "out of range" in error.detail
+    assert peak < 8 << 20
+
+
+@pytest.mark.parametrize(
+    "size_field", [b"-0000000001\0", b"-7777777777\0", b" +1_0\0", b"\xff" + b"\xff" * 11]
+)
+def test_a_negative_or_signed_size_is_refused(tmp_path: Path, size_field: bytes) -> None:
+    tar = hostile.header("manifest.json", b"0", size_field=size_field) + hostile.end()
+    _read_bytes(tmp_path, hostile.gz(tar))
+
+
+@pytest.mark.parametrize("value", ["-1", "-4096", "+5", "1_0", " 5", "9" * 5000, "0x10"])
+def test_a_pax_size_that_is_not_plain_digits_is_refused(tmp_path: Path, value: str) -> None:
+    # A size of -1 read the rest of the stream into memory, then read(-n) on the body.
+    tar = (
+        hostile.pax({"size": value})
+        + hostile.header("manifest.json", b"0", 0)
+        + b"\0" * (1 << 20)
+        + hostile.end()
+    )
+    error = _read_bytes(tmp_path, hostile.gz(tar))
+    assert "bad PAX size" in error.detail
+
+
+def test_a_base256_size_past_the_cap_is_refused_not_read(tmp_path: Path) -> None:
+    tar = hostile.header("manifest.json", b"0", size_field=b"\x80" + (1 << 40).to_bytes(11, "big"))
+    error = _read_bytes(tmp_path, hostile.gz(tar + hostile.end()))
+    assert "over the cap" in error.detail
+
+
+@pytest.mark.parametrize(("crc", "isize"), [(0, None), (None, 12345), (0xFFFFFFFF, 0)])
+def test_a_wrong_gzip_trailer_is_malformed(
+    tmp_path: Path, crc: int | None, isize: int | None
+) -> None:
+    error = _read_bytes(tmp_path, hostile.with_trailer(hostile.tarball(), crc, isize))
+    assert "gzip" in error.detail
+
+
+def test_data_after_the_end_of_archive_is_malformed(tmp_path: Path) -> None:
+    good = hostile.tarball()
+    tar = gzip.decompress(good) + b"attacker text" + b"\0" * 500
+    error = _read_bytes(tmp_path, hostile.gz(tar))
+    assert "after its end-of-archive" in error.detail
+
+
+def test_zero_padding_after_the_end_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "padded.tar.gz"
+    path.write_bytes(hostile.gz(gzip.decompress(hostile.tarball()) + b"\0" * 20 * 512))
+    read_tarball(path).check_artifacts()
+
+
+def test_a_huge_member_path_is_cut_short_in_the_error(tmp_path: Path) -> None:
+    name = "../" + "x" * 60_000
+    tar = hostile.pax({"path": name}) + hostile.member("whatever", b"x") + hostile.end()
+    error = _read_bytes(tmp_path, hostile.gz(tar))
+    assert len(str(error)) < 400 and error.detail.endswith("...")
+
+
+@pytest.mark.parametrize(
+    "created_at",
+    [
+        "0001-01-01T00:00:00+01:00",  # OverflowError converting to UTC
+        "9999-12-31T23:59:59-01:00",
+        "1969-12-31T23:59:59+00:00",
+        "9999-06-01T00:00:00+00:00",
+    ],
+)
+def test_a_created_at_out_of_range_is_malformed(tmp_path: Path, created_at: str) -> None:
+    db = b"SQLite format 3\0" + bytes(496)
+    manifest = hostile.signed_manifest(db, ref.cursor_bytes(["001_init"]), created_at=created_at)
+    error = _read_bytes(tmp_path, hostile.tarball(db, manifest))
+    assert "created_at" in error.detail
+
+
+@pytest.mark.parametrize("node_id", ["stigmem:node:\ud800", "\udfff"])
+def test_a_node_id_with_a_lone_surrogate_is_malformed(tmp_path: Path, node_id: str) -> None:
+    db = b"SQLite format 3\0" + bytes(496)
+    manifest = hostile.signed_manifest(db, ref.cursor_bytes(["001_init"]), node_id=node_id)
+    error = _read_bytes(tmp_path, hostile.tarball(db, manifest))
+    assert "surrogate" in error.detail
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [b"[" * 100_000, b'{"applied_migrations": [' + b"1" * 5000 + b"]}"],
+)
+def test_a_hostile_cursor_is_malformed(tmp_path: Path, doc: bytes) -> None:
+    db = b"SQLite format 3\0" + bytes(496)
+    manifest = hostile.signed_manifest(db, doc)
+    tar = (
+        hostile.manifest_member(manifest)
+        + hostile.member(ref.CURSOR, doc)
+        + hostile.member(ref.DATABASE, db)
+        + hostile.end()
+    )
+    _read_bytes(tmp_path, hostile.gz(tar))
