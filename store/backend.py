@@ -24,6 +24,7 @@ import contextlib
 import errno
 import mmap
 import os
+import stat
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from snapshot.errors import StoreError
 from snapshot.fileio import write_in_pieces
+from store.limits import MAX_OBJECT
 
 if TYPE_CHECKING:
     import fsspec
@@ -107,8 +109,13 @@ class Backend:
         """Fail with a StoreError when the endpoint, credentials or bucket are unusable."""
         raise NotImplementedError
 
-    def read(self, path: str) -> bytes:
+    def read(self, path: str, limit: int = MAX_OBJECT) -> bytes:
+        """A whole object; StoreError when it holds more than ``limit`` bytes (read no
+        further than that)."""
         raise NotImplementedError
+
+    def too_large(self, path: str, limit: int) -> StoreError:
+        return StoreError(f"{self.url}: {path} holds more than {limit} bytes: refusing it")
 
     def read_range(self, path: str, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of an object; fewer, or none, past its end (as a file read
@@ -126,7 +133,8 @@ class Backend:
     def prefetch(self, path: str, start: int, end: int) -> None:
         """A hint that bytes ``[start, end)`` of an object will be read soon."""
 
-    def read_many(self, paths: builtins.list[str]) -> dict[str, bytes]:
+    def read_many(self, paths: builtins.list[str], limit: int = MAX_OBJECT) -> dict[str, bytes]:
+        """Whole objects, each bounded as :meth:`read` bounds one."""
         raise NotImplementedError
 
     def exists(self, path: str) -> bool:
@@ -160,20 +168,71 @@ class Backend:
 
 
 class LocalBackend(Backend):
-    """A store in a local directory: plain files, written atomically and durably."""
+    """A store in a local directory: plain files, written atomically and durably.
+
+    Nothing is read, written or deleted through a symbolic link that leads out of the
+    store's directory (a link to ``/dev/zero``, or a ``locks/`` folder pointing elsewhere):
+    such a path is refused with a StoreError naming it. Links that stay inside are followed.
+    Only regular files are read."""
 
     local = True
+
+    def __init__(self, root: str, url: str) -> None:
+        super().__init__(root, url)
+        self._real_root: str | None = None
 
     def check_reachable(self) -> None:
         """Nothing to reach: a missing, unreadable or unwritable directory is reported, in
         one line naming it, by the first read or write."""
 
-    def read(self, path: str) -> bytes:
-        with self._translated(), open(self.full(path), "rb") as handle:
-            return handle.read()
+    def _inside(self, path: str, full: str) -> str:
+        """``full`` (the path of ``path``), once its resolved form is known to lie in the
+        store's directory."""
+        if self._real_root is None:
+            self._real_root = os.path.realpath(self.root)
+        real = os.path.realpath(full)
+        if real != self._real_root and not real.startswith(self._real_root + os.sep):
+            raise StoreError(
+                f"{self.url}: {path or '.'} is a link out of the store (to {real}): refusing it"
+            )
+        return full
+
+    def _checked(self, path: str) -> str:
+        return self._inside(path, self.full(path))
+
+    def _parent_checked(self, path: str) -> str:
+        """The object's path, once the folder holding it is known to lie in the store (the
+        object itself may be a link: deleting or replacing it touches only the link)."""
+        full = self.full(path)
+        self._inside(os.path.dirname(path), os.path.dirname(full))
+        return full
+
+    def _open(self, path: str) -> int:
+        """A descriptor of the regular file at ``path``."""
+        with self._translated():
+            # Non-blocking: opening a FIFO planted in the store must not wait for a writer.
+            fd = os.open(self._checked(path), os.O_RDONLY | os.O_NONBLOCK)
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError(errno.EISDIR, "is a directory", path)
+            raise StoreError(f"{self.url}: {path} is not a regular file: refusing it")
+        return fd
+
+    def read(self, path: str, limit: int = MAX_OBJECT) -> bytes:
+        fd = self._open(path)
+        with self._translated(), os.fdopen(fd, "rb") as handle:
+            if os.fstat(fd).st_size > limit:
+                raise self.too_large(path, limit)
+            data = handle.read(limit + 1)
+        if len(data) > limit:  # grown while read
+            raise self.too_large(path, limit)
+        return data
 
     def read_range(self, path: str, start: int, end: int) -> bytes:
-        with self._translated(), open(self.full(path), "rb") as handle:
+        fd = self._open(path)
+        with self._translated(), os.fdopen(fd, "rb") as handle:
             handle.seek(start)
             return handle.read(max(0, end - start))
 
@@ -182,8 +241,7 @@ class LocalBackend(Backend):
         copying them out of the page cache cost a third of the time their decompression
         did. The mapping goes when the last view of it does; it never reaches past the
         end of the file, where reading would fault."""
-        with self._translated():
-            fd = os.open(self.full(path), os.O_RDONLY)
+        fd = self._open(path)
         try:
             end = min(end, os.fstat(fd).st_size)
             if end <= start:
@@ -203,8 +261,8 @@ class LocalBackend(Backend):
         kernel reclaims idle pages): mapped and faulted in a window at a time, a restore of
         the bench store waited on hundreds of small reads (1.8 s against 1.1 s warm)."""
         try:
-            fd = os.open(self.full(path), os.O_RDONLY)
-        except OSError:
+            fd = self._open(path)
+        except (OSError, StoreError):
             return  # the read that follows reports it
         try:
             os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_WILLNEED)
@@ -213,19 +271,19 @@ class LocalBackend(Backend):
         finally:
             os.close(fd)
 
-    def read_many(self, paths: builtins.list[str]) -> dict[str, bytes]:
-        return {path: self.read(path) for path in paths}
+    def read_many(self, paths: builtins.list[str], limit: int = MAX_OBJECT) -> dict[str, bytes]:
+        return {path: self.read(path, limit) for path in paths}
 
     def exists(self, path: str) -> bool:
         with self._translated():
-            return os.path.exists(self.full(path))
+            return os.path.exists(self._checked(path))
 
     def size(self, path: str) -> int:
         with self._translated():
-            return os.stat(self.full(path)).st_size
+            return os.stat(self._checked(path)).st_size
 
     def list(self, prefix: str = "") -> builtins.list[Entry]:
-        full = self.full(prefix)
+        full = self._checked(prefix)
         strip = len(self.root) + 1
         entries: builtins.list[Entry] = []
         with self._translated():
@@ -233,6 +291,7 @@ class LocalBackend(Backend):
                 found = os.stat(full)
                 rel = full[strip:]
                 return [Entry(rel, found.st_size, found.st_mtime)] if rel else []
+            # Links to folders are not walked into (os.walk's default): only the store's own.
             for folder, _, files in os.walk(full):
                 for name in files:
                     where = os.path.join(folder, name)
@@ -240,7 +299,9 @@ class LocalBackend(Backend):
                     if ".tmp-" in rel:
                         continue
                     try:
-                        found = os.stat(where)
+                        found = os.lstat(where)
+                        if stat.S_ISLNK(found.st_mode):
+                            found = os.stat(self._inside(rel, where))
                     except FileNotFoundError:
                         continue  # removed while listed (gc, another host's prune)
                     entries.append(Entry(rel, found.st_size, found.st_mtime))
@@ -251,16 +312,18 @@ class LocalBackend(Backend):
         documents)."""
         with self._translated():
             try:
-                with os.scandir(self.full(prefix)) as found:
+                with os.scandir(self._checked(prefix)) as found:
                     return [e.name for e in found if ".tmp-" not in e.name and e.is_file()]
             except FileNotFoundError:
                 return []
 
     def write(self, path: str, data: bytes | bytearray) -> None:
-        target = self.full(path)
+        target = self._parent_checked(path)
         directory = os.path.dirname(target)
         with self._translated():
             os.makedirs(directory, mode=0o700, exist_ok=True)
+            # Made just now, or there before: either way it must still lie in the store.
+            self._inside(os.path.dirname(path), directory)
             tmp = os.path.join(directory, f".{os.path.basename(target)}.tmp-{uuid.uuid4().hex}")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
@@ -283,7 +346,7 @@ class LocalBackend(Backend):
         with self._translated():
             for path in paths:
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.full(path))
+                    os.unlink(self._parent_checked(path))
 
 
 class FsspecBackend(Backend):
@@ -307,22 +370,26 @@ class FsspecBackend(Backend):
             else:
                 self.fs.exists(self.root)
 
-    def read(self, path: str) -> bytes:
-        with self._translated():
-            try:
-                data: bytes = self.fs.cat_file(self.full(path))
-            except FileNotFoundError:
-                # Maybe only a stale cached listing says so (another process wrote it).
+    def read(self, path: str, limit: int = MAX_OBJECT) -> bytes:
+        # One ranged request for a byte more than the limit: an object past it is known
+        # without a size request first, and never downloaded whole.
+        try:
+            data = self.read_range(path, 0, limit + 1)
+        except FileNotFoundError:
+            # Maybe only a stale cached listing says so (another process wrote it).
+            with self._translated():
                 self.fs.invalidate_cache()
-                data = self.fs.cat_file(self.full(path))
-            return data
+            data = self.read_range(path, 0, limit + 1)
+        if len(data) > limit:
+            raise self.too_large(path, limit)
+        return data
 
     def read_range(self, path: str, start: int, end: int) -> bytes:
         with self._translated():
             try:
                 data: bytes = self.fs.cat_file(self.full(path), start=start, end=end)
             except OSError as exc:
-                if exc.errno != errno.EINVAL or "range" not in str(exc).lower():
+                if not _past_end(exc):
                     raise
                 data = b""
             return data
@@ -339,18 +406,20 @@ class FsspecBackend(Backend):
             )
         out: builtins.list[bytes] = []
         for result in results:
+            if isinstance(result, OSError) and _past_end(result):
+                result = b""
             if isinstance(result, BaseException):
                 with self._translated():
                     raise result
             out.append(result)
         return out
 
-    def read_many(self, paths: builtins.list[str]) -> dict[str, bytes]:
-        if not paths:
-            return {}
-        with self._translated():
-            got = self.fs.cat([self.full(p) for p in paths], on_error="raise")
-        return {p: got[self.full(p)] for p in paths}
+    def read_many(self, paths: builtins.list[str], limit: int = MAX_OBJECT) -> dict[str, bytes]:
+        datas = self.read_ranges([(p, 0, limit + 1) for p in paths])
+        for path, data in zip(paths, datas, strict=True):
+            if len(data) > limit:
+                raise self.too_large(path, limit)
+        return dict(zip(paths, datas, strict=True))
 
     def exists(self, path: str) -> bool:
         full = self.full(path)
@@ -404,6 +473,11 @@ class FsspecBackend(Backend):
                 for path in paths:
                     with contextlib.suppress(FileNotFoundError):
                         self.fs.rm_file(self.full(path))
+
+
+def _past_end(exc: OSError) -> bool:
+    """S3 refuses a range that starts past an object's end (an empty object's first byte)."""
+    return exc.errno == errno.EINVAL and "range" in str(exc).lower()
 
 
 def open_backend(url: str, storage_options: dict[str, Any] | None = None) -> Backend:

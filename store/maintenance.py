@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from snapshot.errors import StoreError, VerificationError
-from store import documents, index, layout, packs
+from store import docread, documents, index, layout, packs
 from store.backend import Entry
 from store.index import ChunkIndex
 from store.reader import ChunkSource, pack_dictionary
@@ -42,15 +42,9 @@ def _packs(store: Store) -> dict[str, Entry]:
 
 
 def _documents(store: Store, ids: list[str]) -> Iterator[tuple[str, dict[str, Any] | str]]:
-    """(snapshot id, document) or (snapshot id, why it is unreadable), a few at a time."""
-    for start in range(0, len(ids), 32):
-        batch = ids[start : start + 32]
-        datas = store.backend.read_many([layout.snapshot_path(s) for s in batch])
-        for sid in batch:
-            try:
-                yield sid, documents.parse(datas[layout.snapshot_path(sid)], sid)
-            except StoreError as exc:
-                yield sid, exc.message
+    """(snapshot id, document) or (snapshot id, why it is refused), a few at a time."""
+    for sid, doc in docread.load_many(store.backend, ids, store.config):
+        yield sid, (f"{doc.outcome}: {doc.detail}" if isinstance(doc, VerificationError) else doc)
 
 
 def _referenced(source: ChunkSource, doc: dict[str, Any]) -> Iterator[bytes]:
@@ -485,7 +479,7 @@ def sync(src: Store, dst: Store, progress: Callable[[int, int], None] | None) ->
         name, data = index.encode(src_index, src_index.positions_of_packs(needed))
         dst.backend.write(layout.index_path(name), data)
         report.index_written = True
-    docs = src.backend.read_many([layout.snapshot_path(s) for s in missing])
+    docs = src.backend.read_many([layout.snapshot_path(s) for s in missing], docread.MAX_DOCUMENT)
     dst.backend.write_many(docs)
     report.snapshots_copied = len(missing)
     return report

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 from snapshot.errors import StoreError, VerificationError
 from store import config as store_config
-from store import dictionary, documents, layout, locks, maintenance
+from store import dictionary, docread, documents, layout, locks, maintenance
 from store.backend import Backend, open_backend
 from store.config import StoreConfig
 from store.index import ChunkIndex
@@ -205,11 +205,12 @@ class Store:
         return matches[0]
 
     def load_document(self, snapshot_id: str) -> dict[str, Any]:
+        """The snapshot's document, refused as ``malformed`` unless it is that snapshot's
+        (``store.docread``)."""
         try:
-            data = self.backend.read(layout.snapshot_path(snapshot_id))
+            return docread.load(self.backend, snapshot_id, self.config)
         except FileNotFoundError:
             raise StoreError(f"no snapshot {snapshot_id} in {self.url}") from None
-        return documents.parse(data, snapshot_id)
 
     def put_snapshot(
         self,
@@ -400,7 +401,7 @@ class Transaction:
             return {}
         try:
             doc = self.store.load_document(previous)
-        except StoreError:  # pruned since (or unreadable): no hints
+        except (StoreError, VerificationError):  # pruned since (or unreadable): no hints
             return {}
         source = ChunkSource(self.store.backend, chunk_index, previous)
         return {

@@ -6,6 +6,7 @@ s3fs' own tests do; it is skipped (with the reason) when the server cannot start
 
 from __future__ import annotations
 
+import hashlib
 import random
 import sqlite3
 import uuid
@@ -89,7 +90,17 @@ def framed_settings() -> Any:
     return dataclasses.replace(small_settings(), dictionary_size=0)
 
 
-def sid(label: str) -> str:
-    import hashlib
+BOTH = ("artifacts/schema_migration_cursor.json", "artifacts/stigmem.db")
 
-    return hashlib.sha256(label.encode()).hexdigest()
+
+def manifest(label: str, members: tuple[str, ...] = BOTH) -> dict[str, Any]:
+    """A stand-in manifest for store tests (the store never checks signatures): what makes a
+    document this snapshot's is that its manifest hashes to the id and signs its members."""
+    return {"version": 1, "label": label, "artifacts": {m: "sha256:" + "0" * 64 for m in members}}
+
+
+def sid(label: str, members: tuple[str, ...] = BOTH) -> str:
+    """The snapshot id of ``manifest(label, members)``."""
+    from snapshot.manifest import signed_bytes
+
+    return hashlib.sha256(signed_bytes(manifest(label, members))).hexdigest()

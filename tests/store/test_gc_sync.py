@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 from store import layout
 from store.repository import Store
-from tests.store.conftest import Location, change_rows, make_db, sid, small_settings
+from tests.store import conftest
+from tests.store.conftest import Location, change_rows, make_db, small_settings
 
 DB = "artifacts/stigmem.db"
+
+
+def manifest(label: str) -> dict[str, Any]:
+    """These snapshots hold a database only."""
+    return conftest.manifest(label, (DB,))
+
+
+def sid(label: str) -> str:
+    return conftest.sid(label, (DB,))
 
 
 def read(store: Store, snapshot_id: str) -> bytes:
@@ -26,8 +37,8 @@ def test_gc_keeps_referenced_and_frees_unreferenced(location: Location, tmp_path
     store = Store.init(location.url, location.options, settings=small_settings())
     kept_db = make_db(tmp_path / "kept.db", 1500, seed=1)
     gone_db = make_db(tmp_path / "gone.db", 1500, seed=2)
-    store.put_snapshot(sid("kept"), {}, {DB: kept_db})
-    store.put_snapshot(sid("gone"), {}, {DB: gone_db})
+    store.put_snapshot(sid("kept"), manifest("kept"), {DB: kept_db})
+    store.put_snapshot(sid("gone"), manifest("gone"), {DB: gone_db})
     store.delete_snapshot(sid("gone"))
     before = store.stats()
 
@@ -47,9 +58,9 @@ def test_gc_keeps_referenced_and_frees_unreferenced(location: Location, tmp_path
 def test_gc_repacks_mostly_dead_packs(location: Location, tmp_path: Path) -> None:
     store = Store.init(location.url, location.options, settings=small_settings())
     db = make_db(tmp_path / "node.db", 2000)
-    store.put_snapshot(sid("day1"), {}, {DB: db})
+    store.put_snapshot(sid("day1"), manifest("day1"), {DB: db})
     change_rows(db, list(range(1, 2001, 3)), "changed")
-    store.put_snapshot(sid("day2"), {}, {DB: db})
+    store.put_snapshot(sid("day2"), manifest("day2"), {DB: db})
     store.delete_snapshot(sid("day1"))
     before = store.stats()
 
@@ -66,7 +77,7 @@ def test_gc_keeps_unindexed_young_packs_of_a_crashed_put(
     location: Location, tmp_path: Path
 ) -> None:
     store = Store.init(location.url, location.options, settings=small_settings())
-    store.put_snapshot(sid("crashed"), {}, {DB: make_db(tmp_path / "c.db", 800)})
+    store.put_snapshot(sid("crashed"), manifest("crashed"), {DB: make_db(tmp_path / "c.db", 800)})
     # What a put killed before its document leaves behind: packs and an index.
     store.backend.delete([layout.snapshot_path(sid("crashed"))])
     packs = objects(store, layout.PACKS)
@@ -83,14 +94,14 @@ def test_sync_copies_only_what_is_missing(
     src = Store.init(location.url, location.options, settings=small_settings())
     dst = Store.init(other_location.url, other_location.options)
     db = make_db(tmp_path / "node.db", 1500)
-    src.put_snapshot(sid("day1"), {"n": 1}, {DB: db})
+    src.put_snapshot(sid("day1"), manifest("day1"), {DB: db})
 
     first = src.sync_to(dst)
     assert first.snapshots_copied == 1 and first.packs_copied == len(objects(src, layout.PACKS))
     assert read(dst, sid("day1")) == db.read_bytes()
 
     change_rows(db, [5], "changed")
-    report = src.put_snapshot(sid("day2"), {"n": 2}, {DB: db})
+    report = src.put_snapshot(sid("day2"), manifest("day2"), {DB: db})
     second = src.sync_to(dst)
     assert (second.snapshots_copied, second.packs_copied) == (1, report.packs_written)
     assert dst.load_document(sid("day2")) == src.load_document(sid("day2"))
@@ -106,7 +117,7 @@ def test_sync_resumes_after_being_killed_midway(
     src = Store.init(location.url, location.options, settings=small_settings())
     dst = Store.init(other_location.url, other_location.options)
     db = make_db(tmp_path / "node.db", 3000)
-    src.put_snapshot(sid("a"), {}, {DB: db})
+    src.put_snapshot(sid("a"), manifest("a"), {DB: db})
     packs = sorted(objects(src, layout.PACKS))
     assert len(packs) >= 3
     # A sync killed after copying some packs: they are there, no index, no document.

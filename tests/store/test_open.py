@@ -29,7 +29,7 @@ def test_create_then_open(location: Location) -> None:
 def test_a_store_made_before_dictionaries_goes_on_without(
     location: Location, tmp_path: Path
 ) -> None:
-    from tests.store.conftest import make_db, sid
+    from tests.store.conftest import make_db, manifest, sid
 
     store = Store.open(location.url, location.options, create=True)
     config = json.loads(store.backend.read("config.json"))
@@ -38,12 +38,13 @@ def test_a_store_made_before_dictionaries_goes_on_without(
     older = Store.open(location.url, location.options)
     assert older.config.dictionary_size == 0
     db = make_db(tmp_path / "node.db", 2000)
-    older.put_snapshot(sid("a"), {"version": 1}, {"artifacts/stigmem.db": db})
+    only = ("artifacts/stigmem.db",)
+    older.put_snapshot(sid("a", only), manifest("a", only), {"artifacts/stigmem.db": db})
     packs = [older.backend.read(e.path) for e in older.backend.list("packs")]
     assert packs and not any(p.startswith(b"stgmdict") for p in packs)  # frames of pages
     out = tmp_path / "out.db"
     with out.open("wb") as handle:
-        older.read_artifact(sid("a"), "artifacts/stigmem.db", handle)
+        older.read_artifact(sid("a", only), "artifacts/stigmem.db", handle)
     assert out.read_bytes() == db.read_bytes()
 
 

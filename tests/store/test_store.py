@@ -23,6 +23,7 @@ from tests.store.conftest import (
     change_rows,
     framed_settings,
     make_db,
+    manifest,
     sid,
     small_settings,
 )
@@ -34,9 +35,7 @@ CURSOR_BYTES = b'{"applied_migrations": ["001_init"]}'
 
 def put(store: Store, label: str, db: Path) -> tuple[str, int]:
     snapshot_id = sid(label)
-    result = store.put_snapshot(
-        snapshot_id, {"version": 1, "label": label}, {DB: db, CURSOR: CURSOR_BYTES}
-    )
+    result = store.put_snapshot(snapshot_id, manifest(label), {DB: db, CURSOR: CURSOR_BYTES})
     return snapshot_id, result.packs_written
 
 
@@ -137,7 +136,7 @@ def test_roundtrip_of_a_real_database(store: Store, tmp_path: Path) -> None:
     progress: list[tuple[int, int]] = []
     result = store.put_snapshot(
         sid("a"),
-        {"version": 1},
+        manifest("a"),
         {DB: db, CURSOR: CURSOR_BYTES},
         progress=lambda done, total: progress.append((done, total)),
     )
@@ -148,7 +147,7 @@ def test_roundtrip_of_a_real_database(store: Store, tmp_path: Path) -> None:
     assert result.new_chunks >= db.stat().st_size // 4096
     assert result.objects_written == result.packs_written + 2
     doc = json.loads(store.backend.read(f"snapshots/{sid('a')}.json"))
-    assert doc["manifest"] == {"version": 1}
+    assert doc["manifest"] == manifest("a")
     assert doc["artifacts"][DB]["size"] == db.stat().st_size
     assert doc["artifacts"][DB]["chunk_lists"] is True
     assert doc["artifacts"][CURSOR] == {
@@ -169,7 +168,7 @@ def test_unchanged_database_adds_one_document_only(store: Store, tmp_path: Path)
     put(store, "day1", db)
     before = {e.path for e in store.backend.list()}
 
-    result = store.put_snapshot(sid("day2"), {"version": 1}, {DB: db, CURSOR: CURSOR_BYTES})
+    result = store.put_snapshot(sid("day2"), manifest("day2"), {DB: db, CURSOR: CURSOR_BYTES})
 
     added = {e.path for e in store.backend.list()} - before
     assert added == {f"snapshots/{sid('day2')}.json"}
@@ -181,7 +180,7 @@ def test_same_snapshot_twice_adds_nothing(store: Store, tmp_path: Path) -> None:
     db = make_db(tmp_path / "node.db", 500)
     put(store, "once", db)
     before = {e.path for e in store.backend.list()}
-    again = store.put_snapshot(sid("once"), {"version": 1}, {DB: db})
+    again = store.put_snapshot(sid("once"), manifest("once"), {DB: db})
     assert again.already_present and again.objects_written == 0
     assert {e.path for e in store.backend.list()} == before
 
@@ -192,7 +191,7 @@ def test_changed_pages_are_stored_once(store: Store, tmp_path: Path) -> None:
     pages = db.stat().st_size // 4096
     change_rows(db, [10, 2000, 3900], "rewritten")
 
-    result = store.put_snapshot(sid("day2"), {"version": 1}, {DB: db, CURSOR: CURSOR_BYTES})
+    result = store.put_snapshot(sid("day2"), manifest("day2"), {DB: db, CURSOR: CURSOR_BYTES})
 
     # The touched leaf pages, the header page, and the chunk lists that name them.
     assert 0 < result.new_chunks < 12
@@ -205,7 +204,7 @@ def put_as(store: Store, label: str, db: Path, lineage: str) -> PutResult:
     """A put as ``snapshot create`` makes it: following on from the lineage's last one."""
     with store.transaction(lineage=lineage) as tx:
         tx.add_artifacts({DB: db, CURSOR: CURSOR_BYTES})
-        return tx.commit(sid(label), {"version": 1, "label": label})
+        return tx.commit(sid(label), manifest(label))
 
 
 def test_a_lineage_follows_on_from_its_last_snapshot(store: Store, tmp_path: Path) -> None:
