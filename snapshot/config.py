@@ -35,10 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from snapshot.durations import DurationError, parse_duration
-from snapshot.errors import ConfigError
+from snapshot.errors import ConfigError, shown
 from snapshot.retention import BUCKET_RULES, Policy
 
 DEFAULT_GRACE = timedelta(hours=1)
+# A config names a few tiers; anything this large is not one.
+MAX_CONFIG_BYTES = 1 << 20
 TOP_LEVEL_KEYS = ("default_tier", "tiers")
 TIER_KEYS = ("store", "storage_options", *BUCKET_RULES, "keep_within", "grace")
 # Tier names appear on the command line, in the catalog and in metric labels.
@@ -91,13 +93,16 @@ def load_config(path: Path | None, *, default_path: Path | None = None) -> Confi
             return Config()
         path = default_path
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a directory, not a config file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: config file is over the limit of {MAX_CONFIG_BYTES} bytes")
     return parse_config(raw, path)
 
 
@@ -109,9 +114,19 @@ def parse_config(raw: bytes | str, path: Path) -> Config:
         raise ConfigError(f"{path}: not valid TOML: not UTF-8 ({exc.reason})") from None
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except RecursionError:
+        # tomllib recurses once per nested array or inline table, in Python: the limit
+        # stops it cleanly long before anything useful is that deep.
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
+    except ValueError as exc:  # TOMLDecodeError, and int() refusing 4,300+ digits
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return _Reader(path).config(data)
+
+
+def _brief(value: Any) -> str:
+    """A value from the file, for a message: its repr, cut to a line."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "..."
 
 
 class _Reader:
@@ -121,14 +136,14 @@ class _Reader:
         self.path = path
 
     def error(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{self.path}: key {key!r}: {problem}")
+        return ConfigError(f"{self.path}: key {shown(key)}: {problem}")
 
     def check_keys(self, table: Mapping[str, Any], allowed: tuple[str, ...], prefix: str) -> None:
         for key in table:
             if key not in allowed:
                 hint = difflib.get_close_matches(key, allowed, n=1)
                 suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-                raise ConfigError(f"{self.path}: unknown key {prefix + key!r}{suggestion}")
+                raise ConfigError(f"{self.path}: unknown key {shown(prefix + key)}{suggestion}")
 
     def config(self, data: dict[str, Any]) -> Config:
         self.check_keys(data, TOP_LEVEL_KEYS, "")
@@ -139,10 +154,10 @@ class _Reader:
         default = data.get("default_tier")
         if default is not None:
             if not isinstance(default, str):
-                raise self.error("default_tier", f"expected a tier name, got {default!r}")
+                raise self.error("default_tier", f"expected a tier name, got {_brief(default)}")
             if default not in tiers:
                 known = ", ".join(tiers) or "none"
-                raise self.error("default_tier", f"unknown tier {default!r} (known: {known})")
+                raise self.error("default_tier", f"unknown tier {shown(default)} (known: {known})")
         return Config(path=self.path, default_tier=default, tiers=tiers)
 
     def tier(self, name: str, table: Any) -> Tier:
@@ -154,9 +169,13 @@ class _Reader:
         self.check_keys(table, TIER_KEYS, prefix + ".")
         store = table.get("store")
         if store is None:
-            raise ConfigError(f"{self.path}: tier {name!r} has no 'store' (key '{prefix}.store')")
+            raise ConfigError(
+                f"{self.path}: tier {shown(name)} has no 'store' (key {shown(prefix + '.store')})"
+            )
         if not isinstance(store, str) or not store.strip():
-            raise self.error(f"{prefix}.store", f"expected a store URL or path, got {store!r}")
+            raise self.error(
+                f"{prefix}.store", f"expected a store URL or path, got {_brief(store)}"
+            )
         options = table.get("storage_options", {})
         if not isinstance(options, dict):
             raise self.error(f"{prefix}.storage_options", "expected a table of fsspec options")
@@ -168,7 +187,7 @@ class _Reader:
                 not isinstance(value, int) or isinstance(value, bool) or value < 0
             ):
                 raise self.error(
-                    f"{prefix}.{key}", f"expected a non-negative integer, got {value!r}"
+                    f"{prefix}.{key}", f"expected a non-negative integer, got {_brief(value)}"
                 )
             counts[key] = value
         within = self.duration(table, "keep_within", prefix)
@@ -188,7 +207,7 @@ class _Reader:
             return None
         if not isinstance(value, str):
             raise self.error(
-                f"{prefix}.{key}", f'expected a duration string such as "30d", got {value!r}'
+                f"{prefix}.{key}", f'expected a duration string such as "30d", got {_brief(value)}'
             )
         try:
             return parse_duration(value)

@@ -21,8 +21,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 
+from snapshot.errors import shown
+
 UNIT_DAYS: dict[str, int] = {"y": 365, "m": 30, "w": 7, "d": 1}
 _TERM = re.compile(r"(\d+)([a-zA-Z]*)")
+# No duration fits a timedelta (999,999,999 days) with more digits than this; checked before
+# int() runs, which refuses 4,300 digits with an error of its own.
+_MAX_DIGITS = 12
 _UNIT_HELP = "y (365 days), m (30 days), w, d or h"
 
 
@@ -30,7 +35,7 @@ class DurationError(ValueError):
     """``text`` is not a duration (or, for :func:`parse_time_bound`, not a time either)."""
 
     def __init__(self, text: str, problem: str, what: str = "duration") -> None:
-        super().__init__(f"invalid {what} {text!r}: {problem}")
+        super().__init__(f"invalid {what} {shown(text, 60)}: {problem}")
         self.text = text
         self.problem = problem
 
@@ -49,6 +54,8 @@ def parse_duration(text: str) -> timedelta:
         match = _TERM.match(stripped, pos)
         if match is None:
             raise DurationError(text, f"expected a number at {stripped[pos:]!r}")
+        if len(match.group(1)) > _MAX_DIGITS:
+            raise DurationError(text, "too large")
         number, unit = int(match.group(1)), match.group(2)
         if not unit:
             after = stripped[match.end() :]

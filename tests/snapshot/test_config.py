@@ -203,3 +203,31 @@ def test_cli_flags_replace_the_tier_policy(tmp_path: Path) -> None:
     assert tier_policy.with_overrides() == tier_policy
     assert tier_policy.with_overrides(keep_weekly=4) == Policy(keep_weekly=4)
     assert tier_policy.with_overrides(keep_within="12h").to_json() == {"keep_within": "12h"}
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("a = " + "[" * 5_000 + "]" * 5_000 + "\n", "nested too deeply"),
+        ("a = " + "{b = " * 5_000 + "1" + "}" * 5_000 + "\n", "nested too deeply"),
+        ("[tiers.local]\nstore = '/s'\nkeep_daily = " + "9" * 5_000 + "\n", "not valid TOML"),
+        (
+            "[tiers.local]\nstore = '/s'\nkeep_within = '" + "9" * 4_400 + "d'\n",
+            "too large",
+        ),
+    ],
+)
+def test_hostile_toml_is_a_one_line_config_error(tmp_path: Path, text: str, problem: str) -> None:
+    message = error_for(tmp_path, text)
+    assert problem in message
+    assert "\n" not in message and len(message) < 500
+
+
+def test_a_config_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    message = error_for(tmp_path, "# " + "x" * (2 << 20) + "\n")
+    assert "over the limit" in message
+
+
+def test_a_huge_unknown_key_is_cut_short(tmp_path: Path) -> None:
+    message = error_for(tmp_path, "k" * 60_000 + " = 1\n")
+    assert "unknown key" in message and len(message) < 500

@@ -103,3 +103,11 @@ def test_bad_time_bounds(text: str) -> None:
 def test_naive_now_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="aware"):
         parse_time_bound("7d", datetime(2026, 6, 15))
+
+
+@pytest.mark.parametrize("text", ["9" * 4_301 + "d", "1" * 13 + "h", "1d" + "9" * 10_000 + "h"])
+def test_a_number_of_thousands_of_digits_is_too_large_not_a_crash(text: str) -> None:
+    with pytest.raises(DurationError) as info:
+        parse_duration(text)
+    assert "too large" in str(info.value)
+    assert len(str(info.value)) < 200
