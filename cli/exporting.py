@@ -1,9 +1,12 @@
-"""``snapshot export`` and ``snapshot import``: between the store and Stigmem tarballs."""
+"""``snapshot export`` and ``snapshot import``: between the store and Stigmem tarballs; and
+``snapshot export --format markdown``, the runbook's review of a snapshot's facts."""
 
 from __future__ import annotations
 
 import io
+import sqlite3
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -12,14 +15,19 @@ import click
 from cli.app import App
 from cli.output import emit_json, note
 from cli.sources import (
+    Source,
     StoreSource,
     TarballSource,
     copy_into,
     resolve,
     verify,
 )
-from snapshot.errors import StigmemError, VerificationError
+from snapshot.errors import StigmemError, UsageError, VerificationError
 from snapshot.manifest import CURSOR_MEMBER, DB_MEMBER, manifest_from_dict, snapshot_name
+from snapshot.markdown import Request
+
+# The largest database member a tarball may have, as ``snapshot verify``'s default.
+DEFAULT_MAX_SIZE = 64 << 30
 
 
 def _store_source(app: App, ref: str) -> StoreSource:
@@ -66,42 +74,99 @@ def export_tarball(app: App, ref: str, out: Path | None) -> Path:
     return target
 
 
-def export_markdown(app: App, ref: str, out: Path | None) -> None:
-    from cli.listing import SUMMARY_FIELDS
+def export_markdown(
+    app: App, ref: str | None, db: Path | None, request: Request, out: Path | None
+) -> None:
+    """The runbook's Markdown review of ``ref`` (a stored snapshot or a tarball, verified
+    first) or of the live database ``db``: on stdout, or written to ``out`` (a file, or a
+    directory to name it in) with mode 0600, as it holds fact data. Bad input is refused
+    before anything is read, and nothing is written unless all of it was read."""
     from snapshot.fileio import atomic_write_bytes
 
-    catalog = app.catalog()
-    doc = catalog.show(catalog.resolve(ref.lower()))
-    lines = [
-        f"# Snapshot {doc['id']}",
-        "",
-        "| field | value |",
-        "|---|---|",
-    ]
-    lines += [f"| {key} | {doc.get(key)} |" for key in SUMMARY_FIELDS]
-    lines += ["", "## Placements", ""]
-    lines += [
-        f"- {p['tier']}: `{p['store']}` since {p['since']}"
-        + (f", removed {p['removed_at']}" if p.get("removed_at") else "")
-        for p in doc.get("placements", [])
-    ] or ["- none"]
-    lines += ["", "## Verifications", ""]
-    lines += [
-        f"- {v['at']} {v['mode']} **{v['outcome']}** on {v['host']}: {v['detail']}"
-        for v in doc.get("verifications", [])
-    ] or ["- none"]
-    lines += ["", "## Restores", ""]
-    lines += [
-        f"- {r['at']} to `{r['target']}`{' (forced)' if r['forced'] else ''}"
-        for r in doc.get("restores", [])
-    ] or ["- none"]
-    text = "\n".join(lines) + "\n"
-    if out is None:
+    request.check()
+    if ref is not None and db is not None:
+        raise UsageError("give SNAPSHOT or --db PATH, not both")
+    if ref is None and db is None:
+        raise UsageError("give SNAPSHOT or --db PATH")
+    if out is not None and not out.is_dir() and not out.parent.is_dir():
+        raise StigmemError(f"no such directory for --output: {out.parent}")
+    now = datetime.now(UTC)
+    stored: str | None = None  # the id of a snapshot in the store, for the audit log
+    if db is not None:
+        text = _markdown_of_live(db, request, now)
+        name = f"stigmem-snapshot-{now:%Y%m%dT%H%M%SZ}.md"
+    else:
+        source = resolve(app, str(ref), DEFAULT_MAX_SIZE)
+        snapshot_id, text = _markdown_of_snapshot(app, source, request, now)
+        name = f"snapshot-{snapshot_id[:12]}.md"
+        stored = snapshot_id if isinstance(source, StoreSource) else None
+    target = None if out is None else out / name if out.is_dir() else out
+    if target is None:
         click.echo(text, nl=False)
     else:
-        target = out / f"snapshot-{doc['id'][:12]}.md" if out.is_dir() else out
-        atomic_write_bytes(target, text.encode(), 0o644)
+        atomic_write_bytes(target, text.encode(), 0o600)
+    if stored is not None:
+        app.catalog().record_event("export", stored, f"markdown to {target or 'stdout'}")
+    if target is not None:
         click.echo(str(target))
+
+
+def _markdown_of_live(db: Path, request: Request, now: datetime) -> str:
+    """Read inside one read transaction: every section sees the same commit, and in WAL mode
+    the node's writers go on meanwhile."""
+    from snapshot.capture import SOURCE_TIMEOUT
+    from snapshot.markdown import render
+    from snapshot.nodedb import check_sqlite, connect_for_reading, database_error, node_meta_of
+
+    check_sqlite(db)
+    try:
+        conn = connect_for_reading(db, SOURCE_TIMEOUT)
+        try:
+            conn.execute("BEGIN")
+            _require_facts(conn, str(db))
+            node = node_meta_of(conn).node_id or "unknown node"
+            return render(conn, request, f"{node} (live database {db})", now)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise database_error(db, exc) from None
+
+
+def _markdown_of_snapshot(
+    app: App, source: Source, request: Request, now: datetime
+) -> tuple[str, str]:
+    """The snapshot's id and its review. Its database is verified as a restore would
+    (checksums, signature, revoked keys) on the way into a private temporary copy."""
+    from cli.trust_keys import build_policy
+    from snapshot.markdown import render
+    from snapshot.nodedb import database_error, node_meta_of, readonly_uri
+
+    policy = build_policy(app, (), None)
+    with tempfile.TemporaryDirectory(prefix="stigmem-export-") as tmp:
+        copy = Path(tmp) / "stigmem.db"
+        with copy.open("wb") as sink:
+            verdict, state = verify(source, policy, copy_into(sink))
+        if not verdict.ok or state.manifest is None:
+            raise VerificationError(verdict.outcome, verdict.detail, verdict.snapshot_id)
+        manifest = state.manifest
+        try:
+            conn = sqlite3.connect(readonly_uri(copy) + "&immutable=1", uri=True)
+            try:
+                _require_facts(conn, source.label)
+                node = manifest.node_id or node_meta_of(conn).node_id or "unknown node"
+                text = render(conn, request, f"{node} (snapshot {manifest.snapshot_id})", now)
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise database_error(Path(source.label), exc) from None
+    return manifest.snapshot_id, text
+
+
+def _require_facts(conn: sqlite3.Connection, label: str) -> None:
+    from snapshot.nodedb import table_exists
+
+    if not table_exists(conn, "facts"):
+        raise StigmemError(f"no facts table in {label}: not a Stigmem node database")
 
 
 def import_tarballs(

@@ -316,10 +316,23 @@ def history_cmd(
     epilog="""\b
 Examples:
   stigmem snapshot export 3fa2c1 --out /tmp/
-  stigmem snapshot export 3fa2c1 --format markdown""",
+  stigmem snapshot export 3fa2c1 --format markdown --scope team --entities team:ops,team:eng
+  stigmem snapshot export --db node.db --format markdown --scope local --entities agent:bot-1 \\
+      --output review.md
+
+\b
+--format markdown is the runbook's review artifact (what scripts/stigmem-snapshot.sh prints,
+read from the database instead of the node's API): for reading, never for restoring. It is
+written with mode 0600, as it holds fact data; without --output it goes to stdout.""",
 )
-@click.argument("snapshot")
-@click.option("--out", type=click.Path(path_type=Path), help="File or directory.")
+@click.argument("snapshot", required=False)
+@click.option(
+    "--out",
+    "--output",
+    "out",
+    type=click.Path(path_type=Path),
+    help="File or directory (markdown: stdout without it).",
+)
 @click.option(
     "--format",
     "fmt",
@@ -327,15 +340,64 @@ Examples:
     default="tar.gz",
     show_default=True,
 )
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path),
+    help="Markdown: read this live node database (one consistent read) instead of SNAPSHOT.",
+)
+@click.option("--scope", help="Markdown: local, team, company or public.")
+@click.option("--entities", help="Markdown: comma-separated entity URIs, a section each.")
+@click.option(
+    "--limit", type=int, help="Markdown: facts per entity, 1-500, as the node's API [200]."
+)
+@click.option(
+    "--no-contradictions", is_flag=True, help="Markdown: leave out the contradiction metrics."
+)
 @pass_app
-def export_cmd(app: App, snapshot: str, out: Path | None, fmt: str) -> None:
-    """Write a stored snapshot as a Stigmem tarball (byte-identical every time) or a report."""
-    from cli.exporting import export_markdown, export_tarball
+def export_cmd(
+    app: App,
+    snapshot: str | None,
+    out: Path | None,
+    fmt: str,
+    db: Path | None,
+    scope: str | None,
+    entities: str | None,
+    limit: int | None,
+    no_contradictions: bool,
+) -> None:
+    """Write a stored snapshot as a Stigmem tarball (byte-identical every time), or a
+    snapshot or live database as the runbook's Markdown review (never a restore format)."""
+    from snapshot.errors import UsageError
 
-    if fmt == "markdown":
-        export_markdown(app, snapshot, out)
-    else:
+    markdown_only = {
+        "--db": db is not None,
+        "--scope": scope is not None,
+        "--entities": entities is not None,
+        "--limit": limit is not None,
+        "--no-contradictions": no_contradictions,
+    }
+    if fmt != "markdown":
+        given = [name for name, used in markdown_only.items() if used]
+        if given:
+            raise UsageError(f"{given[0]} is for --format markdown only")
+        if snapshot is None:
+            raise UsageError("missing argument SNAPSHOT")
+        from cli.exporting import export_tarball
+
         click.echo(str(export_tarball(app, snapshot, out)))
+        return
+    from cli.exporting import export_markdown
+    from snapshot.markdown import DEFAULT_LIMIT, Request
+
+    if scope is None or entities is None:
+        raise UsageError("--format markdown needs --scope and --entities")
+    request = Request(
+        scope=scope,
+        entities=entities,
+        limit=DEFAULT_LIMIT if limit is None else limit,
+        contradictions=not no_contradictions,
+    )
+    export_markdown(app, snapshot, db, request, out)
 
 
 @snapshot_group.command(
