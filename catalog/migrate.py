@@ -62,7 +62,7 @@ def current_revision(conn: Connection) -> str | None:
 
 def upgrade(engine: Engine, shown_url: str) -> tuple[str, ...]:
     """Bring the catalog to head; return the revisions applied by this call (often none)."""
-    if _stored_revision(engine) == HEAD:
+    if _stored_revision(engine, shown_url) == HEAD:
         return ()
     from alembic import command
 
@@ -87,19 +87,38 @@ def upgrade(engine: Engine, shown_url: str) -> tuple[str, ...]:
     return tuple(reversed(applied))
 
 
-def _stored_revision(engine: Engine) -> str | None:
-    """The revision recorded in the catalog, read with plain SQL; None when there is none."""
+def _stored_revision(engine: Engine, shown_url: str) -> str | None:
+    """The revision recorded in the catalog, read with plain SQL; None when there is none.
+
+    A catalog has one line of history, so exactly one row: with two, which one holds would
+    depend on row order, and an upgrade would run from a guess."""
     try:
         with engine.connect() as conn:
-            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
     except DBAPIError:
         return None  # no table yet (or unreachable: the full path reports it properly)
+    if len(rows) > 1:
+        raise _several_revisions(shown_url, [str(row[0]) for row in rows])
+    return str(rows[0][0]) if rows else None
+
+
+def _several_revisions(shown_url: str, revisions: list[str]) -> CatalogError:
+    listed = ", ".join(sorted(revisions)[:5])
+    return CatalogError(
+        f"catalog {shown_url} records {len(revisions)} schema revisions ({listed}), not one: "
+        "its alembic_version table was edited; restore it from a backup or rebuild the "
+        "catalog (catalog reindex)"
+    )
 
 
 def _checked_revision(conn: Connection, scripts: ScriptDirectory, shown_url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
     from alembic.util.exc import CommandError
 
-    revision = current_revision(conn)
+    heads = MigrationContext.configure(conn).get_current_heads()
+    if len(heads) > 1:
+        raise _several_revisions(shown_url, list(heads))
+    revision = heads[0] if heads else None
     if revision is None:
         return None
     try:

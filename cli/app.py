@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from snapshot.errors import StigmemError, UsageError
+from snapshot.errors import CatalogError, StigmemError, UsageError, shown
 
 if TYPE_CHECKING:
     from catalog.database import Catalog
@@ -49,6 +49,15 @@ class App:
     _catalog: Catalog | None = None
     _stores: dict[str, Store] = field(default_factory=dict)
     _catalog_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        # Refused before any command runs: create would otherwise store the snapshot and
+        # only then find a catalog that each thread sees empty, and that is gone at exit.
+        if self.catalog_url is not None and in_memory_sqlite(self.catalog_url):
+            raise CatalogError(
+                f"catalog {shown(self.catalog_url)} is an in-memory database, gone when the "
+                "command ends; name a file (sqlite:///PATH) or a server"
+            )
 
     @property
     def host(self) -> str:
@@ -125,6 +134,22 @@ class App:
                     self._catalog.close()
             finally:
                 self._catalog_lock.release()
+
+
+def in_memory_sqlite(url: str) -> bool:
+    """Whether a SQLAlchemy URL names an in-memory SQLite database (``sqlite://``,
+    ``sqlite:///:memory:``, a ``file:`` URI with ``mode=memory``). Read from the text, so the
+    check costs no SQLAlchemy import."""
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep or scheme.lower().split("+", 1)[0] != "sqlite":
+        return False
+    database, _, query = rest.removeprefix("/").partition("?")
+    return (
+        database in ("", ":memory:")
+        or database.startswith(("file::memory:", ":memory:"))
+        or "mode=memory" in query
+        or "mode=memory" in database
+    )
 
 
 def db_path_option(value: Path | None) -> Path:

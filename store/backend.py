@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from snapshot.errors import StoreError
+from snapshot.errors import StoreError, shown
 from snapshot.fileio import write_in_pieces
 from store.limits import MAX_OBJECT
 
@@ -482,6 +482,13 @@ def _past_end(exc: OSError) -> bool:
 
 def open_backend(url: str, storage_options: dict[str, Any] | None = None) -> Backend:
     """A backend for ``url``; StoreError (one line, naming the URL) when it cannot be used."""
+    if "::" in url:
+        # fsspec chains (simplecache::s3://...) put a cache between us and the store: reads
+        # would be served from a copy and writes may never reach the store.
+        raise StoreError(
+            f"cannot open store {shown(url)}: chained URLs (with '::') are not supported; "
+            "name the store itself"
+        )
     backend: Backend
     root = _local_root(url, storage_options)
     if root is not None:
