@@ -30,6 +30,7 @@ from pathlib import Path
 import zstandard
 
 from snapshot.errors import StoreError
+from store import limits
 
 MAGIC = b"stgmidx1"
 _ENTRY = struct.Struct(">32sIIIII")
@@ -137,6 +138,9 @@ class ChunkIndex:
         (last,) = self._db.execute("SELECT coalesce(max(pos), 0) FROM e").fetchone()
         self._count = int(last)
         self._plans_dropped = False
+        # (largest chunk, largest compressed frame, largest decoded frame) an entry loaded
+        # from an index object may name: the store's config sets them (Store.index).
+        self.bounds: tuple[int, int, int] | None = None
 
     def _open(self, cache: Path | None) -> sqlite3.Connection:
         if cache is not None:
@@ -531,6 +535,7 @@ class ChunkIndex:
         (beyond,) = db.execute("SELECT max(pack) FROM e WHERE pos > ?", (before,)).fetchone()
         if beyond is not None and beyond >= first + count:
             raise StoreError(f"index object {name} names pack number {beyond - first} of {count}")
+        self._check_bounds(f"FROM e WHERE pos > {int(before):d}", name)
 
     def _stage(self, records: memoryview, numbers: list[int], name: str) -> None:
         """One index object's entries into the temporary table ``staged`` (in order, ``n``
@@ -549,6 +554,24 @@ class ChunkIndex:
         (beyond,) = db.execute("SELECT max(pack) FROM staged").fetchone()
         if beyond is not None and beyond >= len(numbers):
             raise StoreError(f"index object {name} names pack number {beyond} of {len(numbers)}")
+        self._check_bounds("FROM staged WHERE 1", name)
+
+    def _check_bounds(self, rows: str, name: str) -> None:
+        """Refuse an index object naming a chunk or frame larger than the store makes: a
+        read allocates what its entries say (a chunk of 4 GiB, a window of thousands)."""
+        if self.bounds is None:
+            return
+        chunk, frame, decoded = self.bounds
+        found = self._db.execute(
+            f"SELECT 1 {rows} AND (len < 1 OR len > ? OR fl < 1 OR fl > ? OR off < 0 "
+            "OR off + len > ?) LIMIT 1",
+            (chunk, frame, decoded),
+        ).fetchone()
+        if found is not None:
+            raise StoreError(
+                f"index object {name} names a chunk or frame larger than this store's "
+                f"(chunks of at most {chunk} bytes, frames of {frame})"
+            )
 
     def _merge_staged(self, where: str = "") -> None:
         """The staged entries (those ``where`` keeps) appended to the table, in order."""
@@ -585,12 +608,13 @@ class ChunkIndex:
         db.execute("DROP TABLE temp.kept")
 
 
-def _parsed(data: bytes, name: str) -> tuple[bytes, int, int]:
+def _parsed(data: bytes, name: str) -> tuple[bytearray, int, int]:
     """An index object's plain bytes, its number of packs and where its records start."""
     try:
-        plain = zstandard.ZstdDecompressor().decompressobj().decompress(data)
-    except zstandard.ZstdError:
-        raise StoreError(f"index object {name} is corrupt (does not decompress)") from None
+        # Records are mostly hashes, which do not compress: a bomb is refused early.
+        plain = limits.decompress(data, limits.max_plain(len(data)))
+    except limits.TooLarge as exc:
+        raise StoreError(f"index object {name} is corrupt: it {exc}") from None
     if not plain.startswith(MAGIC) or len(plain) < len(MAGIC) + 4:
         raise StoreError(f"index object {name} is not a stigmem index")
     (count,) = struct.unpack_from(">I", plain, len(MAGIC))

@@ -8,6 +8,8 @@ store's ``config.json`` or from the size of the object that carries it.
 
 from __future__ import annotations
 
+import zstandard
+
 from store.config import StoreConfig
 
 # SQLite's largest page; a chunk is ``pages_per_chunk`` of them.
@@ -37,6 +39,12 @@ def max_frame(config: StoreConfig) -> int:
     return plain + plain // 128 + (1 << 16)
 
 
+def entry_bounds(config: StoreConfig) -> tuple[int, int, int]:
+    """(largest chunk, largest compressed frame, largest decoded frame) an index entry or a
+    pack trailer record of this store may name."""
+    return max_chunk(config), max_frame(config), config.frame_size + max_chunk(config)
+
+
 def max_pack(config: StoreConfig) -> int:
     """The largest pack object read whole (check, gc, sync): a pack is finished once it
     reaches ``pack_size``, after at most a few frames more, and holds a trailer."""
@@ -46,3 +54,22 @@ def max_pack(config: StoreConfig) -> int:
 def max_plain(compressed: int) -> int:
     """The most an index object or trailer of ``compressed`` bytes may decompress to."""
     return MAX_EXPANSION * compressed + EXPANSION_SLACK
+
+
+class TooLarge(ValueError):
+    """Compressed data that decompresses to more than its bound, or not at all."""
+
+
+def decompress(data: bytes | bytearray | memoryview, limit: int) -> bytearray:
+    """The zstd frames ``data`` holds, decompressed a piece at a time and refused (TooLarge)
+    past ``limit`` bytes: whatever a frame's header claims, no more is ever allocated."""
+    out = bytearray()
+    try:
+        with zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True) as reader:
+            while piece := reader.read(min(limit + 1 - len(out), 1 << 20) or 1):
+                out += piece
+                if len(out) > limit:
+                    raise TooLarge(f"decompresses to more than {limit} bytes")
+    except zstandard.ZstdError as exc:
+        raise TooLarge(f"does not decompress: {exc}") from None
+    return out

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from snapshot.errors import StoreError, VerificationError
-from store import docread, documents, index, layout, packs
+from store import docread, documents, index, layout, limits, packs
 from store.backend import Entry
 from store.index import ChunkIndex
 from store.reader import ChunkSource, pack_dictionary
@@ -151,6 +151,8 @@ def check(
     damaged = {name: why for name, why in zip(sample, verdicts, strict=True) if why}
     report.packs_read = len(sample)
     _check_references(store, chunk_index, present, damaged, report, inspect)
+    if read_data_fraction >= 1.0:
+        _check_rebuilds(store, report)
     referenced_damage = {p.detail for p in report.problems}
     for name, why in sorted(damaged.items()):
         detail = f"pack {name} is damaged: {why}"
@@ -210,6 +212,46 @@ def _check_references(
             report.problems.append(Problem(sid, f"{exc.outcome}: {exc.detail}"))
         previous = current
         report.problems.extend(_problems(sid, findings, damaged))
+
+
+class _Digest:
+    """A sink that hashes what a read writes to it."""
+
+    def __init__(self) -> None:
+        self.sha = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        return len(data)
+
+
+def _check_rebuilds(store: Store, report: CheckReport) -> None:
+    """Rebuild every artifact of every document not found wanting already, and compare it
+    with the digest its manifest signs: pack bytes that check out prove only that each
+    chunk is itself, not that a document's chunk list and size make the signed artifact
+    (a list pointing at another snapshot's chunks, a size off by a page)."""
+    flawed = {p.snapshot_id for p in report.problems}
+    ids = [sid for sid in store.snapshot_ids() if sid not in flawed]
+    for sid, doc in _documents(store, ids):
+        if isinstance(doc, str):
+            report.problems.append(Problem(sid, doc))
+            continue
+        for member in sorted(doc["artifacts"]):
+            sink = _Digest()
+            try:
+                store.read_artifact(sid, member, sink, check_chunks=False, document=doc)  # type: ignore[arg-type]
+            except VerificationError as exc:
+                report.problems.append(Problem(sid, f"{exc.outcome}: {exc.detail}"))
+                break
+            if f"sha256:{sink.sha.hexdigest()}" != doc["manifest"]["artifacts"][member]:
+                report.problems.append(
+                    Problem(
+                        sid,
+                        f"checksum_error: {member} rebuilt from the store does not hash to "
+                        "the digest its manifest signs",
+                    )
+                )
+                break
 
 
 def _tally(
@@ -414,6 +456,15 @@ def _trailer(store: Store, name: str, size: int) -> list[packs.PackEntry]:
     return packs.parse_trailer(store.backend.read_range(path, start, end))
 
 
+def _entry_fits(entry: packs.PackEntry, store: Store) -> bool:
+    chunk, frame, decoded = limits.entry_bounds(store.config)
+    return (
+        0 < entry.length <= chunk
+        and 0 < entry.frame_length <= frame
+        and entry.offset + entry.length <= decoded
+    )
+
+
 def rebuild_index(store: Store) -> int:
     old = [e.path for e in store.backend.list(layout.INDEX)]
     fresh = ChunkIndex()
@@ -422,6 +473,14 @@ def rebuild_index(store: Store) -> int:
             records = _trailer(store, name, entry.size)
         except packs.PackError as exc:
             log.warning("pack %s in %s left out of the index: %s", name, store.url, exc)
+            continue
+        if any(not _entry_fits(r, store) for r in records):
+            log.warning(
+                "pack %s in %s left out of the index: its trailer names a chunk or frame "
+                "larger than this store's",
+                name,
+                store.url,
+            )
             continue
         number = fresh.pack_number(name)
         for r in records:

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 
 import zstandard
 
+from store import limits
+
 MAGIC = b"stgmpak1"
 DICT_MAGIC = b"stgmdict"
 WORKERS = 2
@@ -202,10 +204,11 @@ def trailer_span(pack_size: int, tail: bytes) -> tuple[int, int]:
 
 
 def parse_trailer(trailer: bytes) -> list[PackEntry]:
+    # Records are mostly hashes, which do not compress: a bomb is refused early.
     try:
-        records = zstandard.ZstdDecompressor().decompress(trailer)
-    except zstandard.ZstdError as exc:
-        raise PackError(f"trailer does not decompress: {exc}") from None
+        records = limits.decompress(trailer, limits.max_plain(len(trailer)))
+    except limits.TooLarge as exc:
+        raise PackError(f"trailer {exc}") from None
     if len(records) % RECORD.size:
         raise PackError("trailer is truncated")
     return [PackEntry(*fields) for fields in RECORD.iter_unpack(records)]

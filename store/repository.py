@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 from snapshot.errors import StoreError, VerificationError
 from store import config as store_config
-from store import dictionary, docread, documents, layout, locks, maintenance
+from store import dictionary, docread, documents, layout, limits, locks, maintenance
 from store.backend import Backend, open_backend
 from store.config import StoreConfig
 from store.index import ChunkIndex
@@ -136,6 +136,7 @@ class Store:
         names = {n for e in self.backend.list(layout.INDEX) if (n := layout.index_of(e.path))}
         if self._index is None:
             self._index = ChunkIndex(self._cache_path())
+            self._index.bounds = limits.entry_bounds(self.config)
             self._index_names = self._index.loaded_names()
         if not self._index_names <= names:
             # Someone replaced index objects (gc): what we hold may name deleted packs.

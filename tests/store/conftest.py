@@ -93,14 +93,26 @@ def framed_settings() -> Any:
 BOTH = ("artifacts/schema_migration_cursor.json", "artifacts/stigmem.db")
 
 
-def manifest(label: str, members: tuple[str, ...] = BOTH) -> dict[str, Any]:
+def manifest(
+    label: str, members: tuple[str, ...] = BOTH, contents: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A stand-in manifest for store tests (the store never checks signatures): what makes a
-    document this snapshot's is that its manifest hashes to the id and signs its members."""
-    return {"version": 1, "label": label, "artifacts": {m: "sha256:" + "0" * 64 for m in members}}
+    document this snapshot's is that its manifest hashes to the id and signs its members.
+    With ``contents`` (member -> bytes or path) it signs their real digests, which a full
+    check (``read_data_fraction=1.0``) compares the rebuilt artifacts with."""
+
+    def digest(member: str) -> str:
+        if contents is None:
+            return "0" * 64
+        data = contents[member]
+        return hashlib.sha256(data if isinstance(data, bytes) else data.read_bytes()).hexdigest()
+
+    chosen = tuple(sorted(contents)) if contents is not None else members
+    return {"version": 1, "label": label, "artifacts": {m: f"sha256:{digest(m)}" for m in chosen}}
 
 
-def sid(label: str, members: tuple[str, ...] = BOTH) -> str:
-    """The snapshot id of ``manifest(label, members)``."""
+def sid(label: str, members: tuple[str, ...] = BOTH, contents: dict[str, Any] | None = None) -> str:
+    """The snapshot id of ``manifest(label, members, contents)``."""
     from snapshot.manifest import signed_bytes
 
-    return hashlib.sha256(signed_bytes(manifest(label, members))).hexdigest()
+    return hashlib.sha256(signed_bytes(manifest(label, members, contents))).hexdigest()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
 
 from store import layout
+from store.reports import PutResult
 from store.repository import Store
 from tests.store import conftest
 from tests.store.conftest import Location, change_rows, make_db, small_settings
@@ -14,13 +14,12 @@ from tests.store.conftest import Location, change_rows, make_db, small_settings
 DB = "artifacts/stigmem.db"
 
 
-def manifest(label: str) -> dict[str, Any]:
-    """These snapshots hold a database only."""
-    return conftest.manifest(label, (DB,))
-
-
-def sid(label: str) -> str:
-    return conftest.sid(label, (DB,))
+def put(store: Store, label: str, db: Path) -> tuple[str, PutResult]:
+    """A snapshot of the database only, its manifest signing the database's digest as it is
+    now; its id and the put's result."""
+    snapshot_id = conftest.sid(label, contents={DB: db})
+    result = store.put_snapshot(snapshot_id, conftest.manifest(label, contents={DB: db}), {DB: db})
+    return snapshot_id, result
 
 
 def read(store: Store, snapshot_id: str) -> bytes:
@@ -37,9 +36,9 @@ def test_gc_keeps_referenced_and_frees_unreferenced(location: Location, tmp_path
     store = Store.init(location.url, location.options, settings=small_settings())
     kept_db = make_db(tmp_path / "kept.db", 1500, seed=1)
     gone_db = make_db(tmp_path / "gone.db", 1500, seed=2)
-    store.put_snapshot(sid("kept"), manifest("kept"), {DB: kept_db})
-    store.put_snapshot(sid("gone"), manifest("gone"), {DB: gone_db})
-    store.delete_snapshot(sid("gone"))
+    kept, _ = put(store, "kept", kept_db)
+    gone, _ = put(store, "gone", gone_db)
+    store.delete_snapshot(gone)
     before = store.stats()
 
     young = store.gc(grace_seconds=3600)
@@ -51,24 +50,24 @@ def test_gc_keeps_referenced_and_frees_unreferenced(location: Location, tmp_path
     assert report.packs_deleted > 0 and report.bytes_freed > 0
     assert after.stored_bytes < before.stored_bytes - report.bytes_freed // 2
     assert len(objects(store, layout.INDEX)) == 1
-    assert read(store, sid("kept")) == kept_db.read_bytes()
+    assert read(store, kept) == kept_db.read_bytes()
     assert store.check(read_data_fraction=1.0).ok
 
 
 def test_gc_repacks_mostly_dead_packs(location: Location, tmp_path: Path) -> None:
     store = Store.init(location.url, location.options, settings=small_settings())
     db = make_db(tmp_path / "node.db", 2000)
-    store.put_snapshot(sid("day1"), manifest("day1"), {DB: db})
+    day1, _ = put(store, "day1", db)
     change_rows(db, list(range(1, 2001, 3)), "changed")
-    store.put_snapshot(sid("day2"), manifest("day2"), {DB: db})
-    store.delete_snapshot(sid("day1"))
+    day2, _ = put(store, "day2", db)
+    store.delete_snapshot(day1)
     before = store.stats()
 
     report = store.gc(grace_seconds=0)
 
     assert report.packs_repacked > 0 and report.packs_written > 0 and report.bytes_freed > 0
     assert store.stats().stored_bytes == before.stored_bytes - report.bytes_freed
-    assert read(store, sid("day2")) == db.read_bytes()
+    assert read(store, day2) == db.read_bytes()
     assert store.check(read_data_fraction=1.0).ok
     assert store.gc(grace_seconds=0).bytes_freed == 0
 
@@ -77,9 +76,9 @@ def test_gc_keeps_unindexed_young_packs_of_a_crashed_put(
     location: Location, tmp_path: Path
 ) -> None:
     store = Store.init(location.url, location.options, settings=small_settings())
-    store.put_snapshot(sid("crashed"), manifest("crashed"), {DB: make_db(tmp_path / "c.db", 800)})
+    crashed, _ = put(store, "crashed", make_db(tmp_path / "c.db", 800))
     # What a put killed before its document leaves behind: packs and an index.
-    store.backend.delete([layout.snapshot_path(sid("crashed"))])
+    store.backend.delete([layout.snapshot_path(crashed)])
     packs = objects(store, layout.PACKS)
 
     store.gc(grace_seconds=3600)
@@ -94,18 +93,18 @@ def test_sync_copies_only_what_is_missing(
     src = Store.init(location.url, location.options, settings=small_settings())
     dst = Store.init(other_location.url, other_location.options)
     db = make_db(tmp_path / "node.db", 1500)
-    src.put_snapshot(sid("day1"), manifest("day1"), {DB: db})
+    day1, _ = put(src, "day1", db)
 
     first = src.sync_to(dst)
     assert first.snapshots_copied == 1 and first.packs_copied == len(objects(src, layout.PACKS))
-    assert read(dst, sid("day1")) == db.read_bytes()
+    assert read(dst, day1) == db.read_bytes()
 
     change_rows(db, [5], "changed")
-    report = src.put_snapshot(sid("day2"), manifest("day2"), {DB: db})
+    day2, report = put(src, "day2", db)
     second = src.sync_to(dst)
     assert (second.snapshots_copied, second.packs_copied) == (1, report.packs_written)
-    assert dst.load_document(sid("day2")) == src.load_document(sid("day2"))
-    assert read(dst, sid("day2")) == db.read_bytes()
+    assert dst.load_document(day2) == src.load_document(day2)
+    assert read(dst, day2) == db.read_bytes()
 
     nothing = src.sync_to(dst)
     assert (nothing.snapshots_copied, nothing.packs_copied, nothing.index_written) == (0, 0, False)
@@ -117,7 +116,7 @@ def test_sync_resumes_after_being_killed_midway(
     src = Store.init(location.url, location.options, settings=small_settings())
     dst = Store.init(other_location.url, other_location.options)
     db = make_db(tmp_path / "node.db", 3000)
-    src.put_snapshot(sid("a"), manifest("a"), {DB: db})
+    a, _ = put(src, "a", db)
     packs = sorted(objects(src, layout.PACKS))
     assert len(packs) >= 3
     # A sync killed after copying some packs: they are there, no index, no document.
@@ -127,5 +126,5 @@ def test_sync_resumes_after_being_killed_midway(
 
     assert report.packs_copied == len(packs) - 2 and report.snapshots_copied == 1
     assert objects(dst, layout.PACKS) == set(packs)
-    assert read(dst, sid("a")) == db.read_bytes()
+    assert read(dst, a) == db.read_bytes()
     assert dst.check(read_data_fraction=1.0).ok
