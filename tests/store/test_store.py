@@ -209,7 +209,7 @@ def put_as(store: Store, label: str, db: Path, lineage: str) -> PutResult:
 
 def put_signed(store: Store, label: str, db: Path, lineage: str) -> str:
     """``put_as``, the manifest signing the artifacts' real digests (for a full check)."""
-    contents = {DB: db, CURSOR: CURSOR_BYTES}
+    contents: dict[str, Path | bytes] = {DB: db, CURSOR: CURSOR_BYTES}
     with store.transaction(lineage=lineage) as tx:
         tx.add_artifacts(contents)
         tx.commit(sid(label, contents=contents), manifest(label, contents=contents))
