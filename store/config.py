@@ -1,18 +1,20 @@
 """The store's ``config.json``: format marker, version, chunking, compression, pack sizes.
 
 Settings are read from the store, never assumed, so a store written with other settings
-stays readable; only ``version`` above ``VERSION`` is refused.
+stays readable. The file is untrusted like the rest of the store: a ``version`` above
+``VERSION`` is refused, and so is any setting of the wrong type or outside its range
+(``RANGES``), with one line naming config.json and the field.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from snapshot import boundedjson
-from snapshot.errors import StoreError
+from snapshot.errors import StoreError, shown
 
 FORMAT = "stigmem-store"
 VERSION = 1
@@ -59,30 +61,74 @@ def parse(data: bytes, url: str) -> StoreConfig:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise StoreError(f"{url} is not a stigmem store: config.json has no format {FORMAT!r}")
     version = doc.get("version")
-    if not isinstance(version, int):
+    if type(version) is not int:
         raise StoreError(f"{url}: config.json has no integer version")
     if version > VERSION:
         raise StoreError(
             f"store {url} has format version {version}; this tool reads up to {VERSION}"
         )
-    try:
-        defaults = asdict(StoreConfig())
-        return StoreConfig(
-            pages_per_chunk=int(
-                doc["chunking"].get("pages_per_chunk", defaults["pages_per_chunk"])
-            ),
-            level=int(doc["compression"].get("level", defaults["level"])),
-            frame_size=int(doc["compression"].get("frame_size", defaults["frame_size"])),
-            # Absent from stores made before dictionaries: they go on without.
-            dictionary_size=int(doc["compression"].get("dictionary_size", 0)),
-            pack_size=int(doc.get("packs", {}).get("target_size", defaults["pack_size"])),
-            hashes_per_list=int(
-                doc.get("chunk_lists", {}).get("hashes_per_list", defaults["hashes_per_list"])
-            ),
-            direct_max=int(doc.get("chunk_lists", {}).get("direct_max", defaults["direct_max"])),
-            created_at=str(doc.get("created_at", "")),
-        )
-    except (KeyError, TypeError, ValueError, AttributeError):
+    if version < 1:
+        raise StoreError(f"{url}: config.json field version must be 1 to {VERSION}, not {version}")
+    defaults = StoreConfig()
+    for section, name, only in (
+        ("compression", "algorithm", "zstd"),
+        ("chunking", "method", "sqlite-pages"),
+    ):
+        value = doc.get(section, {}).get(name, only) if isinstance(doc.get(section), dict) else only
+        if value != only:
+            raise StoreError(f"{url}: config.json field {section}.{name} must be {only!r}")
+    created_at = doc.get("created_at", "")
+    if not isinstance(created_at, str):
+        raise StoreError(f"{url}: config.json field created_at is not a string")
+    return StoreConfig(
+        pages_per_chunk=_field(doc, url, "chunking", "pages_per_chunk", defaults.pages_per_chunk),
+        level=_field(doc, url, "compression", "level", defaults.level),
+        frame_size=_field(doc, url, "compression", "frame_size", defaults.frame_size),
+        # Absent from stores made before dictionaries: they go on without.
+        dictionary_size=_field(doc, url, "compression", "dictionary_size", 0),
+        pack_size=_field(doc, url, "packs", "target_size", defaults.pack_size),
+        hashes_per_list=_field(
+            doc, url, "chunk_lists", "hashes_per_list", defaults.hashes_per_list
+        ),
+        direct_max=_field(doc, url, "chunk_lists", "direct_max", defaults.direct_max),
+        created_at=created_at,
+    )
+
+
+# (section, field) -> the values a reader accepts. Every size a store's reader or writer
+# allocates by comes from here, so each is bounded: pages of 64 KiB times ``pages_per_chunk``,
+# frames up to zstd's 64 MiB (``packs.MAX_FRAME``), packs read whole by check and gc.
+RANGES: dict[tuple[str, str], tuple[int, int]] = {
+    ("chunking", "pages_per_chunk"): (1, 64),
+    ("compression", "level"): (1, 22),
+    ("compression", "frame_size"): (1 << 10, 64 << 20),
+    ("compression", "dictionary_size"): (0, 1 << 20),
+    ("packs", "target_size"): (4 << 10, 128 << 20),
+    ("chunk_lists", "hashes_per_list"): (16, 1 << 16),
+    ("chunk_lists", "direct_max"): (0, 1 << 16),
+}
+MIN_DICTIONARY = 1 << 10
+REQUIRED = ("chunking", "compression")  # the sections every store has had
+
+
+def _field(doc: dict[str, Any], url: str, section: str, name: str, default: int) -> int:
+    """An integer setting of ``config.json``, checked against its range."""
+    settings = doc.get(section)
+    if settings is None and section not in REQUIRED:
+        return default
+    if not isinstance(settings, dict):
+        raise StoreError(f"{url}: config.json has no {section} settings")
+    value = settings.get(name, default)
+    low, high = RANGES[(section, name)]
+    if type(value) is not int or not low <= value <= high:
         raise StoreError(
-            f"{url}: config.json has unreadable chunking/compression settings"
-        ) from None
+            f"{url}: config.json field {section}.{name} must be an integer from {low} to "
+            f"{high}, not {shown(str(value), 40)}"
+        )
+    if name == "dictionary_size" and 0 < value < MIN_DICTIONARY:
+        # A dictionary is trained to its size: one of a few bytes cannot be trained at all.
+        raise StoreError(
+            f"{url}: config.json field {section}.{name} must be 0 (none) or from "
+            f"{MIN_DICTIONARY} to {high}, not {value}"
+        )
+    return value

@@ -1,5 +1,6 @@
 """JSON read from a store (config.json, snapshot documents, locks) is untrusted: a hostile
-one is refused with a StoreError, or for a lock ignored as unreadable, never a crash."""
+one is refused (a snapshot document as ``malformed``, config.json with a StoreError), or for
+a lock ignored as unreadable, never a crash."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from snapshot.errors import StoreError
+from snapshot.errors import StoreError, VerificationError
 from store import layout
 from store.repository import Store
 
@@ -44,11 +45,9 @@ def test_a_deeply_nested_lock_is_unreadable_not_a_crash(store: Store) -> None:
         (b'{"manifest": {}, "artifacts": {"a": {"size": ' + b"9" * 5_000 + b"}}}", "digits"),
     ],
 )
-def test_a_hostile_snapshot_document_is_a_store_error(
-    store: Store, body: bytes, problem: str
-) -> None:
+def test_a_hostile_snapshot_document_is_malformed(store: Store, body: bytes, problem: str) -> None:
     store.backend.write(layout.snapshot_path(SID), body)
-    with pytest.raises(StoreError, match=problem):
+    with pytest.raises(VerificationError, match=problem):
         store.load_document(SID)
 
 
@@ -56,7 +55,7 @@ def test_a_chunk_name_that_is_not_hex_is_refused(store: Store) -> None:
     entry = {"size": 1, "chunk_lists": False, "chunks": ["zz" * 32]}
     doc = {"manifest": {}, "artifacts": {"artifacts/stigmem.db": entry}}
     store.backend.write(layout.snapshot_path(SID), json.dumps(doc).encode())
-    with pytest.raises(StoreError, match="malformed"):
+    with pytest.raises(VerificationError, match="malformed"):
         store.load_document(SID)
 
 
@@ -64,7 +63,7 @@ def test_a_negative_artifact_size_is_refused(store: Store) -> None:
     entry = {"size": -5, "chunk_lists": False, "chunks": []}
     doc = {"manifest": {}, "artifacts": {"artifacts/stigmem.db": entry}}
     store.backend.write(layout.snapshot_path(SID), json.dumps(doc).encode())
-    with pytest.raises(StoreError, match="malformed"):
+    with pytest.raises(VerificationError, match="malformed"):
         store.load_document(SID)
 
 
