@@ -11,6 +11,14 @@ A lock is stale when its holder is on this host and its pid is dead, or when it 
 than ``stale_after`` (no lock is refreshed, so that limit must exceed the longest gc). Stale
 locks are ignored when acquiring, and those of a dead process on this host are removed then
 too (nothing can still be guarded by them); ``break_locks`` removes the rest on request.
+
+Anyone able to write to the store can plant objects in ``locks/``. Only objects named like
+a lock (``<kind>-<anything>.json``) are locks: anything else there neither blocks nor is
+ever removed. A lock-named object that does not hold a lock as this tool writes one (JSON
+of a known kind, a host, a pid from 1 to ``MAX_PID``, a finite time; or a link out of the
+store, which is not read) cannot be a live lock, since every lock is written whole: it is
+reported as an exclusive lock of host ``?``, pid 0, time 0, so it is stale, blocks nothing,
+and ``store unlock`` removes it (the object itself: a link, never what it points to).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import json
 import math
 import os
 import random
+import re
 import socket
 import time
 import uuid
@@ -36,6 +45,7 @@ DEFAULT_STALE_AFTER = 12 * 3600.0
 # would raise on a huge one and signal a process group on 0 or a negative one.
 MAX_PID = 1 << 22
 MAX_LOCK_BYTES = 64 << 10
+_LOCK_NAME = re.compile(r"(?:shared|exclusive)-[^/]+\.json")
 
 
 @dataclass(frozen=True)
@@ -73,16 +83,27 @@ def conflicts(wanted: str, held: str) -> bool:
     return wanted == "exclusive" or held == "exclusive"
 
 
+def is_lock_name(name: str) -> bool:
+    """``<kind>-<anything>.json`` directly in ``locks/``: what a lock of this tool is called.
+    Anything else there is not a lock: it neither blocks nor is ever removed."""
+    return _LOCK_NAME.fullmatch(name) is not None
+
+
 def read_locks(backend: Backend) -> list[LockInfo]:
-    paths = [e.path for e in backend.list(layout.LOCKS)]
+    paths = [
+        e.path for e in backend.list(layout.LOCKS) if is_lock_name(e.path[len(layout.LOCKS) + 1 :])
+    ]
     found = []
     for path in paths:
         try:
             raw = boundedjson.load(
-                backend.read(path), f"lock {path}", StoreError, max_bytes=MAX_LOCK_BYTES
+                backend.read(path, MAX_LOCK_BYTES + 1),
+                f"lock {path}",
+                StoreError,
+                max_bytes=MAX_LOCK_BYTES,
             )
             pid, when = int(raw["pid"]), float(raw["time"])
-            if not 0 < pid <= MAX_PID or not math.isfinite(when):
+            if not 0 < pid <= MAX_PID or not math.isfinite(when) or raw["kind"] not in KINDS:
                 raise ValueError(f"lock {path} names pid {pid} at {when}")
             found.append(
                 LockInfo(path.split("/", 1)[1], str(raw["kind"]), str(raw["host"]), pid, when)
