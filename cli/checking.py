@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from cli.app import App, Tier
-from cli.output import emit_json, note
+from cli.output import echo, emit_json, note
 from snapshot.errors import StigmemError, VerificationError
 from snapshot.manifest import CURSOR_MEMBER, manifest_from_dict, parse_cursor
 
@@ -67,7 +67,7 @@ def check_store(app: App, tier: Tier, fraction: float, as_json: bool) -> None:
     else:
         for sid, found in sorted(problems.items()):
             for detail in found:
-                click.echo(f"FAIL: {sid}: {detail}")
+                echo(f"FAIL: {sid}: {detail}")
         click.echo(("OK: " if not problems else "FAIL: ") + summary)
     if problems:
         raise click.exceptions.Exit(3)

@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 import click
 
 from cli.app import App
-from cli.output import emit_json, note
+from cli.output import echo, emit_json, note
 from cli.sources import (
     Source,
     StoreSource,
@@ -238,7 +238,7 @@ def import_tarballs(
         if not as_json:
             click.echo(f"imported {manifest.snapshot_id} from {path}")
             for notice in verdict.notices:
-                click.echo(notice)
+                echo(notice)
     if as_json:
         emit_json(results)
     if failures:

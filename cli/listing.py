@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import click
-
-from cli.output import emit_json, table
+from cli.output import echo, emit_json, table
 
 if TYPE_CHECKING:
     from catalog.records import SnapshotFilter, SnapshotSummary
@@ -93,23 +91,23 @@ def print_show(doc: dict[str, Any], as_json: bool) -> None:
         emit_json(doc)
         return
     for key in ("id", *SUMMARY_FIELDS):
-        click.echo(f"{key:20} {doc.get(key)}")
-    click.echo(f"{'tiers':20} {', '.join(doc.get('tiers') or []) or '-'}")
-    click.echo("placements:")
+        echo(f"{key:20} {doc.get(key)}")
+    echo(f"{'tiers':20} {', '.join(doc.get('tiers') or []) or '-'}")
+    echo("placements:")
     for p in doc.get("placements", []):
         removed = f", removed {p['removed_at']}" if p.get("removed_at") else ""
-        click.echo(f"  {p['tier']}: {p['store']} since {p['since']}{removed}")
-    click.echo("verifications:")
+        echo(f"  {p['tier']}: {p['store']} since {p['since']}{removed}")
+    echo("verifications:")
     for v in doc.get("verifications", []):
-        click.echo(
+        echo(
             f"  {v['at']} {v.get('kind', '')} {v['mode']} {v['outcome']} "
             f"on {v['host']}: {v['detail']}"
         )
-    click.echo("restores:")
+    echo("restores:")
     for r in doc.get("restores", []):
         forced = " FORCED" if r["forced"] else ""
         migrations = ", ".join(r["migrations_replayed"]) or "none"
-        click.echo(f"  {r['at']} to {r['target']}{forced}; migrations replayed: {migrations}")
+        echo(f"  {r['at']} to {r['target']}{forced}; migrations replayed: {migrations}")
 
 
 def print_history(events: list[dict[str, Any]], as_json: bool) -> None:

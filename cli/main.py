@@ -165,7 +165,10 @@ def _run() -> int:
     try:
         code = cli.main(standalone_mode=False)
     except StigmemError as exc:
-        click.echo(f"stigmem: {exc}" if exc.exit_code != 3 else str(exc), err=True)
+        from cli.output import error_line
+
+        message = error_line(str(exc))
+        click.echo(f"stigmem: {message}" if exc.exit_code != 3 else message, err=True)
         return exc.exit_code
     except click.exceptions.Abort:
         click.echo("stigmem: aborted", err=True)

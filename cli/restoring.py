@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cli.app import App
+from cli.output import printable
 from cli.sources import ReadResult, Source, StoreSource, write_into
-from snapshot.errors import VerificationError
+from snapshot.errors import StigmemError, VerificationError
 from snapshot.trust import TrustPolicy, VerifyResult
 
 if TYPE_CHECKING:
@@ -144,17 +145,30 @@ def restore_snapshot(
         checked_by="create" if result.checked_before else "restore",
         integrity=result.integrity,
     )
+    try:
+        record_restore(app, restored, state, source)
+    except (StigmemError, UnicodeError) as exc:
+        # The target is already the restored database: failing now would report a restore
+        # that happened as one that did not. Say what is missing from the catalog instead.
+        click.echo(
+            f"WARNING: restored, but the catalog did not record it: {printable(str(exc))}",
+            err=True,
+        )
+    return restored
+
+
+def record_restore(app: App, restored: Restored, state: ReadResult, source: Source) -> None:
+    verdict = restored.verdict
     if verdict.snapshot_id is not None and state.manifest is not None:
         catalog = app.catalog()
         ensure_catalogued(app, state, source)
         catalog.record_restore(
-            verdict.snapshot_id, str(target), restored.forced, restored.migrations_replayed
+            verdict.snapshot_id, str(restored.target), restored.forced, restored.migrations_replayed
         )
     else:
         app.catalog().record_event(
-            "restored", None, f"forced restore of unreadable {source.label} to {target}"
+            "restored", None, f"forced restore of unreadable {source.label} to {restored.target}"
         )
-    return restored
 
 
 def ensure_catalogued(app: App, state: ReadResult, source: Source) -> None:
@@ -182,7 +196,12 @@ def record_verification(
     catalog = app.catalog()
     genuine = state.manifest is not None and state.manifest.signature_valid()
     if genuine and verdict.snapshot_id is not None:
-        ensure_catalogued(app, state, source)
+        # Only a copy that verified becomes a snapshot row: one whose artifacts fail is not
+        # a snapshot anyone holds, and listing it would offer it to restore and prune. Its
+        # failure is kept all the same, a verification under the id its manifest names,
+        # which `snapshot show` lists once that snapshot is catalogued from a good copy.
+        if verdict.ok:
+            ensure_catalogued(app, state, source)
         catalog.record_verification(
             verdict.snapshot_id, verdict.mode, kind, verdict.outcome, verdict.detail
         )

@@ -114,7 +114,7 @@ def verify_cmd(
     """Check checksums and signature of a tarball or a stored snapshot. Exit 3 on failure."""
     import os
 
-    from cli.output import emit_json
+    from cli.output import echo, emit_json
     from cli.restoring import record_verification
     from cli.sources import resolve, verify
     from cli.trust_keys import build_policy
@@ -129,9 +129,9 @@ def verify_cmd(
     if as_json:
         emit_json(verdict.to_json())
     else:
-        click.echo(verdict.line())
+        echo(verdict.line())
         for notice in verdict.notices:
-            click.echo(notice)
+            echo(notice)
     if not verdict.ok:
         raise click.exceptions.Exit(3)
 
@@ -180,7 +180,7 @@ def restore_cmd(
 ) -> None:
     """Verify a snapshot and atomically replace the node database with it."""
     from cli.app import db_path_option
-    from cli.output import emit_json
+    from cli.output import echo, emit_json
     from cli.restoring import restore_snapshot
     from cli.sources import resolve
     from cli.trust_keys import deferred_policy
@@ -208,12 +208,12 @@ def restore_cmd(
         emit_json(restored.to_json())
         return
     verdict = restored.verdict
-    click.echo(verdict.line())
+    echo(verdict.line())
     for notice in verdict.notices:
-        click.echo(notice)
-    click.echo(f"restored {verdict.snapshot_id} to {restored.target}")
-    click.echo(f"  node        {verdict.node_id}")
-    click.echo(f"  created at  {restored.created_at}")
+        echo(notice)
+    echo(f"restored {verdict.snapshot_id} to {restored.target}")
+    echo(f"  node        {verdict.node_id}")
+    echo(f"  created at  {restored.created_at}")
     click.echo(f"  integrity   {restored.integrity_line()}")
     if restored.backup:
         click.echo(f"  backup      {restored.backup}")
