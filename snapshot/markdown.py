@@ -176,19 +176,24 @@ class Schema:
             joins += " LEFT JOIN fact_validity_overrides o ON o.fact_id = f.id"
         if self.quarantine_table:
             joins += " LEFT JOIN fact_quarantine_status q ON q.fact_id = f.id"
-        aliases = (
-            " OR f.entity IN (SELECT raw_uri FROM entity_aliases WHERE canonical_uri = :entity)"
+        # The entity or its aliases, through the entity index. The unary + keeps SQLite off
+        # the tenant and scope indexes, which it picks in a node database without ANALYZE
+        # statistics and which scan every fact of the tenant or scope for each entity: 0.13 s
+        # against 0.0014 s an entity among 400,000 facts.
+        entities = (
+            "f.entity IN (SELECT :entity"
+            " UNION SELECT raw_uri FROM entity_aliases WHERE canonical_uri = :entity)"
             if self.aliases
-            else ""
+            else "f.entity = :entity"
         )
-        tenant = " AND f.tenant_id = :tenant" if self.tenants else ""
+        tenant = " AND +f.tenant_id = :tenant" if self.tenants else ""
         return (
             "SELECT f.entity, f.relation, f.value_type, f.value_v, f.source,"
             f" {confidence}, {status}"
             f" FROM facts f{joins}"
             f" WHERE {confidence} >= 0.0{tenant}"
-            f" AND (f.entity = :entity{aliases})"
-            " AND f.scope = :scope"
+            f" AND {entities}"
+            " AND +f.scope = :scope"
             f" AND ({valid_until} IS NULL OR {valid_until} > :now)"
             " ORDER BY f.timestamp DESC, f.id DESC LIMIT :limit"
         )
