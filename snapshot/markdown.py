@@ -217,6 +217,7 @@ def query_facts(
         },
     ).fetchall()
     page = [Fact(*row) for row in rows]
+    # The node's key is (entity, relation, scope); the page is of one scope.
     keys = Counter((fact.entity, fact.relation) for fact in page)
     return [
         fact

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import math
+import random
+import shutil
 import sqlite3
+import struct
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -228,6 +232,30 @@ def test_entities_are_normalised_as_the_node_does(raw: str, canonical: str) -> N
 )
 def test_numbers_print_as_jq_prints_them(number: float, printed: str) -> None:
     assert jq_number(number) == printed
+
+
+def _jq_16() -> bool:
+    jq = shutil.which("jq")
+    if jq is None:
+        return False
+    version = subprocess.run([jq, "--version"], capture_output=True, text=True, check=False)
+    return version.stdout.strip() == "jq-1.6"
+
+
+@pytest.mark.skipif(not _jq_16(), reason="jq 1.6, the script's, is not installed here")
+def test_numbers_print_as_the_installed_jq_prints_them() -> None:
+    rng = random.Random(20)
+    numbers = [struct.unpack("<d", rng.randbytes(8))[0] for _ in range(2000)]
+    numbers += [rng.uniform(-1, 1) * 10 ** rng.randint(-25, 25) for _ in range(2000)]
+    numbers = [n for n in numbers if math.isfinite(n)]
+    printed = subprocess.run(
+        ["jq", "-r", '"\\(.)"'],
+        input="\n".join(repr(n) for n in numbers),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert [jq_number(n) for n in numbers] == printed
 
 
 @pytest.mark.parametrize(
