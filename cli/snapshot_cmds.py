@@ -339,6 +339,7 @@ written with mode 0600, as it holds fact data; without --output it goes to stdou
     type=click.Choice(["tar.gz", "markdown"]),
     default="tar.gz",
     show_default=True,
+    help="tar.gz: the Stigmem tarball; markdown: a review to read, never to restore.",
 )
 @click.option(
     "--db",
