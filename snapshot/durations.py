@@ -116,6 +116,8 @@ def parse_time_bound(text: str, now: datetime) -> datetime:
         return _parse_iso(text, stripped)
     try:
         return (now - parse_duration(stripped)).astimezone(UTC)
+    except OverflowError:
+        raise DurationError(text, "reaches before year 1", "time") from None
     except DurationError as exc:
         raise DurationError(
             text,
@@ -141,4 +143,7 @@ def _parse_iso(text: str, stripped: str) -> datetime:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise DurationError(text, "out of range once converted to UTC", "time") from None

@@ -111,3 +111,11 @@ def test_a_number_of_thousands_of_digits_is_too_large_not_a_crash(text: str) -> 
         parse_duration(text)
     assert "too large" in str(info.value)
     assert len(str(info.value)) < 200
+
+
+@pytest.mark.parametrize(
+    "text", ["2027y", "9999y", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]
+)
+def test_a_time_bound_out_of_range_is_a_duration_error(text: str) -> None:
+    with pytest.raises(DurationError):
+        parse_time_bound(text, datetime(2026, 6, 1, tzinfo=UTC))

@@ -1,0 +1,39 @@
+"""Hypothesis profiles for the fuzz harness.
+
+- ``ci`` (the default here): a fixed, derandomised budget; the whole directory runs in well
+  under half a minute on a 2-CPU machine, the same inputs every run.
+- ``long``: ``python -m pytest tests/fuzz --hypothesis-profile long``, about ten minutes of
+  fresh random inputs; run it after changing a parser.
+
+Both print Hypothesis' statistics with ``--hypothesis-show-statistics``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+_QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+
+settings.register_profile(
+    "ci",
+    max_examples=150,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=_QUIET,
+)
+settings.register_profile(
+    "long",
+    max_examples=25_000,
+    deadline=None,
+    database=None,
+    suppress_health_check=_QUIET,
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Hypothesis' own plugin loads the profile named by --hypothesis-profile; without one,
+    # the fuzz tests run on the CI budget rather than Hypothesis' default of 100 examples.
+    if not config.getoption("hypothesis_profile", default=None):
+        settings.load_profile("ci")
