@@ -84,6 +84,8 @@ def prune(
         plan = _plan(app, tier, store, policy, reconcile=False)
     else:
         with store.lock("exclusive"):
+            # Before anything is deleted: the gc below would refuse only after the deletes.
+            store.require_sound_documents("prune")
             plan = _plan(app, tier, store, policy, reconcile=True)
             for sid in plan.remove:
                 store.delete_snapshot(sid)

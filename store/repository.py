@@ -213,6 +213,14 @@ class Store:
         except FileNotFoundError:
             raise StoreError(f"no snapshot {snapshot_id} in {self.url}") from None
 
+    def require_sound_documents(self, doing: str) -> None:
+        """Raise StoreError naming the first document the store's reader refuses: what
+        deletes data (prune, gc) must not run while a document is not the snapshot its
+        name says, or it would free the data of the snapshot that name should hold."""
+        for _, doc in docread.load_many(self.backend, self.snapshot_ids(), self.config):
+            if isinstance(doc, VerificationError):
+                raise StoreError(f"{doing} refused on {self.url}: {doc.outcome}: {doc.detail}")
+
     def put_snapshot(
         self,
         snapshot_id: str,
