@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from snapshot.boundedjson import load
-from snapshot.errors import StoreError, VerificationError, malformed
+from snapshot.errors import StigmemError, StoreError, VerificationError, malformed
+from snapshot.keys import load_trusted_keys_file
 
 
 @pytest.mark.parametrize(
@@ -48,3 +51,21 @@ def test_an_unterminated_string_of_escaped_quotes_is_scanned_in_linear_time() ->
 def test_plain_documents_come_through() -> None:
     doc = load(b'{"a": [1, -2.5, true, null, "\\u00e9"], "b": {}}', "doc", StoreError, max_bytes=99)
     assert doc == {"a": [1, -2.5, True, None, "é"], "b": {}}
+
+
+@pytest.mark.parametrize(
+    "text", ["[" * 100_000, '["' + "A" * 43 + '", 1e400]', '["a", "a"' + ", 9" * 2 + "]"]
+)
+def test_a_hostile_trusted_keys_file_is_one_error(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "keys.json"
+    path.write_text(text)
+    with pytest.raises(StigmemError) as err:
+        load_trusted_keys_file(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_trusted_keys_file_is_read_only_up_to_its_limit(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    path.write_bytes(b" " * (2 << 20))
+    with pytest.raises(StigmemError, match="over the limit"):
+        load_trusted_keys_file(path)
