@@ -287,7 +287,11 @@ Examples:
   stigmem snapshot history --snapshot 3fa2c1 --json""",
 )
 @click.option("--snapshot", "snapshot_ref", help="Only events of this snapshot (id or prefix).")
-@click.option("--event", help="Only this kind of event (create, verify-ok, restore, prune...).")
+@click.option(
+    "--event",
+    help="Only this kind of event (catalogued, placed, removed, verified, restored, pruned, "
+    "pinned, unpinned, key-trusted, key-revoked).",
+)
 @click.option("--since", help="Date/time or age (7d).")
 @click.option("--limit", type=click.IntRange(min=1))
 @JSON
