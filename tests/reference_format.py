@@ -1,6 +1,6 @@
 """An independent writer and reader of the Stigmem v0.9 snapshot tarball, for tests.
 
-Written from DESIGN.md section 2 alone: it imports nothing from snapshot/, store/, catalog/ or
+Written from docs/design.md section 2 alone: it imports nothing from snapshot/, store/, catalog/ or
 cli/, so a misreading of the format in the tool is caught by comparison instead of being
 copied. The writer behaves like the Stigmem node (member order, indented manifest, no key id
 anywhere); the reader is a small, strict verifier.
@@ -36,7 +36,7 @@ ARTIFACTS_DIR = "artifacts/"
 CURSOR = "artifacts/schema_migration_cursor.json"
 DATABASE = "artifacts/stigmem.db"
 ARTIFACT_MEMBERS = (CURSOR, DATABASE)
-META_CAP = 1 << 20  # manifest and cursor: 1 MiB each (DESIGN.md section 9)
+META_CAP = 1 << 20  # manifest and cursor: 1 MiB each (docs/design.md section 9)
 DB_CAP = 64 << 30  # default --max-size: 64 GiB
 _BLOCK = 512
 _STREAM_CHUNK = 1 << 20
@@ -293,7 +293,7 @@ def _stream_zeros(sink: Any, count: int) -> None:
 
 
 class ReferenceVerifyError(Exception):
-    """Verification failed; ``outcome`` is one of DESIGN.md section 3's outcomes."""
+    """Verification failed; ``outcome`` is one of docs/design.md section 3's outcomes."""
 
     def __init__(self, outcome: str, detail: str) -> None:
         super().__init__(f"{outcome}: {detail}")
@@ -308,7 +308,7 @@ def read_reference_tarball(
     db_out: Path | None = None,
     max_db_size: int = DB_CAP,
 ) -> dict[str, Any]:
-    """Verify a snapshot tarball the way DESIGN.md sections 2, 3 and 9 describe.
+    """Verify a snapshot tarball the way docs/design.md sections 2, 3 and 9 describe.
 
     Streams the archive once, accepting only the four known members as regular files (the
     directory entry optional, any order) and rejecting duplicates, links, devices, absolute or

@@ -1,7 +1,7 @@
 """Self-test of the independent reference writer/reader (tests/reference_format.py).
 
 Other tests trust it to tell a good tarball from a bad one, so it is checked here against
-DESIGN.md section 2 by hand: member order, signed bytes, names, and every rejection its
+docs/design.md section 2 by hand: member order, signed bytes, names, and every rejection its
 broken-tarball builders are meant to trigger.
 """
 
