@@ -10,7 +10,7 @@ from typing import Any
 
 MIB = 1024 * 1024
 # A daily snapshot may write its pack objects (one per started pack), one index object and
-# its snapshot document (DESIGN.md section 9); the packs are budgeted per 8 MiB stored.
+# its snapshot document (docs/design.md section 9); the packs are budgeted per 8 MiB stored.
 OBJECT_BUDGET_BYTES = 8 * MIB
 GROWTH_FLOOR_LIMIT = 1.25
 RSS_LIMIT_MIB = 200.0

@@ -2,7 +2,7 @@
 
 - ``SnapshotRecord``: what ``record_snapshot`` stores for a new snapshot.
 - ``SnapshotFilter``: the filters of ``snapshot list`` (all optional, newest first).
-- ``SnapshotSummary``: one row of ``snapshot list``; ``to_json()`` is DESIGN.md section 8's
+- ``SnapshotSummary``: one row of ``snapshot list``; ``to_json()`` is docs/design.md section 8's
   document (plus ``label`` and ``tags``).
 - ``KeyRow``: one signer key; ``to_json()`` is the ``keys list --json`` entry.
 - ``PruneCandidate``: what the retention planner needs about each snapshot of a tier (a tuple).

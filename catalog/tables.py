@@ -1,4 +1,4 @@
-"""The catalog's tables (DESIGN.md section 6): typed SQLAlchemy 2 Core tables.
+"""The catalog's tables (docs/design.md section 6): typed SQLAlchemy 2 Core tables.
 
 The schema itself is owned by the Alembic revisions in ``migrations/versions``; ``schema()``
 (these tables plus the partial indexes) must describe the head revision exactly (a test

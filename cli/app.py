@@ -92,7 +92,7 @@ class App:
         return self.store_url or str(self.home / "store")
 
     def tier(self, name: str | None) -> Tier:
-        """The named tier, or the default one (DESIGN.md section 9)."""
+        """The named tier, or the default one (docs/design.md section 9)."""
         config = self.config()
         if name is None:
             name = config.default_tier_name()

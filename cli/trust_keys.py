@@ -1,4 +1,5 @@
-"""Gather the keys a verification may trust: command line, node, catalog (DESIGN.md s.3)."""
+"""Gather the keys a verification may trust: command line, node, catalog (docs/design.md
+section 3)."""
 
 from __future__ import annotations
 

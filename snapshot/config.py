@@ -77,7 +77,7 @@ class Config:
         return found
 
     def default_tier_name(self, fallback: str | None = None) -> str | None:
-        """DESIGN.md section 9: ``default_tier``, else the first tier, else ``fallback``
+        """docs/design.md section 9: ``default_tier``, else the first tier, else ``fallback``
         (the caller then uses the ``--store`` / ``STIGMEM_STORE_URL`` store as tier "local")."""
         if self.default_tier is not None:
             return self.default_tier

@@ -27,7 +27,7 @@ class UsageError(StigmemError):
 
 
 class VerificationError(StigmemError):
-    """A snapshot failed verification. ``outcome`` is one of DESIGN.md section 3's outcomes."""
+    """A snapshot failed verification. ``outcome`` is one of docs/design.md section 3's outcomes."""
 
     exit_code = 3
 

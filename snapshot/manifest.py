@@ -1,4 +1,4 @@
-"""The signed manifest of a snapshot (DESIGN.md section 2): parsing, signing, identifiers.
+"""The signed manifest of a snapshot (docs/design.md section 2): parsing, signing, identifiers.
 
 Parsing is strict because the manifest is attacker-controlled input: duplicate JSON keys,
 wrong types, an unknown version or malformed keys are all ``malformed``. The signed bytes are
@@ -26,7 +26,7 @@ CURSOR_MEMBER = "artifacts/schema_migration_cursor.json"
 ARTIFACT_MEMBERS = (CURSOR_MEMBER, DB_MEMBER)
 MANIFEST_VERSION = 1
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-# Both members are small; DESIGN.md section 9 caps them at 1 MiB in a tarball too.
+# Both members are small; docs/design.md section 9 caps them at 1 MiB in a tarball too.
 MAX_MEMBER_BYTES = 1 << 20
 # A snapshot taken before the Unix epoch cannot exist (tar mtimes are unsigned), and times
 # near the end of year 9999 overflow as soon as an offset or a retention bucket is applied.

@@ -1,6 +1,6 @@
 """Prune planning: which snapshots a retention policy keeps, and why. Pure: no I/O, no clock.
 
-Semantics are restic's ``forget`` (DESIGN.md sections 7 and 9), applied per node id:
+Semantics are restic's ``forget`` (docs/design.md sections 7 and 9), applied per node id:
 
 - ``keep_last N`` keeps the N newest snapshots;
 - ``keep_hourly/daily/weekly/monthly/yearly N`` keep the newest snapshot of each of the N most
@@ -106,7 +106,7 @@ class Policy:
         """The policy for one prune run given the command line's ``--keep-*`` flags.
 
         ``None`` means "flag not given". If any flag is given, the result is exactly the flags
-        given (DESIGN.md section 9: flags replace the tier's policy, they do not merge into it,
+        given (docs/design.md section 9: flags replace the tier's policy, they do not merge into it,
         so ``--keep-last 1`` really keeps one). With no flag, the tier's policy is returned.
         A string ``keep_within`` is parsed (``DurationError`` on bad text).
         """
@@ -212,7 +212,7 @@ class PlanEntry:
     reasons: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        """The ``plan`` item of ``snapshot prune --json`` (DESIGN.md section 8)."""
+        """The ``plan`` item of ``snapshot prune --json`` (docs/design.md section 8)."""
         return {
             "id": self.id,
             "created_at": self.created_at.isoformat(),

@@ -1,4 +1,4 @@
-"""Which keys vouch for a snapshot, and the verification outcome (DESIGN.md section 3).
+"""Which keys vouch for a snapshot, and the verification outcome (docs/design.md section 3).
 
 Pure: the caller gathers the keys (node, catalog, command line, revoked) and the artifact
 hashes it actually read; this module decides the outcome.

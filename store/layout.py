@@ -1,4 +1,4 @@
-"""Where each object of a store lives, relative to the store root (DESIGN.md section 5).
+"""Where each object of a store lives, relative to the store root (docs/design.md section 5).
 
 Pure functions: no I/O. Object names are lowercase SHA-256 hex digests; packs are spread over
 256 sub-directories by their first two digits so no directory grows past what a local

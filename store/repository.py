@@ -216,7 +216,10 @@ class Store:
     def require_sound_documents(self, doing: str) -> None:
         """Raise StoreError naming the first document the store's reader refuses: what
         deletes data (prune, gc) must not run while a document is not the snapshot its
-        name says, or it would free the data of the snapshot that name should hold."""
+        name says, or it would free the data of the snapshot that name should hold. The
+        index is loaded first, so an index object refused later (by gc) is refused before
+        anything is deleted."""
+        self.index()
         for _, doc in docread.load_many(self.backend, self.snapshot_ids(), self.config):
             if isinstance(doc, VerificationError):
                 raise StoreError(f"{doing} refused on {self.url}: {doc.outcome}: {doc.detail}")

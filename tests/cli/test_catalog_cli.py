@@ -1,7 +1,7 @@
 """The catalog through the console script (issue: the catalog), on SQLite and PostgreSQL.
 
 Everything here is what an operator would type and read: snapshot list/show/history --json
-(field names of DESIGN.md sections 8 and 9, and README's table), keys, pins, filters,
+(field names of docs/design.md sections 8 and 9, and README's table), keys, pins, filters,
 catalog reindex and metrics, concurrent creates, and failures that must stay one line.
 PostgreSQL runs get a schema of their own through the URL and skip when no server answers.
 """
@@ -35,7 +35,7 @@ SEED_B = b"\x42" * 32
 STRANGER = b"\xee" * 32
 MIGRATIONS = REPO / "tests" / "fixtures" / "migrations"
 
-# The contract (DESIGN.md sections 8 and 9): more fields may be printed, none may be missing.
+# The contract (docs/design.md sections 8 and 9): more fields may be printed, none may be missing.
 LIST_FIELDS = {
     "id",
     "node_id",

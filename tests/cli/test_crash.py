@@ -1,7 +1,7 @@
 """kill -9 of `stigmem snapshot create` at random points leaves a usable store (issue: the
 content-addressed store, acceptance 5).
 
-A snapshot document is the commit point (DESIGN.md section 5): whenever create dies, every
+A snapshot document is the commit point (docs/design.md section 5): whenever create dies, every
 document in the store must be complete, every earlier snapshot must still verify and
 `store check` must pass. The kill points are drawn from a seeded RNG as fractions of a
 measured create duration, so they land anywhere: during start-up, the consistent copy and

@@ -99,7 +99,7 @@ def under(listing: dict[str, str], prefix: str) -> dict[str, str]:
 
 
 def one_line_error(result: Any, *names: str) -> None:
-    """A failed command as DESIGN.md section 8 wants it: non-zero, one line on stderr naming
+    """A failed command as docs/design.md section 8 wants it: non-zero, one line on stderr naming
     the problem's path/URL/id, no traceback."""
     assert result.returncode != 0, result
     lines = result.stderr.strip().splitlines()
