@@ -189,7 +189,6 @@ def import_tarballs(
             raise StigmemError(
                 f"no such file: {path}" if not path.exists() else f"not a snapshot tarball: {path}"
             )
-    store = app.store(tier, create=True)
     catalog = app.catalog()
     results: list[dict[str, Any]] = []
     failures: list[VerificationError] = []
@@ -216,6 +215,9 @@ def import_tarballs(
                 )
                 continue
             manifest = state.manifest
+            # Opened (and made, when the tier has no store yet) only for a tarball that
+            # verified: importing files that all fail writes nothing to any store.
+            store = app.store(tier, create=True)
             store.put_snapshot(
                 manifest.snapshot_id,
                 manifest.raw,

@@ -185,8 +185,10 @@ def _run() -> int:
         return 1
     except Exception as exc:  # a bug: say so in one line, the traceback only when asked for
         logging.getLogger("stigmem").debug("internal error", exc_info=True)
+        from cli.output import error_line
+
         click.echo(
-            f"stigmem: internal error: {type(exc).__name__}: {exc} "
+            f"stigmem: internal error: {type(exc).__name__}: {error_line(str(exc))} "
             "(rerun with --log-level DEBUG for the traceback)",
             err=True,
         )

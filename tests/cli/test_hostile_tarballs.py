@@ -161,3 +161,13 @@ def test_a_gzip_trailer_is_checked_even_on_a_valid_archive(stigmem: Runner, tmp_
     tarball.write_bytes(hostile.with_trailer(good, crc=crc))
     result = stigmem("snapshot", "verify", str(tarball), "--json")
     assert result.returncode == 3 and json.loads(result.stdout)["outcome"] == "malformed"
+
+
+def test_importing_only_failing_tarballs_makes_no_store(
+    stigmem: Runner, home: Path, tmp_path: Path
+) -> None:
+    tarball = tmp_path / "hostile.tar.gz"
+    tarball.write_bytes(CASES["manifest nested 100,000 deep"]())
+    result = stigmem("snapshot", "import", str(tarball))
+    assert result.returncode == 3, result
+    assert not (home / "store").exists()
