@@ -32,7 +32,7 @@ from catalog.records import (
     SnapshotSummary,
 )
 from catalog.upsert import SUPPORTED_BACKENDS
-from snapshot.errors import CatalogError, LockedError, StigmemError
+from snapshot.errors import CatalogError, LockedError, StigmemError, shown
 
 T = TypeVar("T")
 WRITE_ATTEMPTS = 5
@@ -129,6 +129,14 @@ class Catalog:
                 return work(conn)
         except SQLAlchemyError as exc:
             raise CatalogError(f"catalog {self.url}: {one_line(exc)}") from None
+        except (ValueError, TypeError, OverflowError) as exc:
+            # A value the driver cannot convert (a time that is not one, text in a number
+            # column): the catalog was edited by hand or by someone else.
+            raise CatalogError(
+                f"catalog {self.url} holds a value that cannot be read "
+                f"({type(exc).__name__}: {shown(one_line(exc))}); "
+                "rebuild it from the stores with catalog reindex"
+            ) from None
 
     # -- writes ------------------------------------------------------------------------------
 

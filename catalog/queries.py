@@ -8,7 +8,6 @@ on the live-placement index, and verification state is read from the snapshot ro
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -21,6 +20,7 @@ from sqlalchemy.engine import Connection, Row
 from catalog.records import PruneCandidate, SnapshotFilter, SnapshotSummary, iso
 from catalog.tables import events, keys, placements, restores, snapshots, verifications
 from catalog.upsert import check_snapshot_id
+from snapshot import boundedjson
 from snapshot.errors import CatalogError, UsageError
 
 MIN_PREFIX = 6
@@ -100,7 +100,7 @@ def _summary(row: Row[Any], tiers: list[str]) -> SnapshotSummary:
         last_verified_at=row.last_verified_at,
         last_verify_outcome=row.last_verify_outcome,
         label=row.label,
-        tags=json.loads(row.tags),
+        tags=stored_json(row.tags, "tags", list),
     )
 
 
@@ -184,6 +184,22 @@ def _rows_for(
     return _as_dicts(conn.execute(stmt), json_fields)
 
 
+def stored_json(text: str, column: str, kind: type[list[Any]] | type[dict[str, Any]]) -> Any:
+    """A JSON column as the catalog holds it, read like any untrusted document: anyone who can
+    write the database can put anything there."""
+    doc = boundedjson.load(
+        text if isinstance(text, str) else "",
+        f"catalog column {column}",
+        CatalogError,
+        max_bytes=_MAX_STORED_JSON,
+    )
+    if not isinstance(doc, kind):
+        raise CatalogError(
+            f"catalog column {column} holds {type(doc).__name__}, not {kind.__name__}"
+        )
+    return doc
+
+
 def _as_dicts(rows: Iterable[Row[Any]], json_fields: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     out = []
     for row in rows:
@@ -192,7 +208,7 @@ def _as_dicts(rows: Iterable[Row[Any]], json_fields: tuple[str, ...] = ()) -> li
             if isinstance(value, datetime):
                 item[name] = iso(value)
             elif name in json_fields:
-                item[name] = json.loads(value)
+                item[name] = stored_json(value, name, list)
         out.append(item)
     return out
 
@@ -216,12 +232,12 @@ def show(conn: Connection, snapshot_id: str) -> dict[str, Any]:
     tiers = _live_tiers(conn, [snapshot_id]).get(snapshot_id, [])
     doc = _summary(row, tiers).to_json()
     doc.update(
-        cursor=json.loads(row.cursor),
+        cursor=stored_json(row.cursor, "cursor", list),
         signer_pubkey=row.signer_pubkey,
         catalogued_at=iso(row.catalogued_at),
         catalogued_from=row.catalogued_from,
         catalogued_host=row.catalogued_host,
-        manifest=json.loads(row.manifest),
+        manifest=stored_json(row.manifest, "manifest", dict),
     )
     doc["placements"] = _rows_for(
         conn, placements, snapshot_id, "since", ("tier", "store", "since", "removed_at")
@@ -347,6 +363,8 @@ def prune_rows(
     return rows
 
 
+# The largest JSON a row holds is a manifest (1 MiB at most, as in a tarball).
+_MAX_STORED_JSON = 1 << 20
 _TIME_TEXT = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}"
 _TIME_TEXTS = re.compile(f"{_TIME_TEXT}(?:\n{_TIME_TEXT})*")  # 100,000 times: 0.03 s
 

@@ -11,6 +11,7 @@ from catalog import Catalog
 from catalog.migrate import HEAD
 from cli.app import App, in_memory_sqlite
 from snapshot.errors import CatalogError
+from tests.catalog.catalog_factories import Maker, snapshot_id
 
 
 @pytest.mark.parametrize("extra", ["0001", "zzzz"])
@@ -48,3 +49,30 @@ def test_an_in_memory_catalog_is_refused_before_any_command(tmp_path: Path, url:
 )
 def test_a_catalog_file_is_not_in_memory(url: str) -> None:
     assert not in_memory_sqlite(url)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("manifest", "[" * 100_000),
+        ("manifest", "[1, 2]"),
+        ("tags", "1e400"),
+        ("tags", "{}"),
+        ("cursor", '{"a":1'),
+        ("created_at", "garbage"),
+        ("created_at", "99999-01-01 00:00:00"),
+    ],
+)
+def test_a_row_edited_by_hand_is_a_catalog_error(tmp_path: Path, column: str, value: str) -> None:
+    url = f"sqlite:///{tmp_path}/catalog.db"
+    with Catalog.open(url) as catalog:
+        catalog.record_snapshot(Maker().record(1))
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"UPDATE snapshots SET {column} = :value"), {"value": value})
+    engine.dispose()
+    with Catalog.open(url) as catalog, pytest.raises(CatalogError) as err:
+        catalog.show(snapshot_id(1))
+        for row in catalog.list_snapshots():
+            row.to_json()
+    assert "\n" not in str(err.value)
