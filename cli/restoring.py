@@ -99,14 +99,12 @@ def restore_snapshot(
                 if not forced:
                     raise VerificationError(verdict.outcome, verdict.detail, verdict.snapshot_id)
                 # Whatever the log level: an operator must always see a forced restore.
-                click.echo(
-                    FORCED_WARNING.format(
-                        sid=verdict.snapshot_id or source.label,
-                        outcome=verdict.outcome,
-                        detail=verdict.detail,
-                    ),
-                    err=True,
+                warning = FORCED_WARNING.format(
+                    sid=verdict.snapshot_id or source.label,
+                    outcome=verdict.outcome,
+                    detail=verdict.detail,
                 )
+                click.echo(printable(warning), err=True)
 
         return finish
 

@@ -171,3 +171,17 @@ def test_importing_only_failing_tarballs_makes_no_store(
     result = stigmem("snapshot", "import", str(tarball))
     assert result.returncode == 3, result
     assert not (home / "store").exists()
+
+
+def test_a_forced_restore_warning_escapes_a_hostile_file_name(
+    stigmem: Runner, tmp_path: Path
+) -> None:
+    # File names come from whoever filled the folder the operator restores from.
+    tarball = tmp_path / "snap\x1b]0;owned\x07.tar.gz"
+    tarball.write_bytes(hostile.gz(hostile.member("manifest.json", b"{") + hostile.end()))
+    target = _target(tmp_path)
+    result = stigmem(
+        "snapshot", "restore", "--from", str(tarball), "--db", str(target), "--force-unverified"
+    )
+    assert "WARNING" in result.stderr and "\\x1b]0;owned\\x07" in result.stderr, result
+    assert "\x1b" not in result.stderr + result.stdout and "\x07" not in result.stderr
