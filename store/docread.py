@@ -11,7 +11,9 @@ document is refused, as ``malformed`` (exit 3), when
 - an artifact's size and chunk count cannot belong together: every chunk holds at least one
   byte and at most ``limits.max_chunk`` bytes, and every chunk list names at most
   ``max_chunk / 32`` chunks. The manifest does not sign sizes, so this is what keeps a
-  document from declaring a size no read could ever reach.
+  document from declaring a size no read could ever reach; a read then stops as soon as
+  its chunks make more than the declared size (``store.rebuild``);
+- its migration cursor declares more than ``MAX_MEMBER_BYTES`` (it is read into memory).
 
 Whether the signature verifies, and whether the rebuilt bytes hash to the manifest's digests,
 are the reader's to judge (restore, verify, ``store check --read-data-subset 100%``).
@@ -24,7 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from snapshot.errors import StoreError, VerificationError
-from snapshot.manifest import signed_bytes
+from snapshot.manifest import CURSOR_MEMBER, MAX_MEMBER_BYTES, signed_bytes
 from store import documents, layout, limits
 from store.backend import Backend
 from store.config import StoreConfig
@@ -91,6 +93,9 @@ def checked(data: bytes, snapshot_id: str, config: StoreConfig) -> dict[str, Any
     largest = limits.max_chunk(config)
     for member, entry in doc["artifacts"].items():
         problem = _size_problem(entry, largest)
+        if not problem and member == CURSOR_MEMBER and entry["size"] > MAX_MEMBER_BYTES:
+            # Read into memory whole (restore, verify, export): small, as in a tarball.
+            problem = f"{entry['size']} bytes, more than a migration cursor holds"
         if problem:
             raise _malformed(snapshot_id, f"artifact {member[:80]!r}: {problem}")
     return doc

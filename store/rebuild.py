@@ -53,6 +53,10 @@ GAP_BYTES = 256 << 10  # unneeded bytes between two frames worth reading over
 LOCAL_WORKERS = max(2, min(4, os.cpu_count() or 2))
 REMOTE_WORKERS = 8  # requests in flight against an object store
 WINDOWS_QUEUED = 3  # windows planned and not yet written by the caller (a buffer each)
+# The most a window's buffer holds. A chunk list of 4,096 pages of 4 KiB is 16 MiB; a list
+# of larger pages, or one a hostile store made of one big chunk named thousands of times, is
+# rebuilt in parts of at most this size, so memory holds WINDOWS_QUEUED of them at most.
+WINDOW_BYTES = 32 << 20
 
 
 def workers_for(source: ChunkSource) -> ThreadPoolExecutor:
@@ -387,6 +391,7 @@ def rebuilt_in_order(
     check_chunks: bool,
     spare: list[bytearray],
     carry: bool = False,
+    size: int | None = None,
 ) -> Iterator[WindowRebuild]:
     """The windows (chunk lists) rebuilt in memory, in order, each once its spans are done.
 
@@ -401,9 +406,10 @@ def rebuilt_in_order(
     waits for them.
 
     A chunk no index holds (raised by ``plan``) stops the read at its window, after the
-    windows before it are handed over."""
+    windows before it are handed over; so does a window that would take the artifact past
+    ``size`` (the size its document declares), before its buffer is allocated."""
     with workers_for(source) as pool:
-        planner = _Planner(source, check_chunks, spare, carry, pool)
+        planner = _Planner(source, check_chunks, spare, carry, pool, size)
         thread = threading.Thread(target=planner.run, args=(windows,), name="plan", daemon=True)
         thread.start()
         try:
@@ -435,8 +441,11 @@ class _Planner:
         spare: list[bytearray],
         carry: bool,
         pool: ThreadPoolExecutor,
+        size: int | None = None,
     ) -> None:
         self.source, self.check_chunks, self.carry = source, check_chunks, carry
+        self.size = size
+        self.planned = 0  # bytes of the windows planned so far
         self.spare, self.pool = spare, pool
         self.ready: queue.SimpleQueue[WindowRebuild | BaseException | None] = queue.SimpleQueue()
         self.slots = threading.Semaphore(WINDOWS_QUEUED)
@@ -450,9 +459,7 @@ class _Planner:
         held: tuple[WindowRebuild, list[Span]] | None = None  # planned, not queued (carry)
         failure: BaseException | None = None
         try:
-            for keys in windows:
-                window = WindowRebuild(self.source, keys, self.check_chunks, not self.carry)
-                spans = window.plan(collect_frames=self.carry)
+            for window, spans in self._windows(windows):
                 if not self.carry:
                     if not self._start(window, spans, set()):
                         return
@@ -470,6 +477,28 @@ class _Planner:
         except BaseException as exc:
             failure = failure or exc
         self.ready.put(failure)
+
+    def _windows(
+        self, windows: Iterable[list[bytes]]
+    ) -> Iterator[tuple[WindowRebuild, list[Span]]]:
+        """Each chunk list planned, in parts of at most ``WINDOW_BYTES`` (halved until they
+        fit: only lists of large chunks are ever split), none past the declared size."""
+        for keys in windows:
+            parts = [keys]
+            while parts:
+                part = parts.pop()
+                window = WindowRebuild(self.source, part, self.check_chunks, not self.carry)
+                spans = window.plan(collect_frames=self.carry)
+                if window.size > WINDOW_BYTES and len(part) > 1:
+                    half = len(part) // 2
+                    parts += [part[half:], part[:half]]
+                    continue
+                self.planned += window.size
+                if self.size is not None and self.planned > self.size:
+                    raise self.source._damaged(
+                        f"its chunks make more than the {self.size} bytes its document declares"
+                    )
+                yield window, spans
 
     def _start(self, window: WindowRebuild, spans: list[Span], keep: set[FrameId]) -> bool:
         """Queue ``window``'s spans once a slot is free; False when the read is stopping."""

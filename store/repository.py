@@ -304,6 +304,7 @@ class Store:
             check_chunks,
             spare,
             carry=self.config.dictionary_size == 0,
+            size=entry["size"],
         ):
             out.write(window.buffer)
             spare.append(window.buffer)

@@ -146,7 +146,7 @@ def test_a_size_off_by_a_page_or_a_byte_fails_reads_and_the_full_check(
     doc = document(store, new)
     doc["artifacts"][DB]["size"] += delta
     write_document(store, new, doc)
-    with pytest.raises(VerificationError, match="rebuilt to"):
+    with pytest.raises(VerificationError, match=r"rebuilt to|more than the"):
         read(store, new)
     report = store.check(read_data_fraction=1.0)
     assert {p.snapshot_id for p in report.problems} == {new}
@@ -166,6 +166,37 @@ def test_chunk_lists_of_another_snapshot_fail_the_full_check(
     assert [
         (p.snapshot_id, "does not hash to the digest" in p.detail) for p in report.problems
     ] == [(new, True)]
+
+
+def test_a_cursor_made_of_the_databases_chunk_lists_is_refused_before_it_is_read(
+    two: tuple[Store, str, str],
+) -> None:
+    """The cursor is read into memory: declared small, it must not fill memory with the
+    database its chunk lists name; declared large, the reader refuses it."""
+    store, _, new = two
+    doc = document(store, new)
+    doc["artifacts"][CURSOR] = dict(doc["artifacts"][DB], size=len(doc["artifacts"][DB]["chunks"]))
+    write_document(store, new, doc)
+    with pytest.raises(VerificationError, match=r"more than the \d+ bytes its document declares"):
+        read(store, new, CURSOR)
+    doc["artifacts"][CURSOR] = dict(doc["artifacts"][DB], size=2 << 20)
+    write_document(store, new, doc)
+    with pytest.raises(VerificationError, match="more than a migration cursor holds"):
+        store.load_document(new)
+
+
+def test_a_list_of_large_chunks_is_rebuilt_in_parts(location: Location) -> None:
+    """40 chunks of 1 MiB (a member that is not a SQLite file) in one chunk list: a window
+    of 40 MiB, rebuilt as parts of at most WINDOW_BYTES, in order."""
+    from store import rebuild
+
+    store = Store.init(location.url, location.options, settings=small_settings())
+    data = os.urandom(40 << 20)
+    contents: dict[str, Path | bytes] = {DB: data}
+    snapshot_id = conftest.sid("big", contents=contents)
+    store.put_snapshot(snapshot_id, conftest.manifest("big", contents=contents), contents)
+    assert rebuild.WINDOW_BYTES < 40 << 20
+    assert read(store, snapshot_id) == data
 
 
 def test_a_truncated_document_is_malformed(two: tuple[Store, str, str]) -> None:
