@@ -88,8 +88,9 @@ def reindex(app: App, as_json: bool) -> None:
         store = app.store(tier)
         counts[tier.name] = 0
         for sid in store.snapshot_ids():
-            doc = store.load_document(sid)
             try:
+                # Refused by the store's reader (not the snapshot its name says, say): skipped.
+                doc = store.load_document(sid)
                 manifest = manifest_from_dict(doc["manifest"])
             except VerificationError as exc:
                 skipped.append(f"{sid}: {exc.detail}")

@@ -309,6 +309,9 @@ def test_a_document_copied_over_another_snapshots_name(hostile: Hostile) -> None
     deleting_refused(h)
     harmless(h)
     old_still_restores(h)
+    reindexed = h.run("catalog", "reindex", "--json")
+    assert reindexed.returncode == 0, reindexed
+    assert [line.split(":")[0] for line in json.loads(reindexed.stdout)["skipped"]] == [h.new]
 
 
 Forge = Callable[[dict[str, Any], dict[str, Any]], None]
