@@ -137,9 +137,13 @@ def check(
         count = min(len(present), math.ceil(read_data_fraction * len(present)))
         sample = random.sample(sorted(present), count)
 
+    largest = limits.max_pack(store.config)
+
     def read_and_check(name: str) -> str | None:
+        if present[name].size > largest:
+            return f"it holds more than the {largest} bytes of any pack this store writes"
         try:
-            return _pack_damage(name, store.backend.read(layout.pack_path(name)))
+            return _pack_damage(name, store.backend.read(layout.pack_path(name), largest))
         except FileNotFoundError:
             return "it vanished while being checked"
 
@@ -349,7 +353,7 @@ def _repack(
     kept = _repack_dictionary(store, sorted(by_pack))
     writer = packs.PackWriter(on_pack, cfg.level, cfg.frame_size, cfg.pack_size, kept)
     for name, positions in sorted(by_pack.items()):
-        data = store.backend.read(layout.pack_path(name))
+        data = store.backend.read(layout.pack_path(name), limits.max_pack(cfg))
         decoder = packs.in_memory(data)
         frames: dict[int, bytes] = {}
         for position in positions:
@@ -554,7 +558,7 @@ def _copy_packs(
 ) -> None:
     if not names:
         return
-    datas = src.backend.read_many([layout.pack_path(n) for n in names])
+    datas = src.backend.read_many([layout.pack_path(n) for n in names], limits.max_pack(src.config))
     for name in names:
         if hashlib.sha256(datas[layout.pack_path(name)]).hexdigest() != name:
             raise StoreError(f"cannot sync from {src.url}: pack {name} is damaged")

@@ -18,7 +18,7 @@ import zstandard
 
 from snapshot.errors import StoreError, VerificationError
 from store import index as index_format
-from store import layout, locks, packs
+from store import layout, limits, locks, packs
 from store.repository import Store
 from tests.store import conftest
 from tests.store.conftest import Location, make_db, small_settings
@@ -293,6 +293,20 @@ def test_a_truncated_pack_fails_reads_and_the_full_check(two: tuple[Store, str, 
     with pytest.raises(VerificationError):
         read(store, new)
     assert not store.check(read_data_fraction=1.0).ok
+
+
+def test_a_pack_larger_than_the_store_writes_is_damage_not_read(
+    two: tuple[Store, str, str],
+) -> None:
+    store, _, _ = two
+    largest = limits.max_pack(store.config)
+    name = "ab" * 32
+    store.backend.write(layout.pack_path(name), bytes(largest + 1))
+    report = store.check(read_data_fraction=1.0)
+    assert [p.detail for p in report.problems] == [
+        f"pack {name} is damaged: it holds more than the {largest} bytes of any pack this "
+        "store writes"
+    ]
 
 
 def test_whole_object_reads_are_bounded(location: Location) -> None:
