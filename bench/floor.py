@@ -41,16 +41,23 @@ def consistent_copy(source: Path, target: Path) -> None:
 
 
 def changed_pages(old: Path, new: Path) -> list[bytes]:
-    pages: list[bytes] = []
+    return [page for _, page in numbered_changes(old, new)]
+
+
+def numbered_changes(old: Path, new: Path) -> list[tuple[int, bytes]]:
+    """``(page number, bytes)`` of each page of ``new`` that differs from ``old``'s (SQLite
+    numbers pages from 1)."""
+    pages: list[tuple[int, bytes]] = []
+    first = 1
     with old.open("rb") as before, new.open("rb") as after:
         while block := after.read(BLOCK):
             previous = before.read(BLOCK)
-            if block == previous:
-                continue
-            for at in range(0, len(block), PAGE):
-                page = block[at : at + PAGE]
-                if page != previous[at : at + PAGE]:
-                    pages.append(page)
+            if block != previous:
+                for at in range(0, len(block), PAGE):
+                    page = block[at : at + PAGE]
+                    if page != previous[at : at + PAGE]:
+                        pages.append((first + at // PAGE, page))
+            first += BLOCK // PAGE
     return pages
 
 

@@ -58,7 +58,7 @@ def test_capture_of_idle_node_describes_a_self_contained_copy(tmp_path: Path) ->
     assert result.db_sha256 == hashlib.sha256(copy).hexdigest()
     assert result.size == len(copy) == len(source_before)
     assert result.page_size == PAGE_SIZE
-    assert result.applied_migrations == ["001_init", "002_add_peers_status"]
+    assert result.applied_migrations == info.migrations
     assert (result.node_id, result.federation_privkey, result.federation_pubkey) == (
         info.node_id,
         info.privkey,

@@ -18,7 +18,13 @@ from snapshot.fileio import Writable
 from snapshot.nodedb import read_applied_migrations, read_node_meta
 from snapshot.restore import restore_database
 from tests.conftest import write_rotten_database
-from tests.nodegen import MIGRATIONS_DIR, NodeInfo, make_node_db
+from tests.nodegen import MIGRATIONS_DIR, NodeInfo, make_node_db, migration_files
+
+# Snapshots are taken of nodes at this migration, so a restore has the rest to replay
+# (029 and 038 open their own transactions and switch foreign keys off around them).
+OLDER = "028_subscription_delivery_claim"
+APPLIED = [f.stem for f in migration_files(OLDER)]
+REPLAYED = [f.stem for f in migration_files()][len(APPLIED) :]
 
 # Opens the database and either holds a write transaction or just keeps it open after a
 # read (a running node); says "ready" and holds on until its stdin closes.
@@ -66,7 +72,7 @@ def holding(db: Path, how: str) -> Iterator[None]:
 
 def snapshot_bytes(tmp_path: Path, seed: int) -> tuple[NodeInfo, bytes]:
     """What a restore gets to write: a captured copy of a generated node."""
-    info = make_node_db(tmp_path / f"source-{seed}.db", size_mb=0.3, seed=seed)
+    info = make_node_db(tmp_path / f"source-{seed}.db", size_mb=0.3, seed=seed, upto=OLDER)
     copy = tmp_path / f"snapshot-{seed}.db"
     capture(info.path, copy)
     return info, copy.read_bytes()
@@ -263,31 +269,26 @@ def test_migrations_newer_than_the_cursor_are_replayed_in_order(
     tmp_path: Path, node_dir: Path
 ) -> None:
     old = make_node_db(node_dir / "stigmem.db", size_mb=0.2, seed=1)
-    _, data = snapshot_bytes(tmp_path, seed=2)  # 001 and 002 applied
+    _, data = snapshot_bytes(tmp_path, seed=2)  # applied up to OLDER
     migrations = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, migrations)
     (migrations / "README.md").write_text("not a migration")
-    (migrations / "notes.sql").write_text("this is not SQL and not NNN_name.sql")
+    (migrations / "notes.txt").write_text("not a migration: only *.sql files are")
 
     result = restore_database(old.path, writer(data), migrations_dir=migrations)
 
-    # 002 re-run would fail (duplicate column): only 003 and 004 ran, 004 after the 003 it
-    # depends on.
-    assert result.migrations_replayed == ["003_add_fact_tags", "004_add_index"]
-    assert read_applied_migrations(old.path) == [
-        "001_init",
-        "002_add_peers_status",
-        "003_add_fact_tags",
-        "004_add_index",
-    ]
+    # An applied one re-run would fail (duplicate column): only the later ones ran, in order,
+    # 034's triggers after the 033 tables they write to.
+    assert result.migrations_replayed == REPLAYED
+    assert read_applied_migrations(old.path) == APPLIED + REPLAYED
     applied_at = query(
         old.path,
-        "SELECT applied_at FROM schema_migrations "
-        "WHERE version IN ('003_add_fact_tags', '004_add_index')",
+        f"SELECT applied_at FROM schema_migrations WHERE version > '{OLDER}'",
     )
+    assert len(applied_at) == len(REPLAYED)
     assert all(str(at).endswith("+00:00") for (at,) in applied_at)
     names = {n for (n,) in query(old.path, "SELECT name FROM sqlite_master")}
-    assert {"fact_tags", "idx_fact_tags_tag", "idx_peers_status"} <= names
+    assert {"fact_journal", "facts_no_update", "idx_fact_chain_fact_id"} <= names
     assert query(old.path, "PRAGMA integrity_check") == [("ok",)]
     # Running again on the restored database finds nothing left to replay.
     again = restore_database(old.path, writer(old.path.read_bytes()), migrations_dir=migrations)
@@ -299,7 +300,7 @@ def test_a_failing_migration_leaves_the_target_untouched(tmp_path: Path, node_di
     _, data = snapshot_bytes(tmp_path, seed=2)
     migrations = tmp_path / "migrations"
     migrations.mkdir()
-    shutil.copy(MIGRATIONS_DIR / "003_add_fact_tags.sql", migrations)
+    shutil.copy(MIGRATIONS_DIR / "031_session_scope_access.sql", migrations)
     (migrations / "004_broken.sql").write_text("CREATE INDEX nope ON no_such_table(x);\n")
     before = state(node_dir)
     with pytest.raises(StigmemError) as err:
@@ -327,12 +328,12 @@ def test_bad_paths_are_refused_before_anything_is_written(tmp_path: Path, node_d
 
 def test_a_wal_mode_artifact_restores_with_migrations(tmp_path: Path, node_dir: Path) -> None:
     # The Stigmem node's own tarballs may carry a database whose header says WAL.
-    info = make_node_db(tmp_path / "wal.db", size_mb=0.2, seed=5)
+    info = make_node_db(tmp_path / "wal.db", size_mb=0.2, seed=5, upto=OLDER)
     data = info.path.read_bytes()
     assert data[18:20] == b"\x02\x02"
     target = node_dir / "stigmem.db"
     result = restore_database(target, writer(data), migrations_dir=MIGRATIONS_DIR)
-    assert result.migrations_replayed == ["003_add_fact_tags", "004_add_index"]
+    assert result.migrations_replayed == REPLAYED
     assert sorted(p.name for p in node_dir.iterdir()) == ["stigmem.db"]
     assert query(target, "PRAGMA integrity_check") == [("ok",)]
     assert read_node_meta(target).node_id == info.node_id

@@ -46,7 +46,8 @@ class Node:
 
 
 def tiny_node(path: Path, seed: int = 1, key_seed: bytes = REAL_SEED) -> Node:
-    """A node database of about 64 KiB: a daily snapshot is a handful of new pages."""
+    """The smallest node database (its schema and a few dozen facts): a daily snapshot is a
+    handful of new pages."""
     info = make_node_db(path, size_mb=0.0625, seed=seed, privkey_seed=key_seed)
     return Node(info, Ed25519PrivateKey.from_private_bytes(key_seed))
 
@@ -67,7 +68,7 @@ def snapshot_day(
 ) -> str:
     """Churn the node for ``day``, then store and catalogue its snapshot dated that day."""
     if churn:
-        apply_churn(node.info.path, day, insert_frac=0.05, update_frac=0.05, delete_frac=0.01)
+        apply_churn(node.info.path, day, scale=2.5)
     copy = scratch / f"copy-{day}.db"
     backup_copy(node.info.path, copy, durable=False)
     data = copy.read_bytes()
