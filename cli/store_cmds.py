@@ -198,6 +198,7 @@ def unlock_cmd(app: App, stale_only: bool, tier: str | None, as_json: bool, quie
     import time
 
     from cli.output import emit_json, note
+    from snapshot.errors import shown
     from store import locks
 
     store = app.store(app.tier(tier))
@@ -212,6 +213,7 @@ def unlock_cmd(app: App, stale_only: bool, tier: str | None, as_json: bool, quie
             "host": info.host,
             "pid": info.pid,
             "age_seconds": int(info.age(now)),
+            "readable": info.readable,
         }
 
     if as_json:
@@ -224,11 +226,15 @@ def unlock_cmd(app: App, stale_only: bool, tier: str | None, as_json: bool, quie
         )
         return
     for info in removed:
-        if not quiet:
-            click.echo(
-                f"removed {info.kind} lock of host {info.host} pid {info.pid} "
-                f"({int(info.age(now))}s old)"
-            )
+        if quiet:
+            continue
+        if not info.readable:
+            click.echo(f"removed unreadable lock {shown(info.name, 80)} (no lock of this tool)")
+            continue
+        click.echo(
+            f"removed {info.kind} lock of host {info.host} pid {info.pid} "
+            f"({int(info.age(now))}s old)"
+        )
     for info in left:
         # A remaining lock is what will block the next prune or gc: always say so.
         note(

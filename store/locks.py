@@ -55,6 +55,7 @@ class LockInfo:
     host: str
     pid: int
     time: float
+    readable: bool = True  # False: not a lock as this tool writes one (see the module)
 
     def age(self, now: float) -> float:
         return max(0.0, now - self.time)
@@ -112,7 +113,7 @@ def read_locks(backend: Backend) -> list[LockInfo]:
             continue  # released between listing and reading
         except (ValueError, KeyError, TypeError, StoreError):
             # An unreadable lock still blocks: we cannot tell what it guards.
-            found.append(LockInfo(path.split("/", 1)[1], "exclusive", "?", 0, 0.0))
+            found.append(LockInfo(path.split("/", 1)[1], "exclusive", "?", 0, 0.0, False))
     return found
 
 

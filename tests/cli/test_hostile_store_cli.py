@@ -456,9 +456,9 @@ def test_a_lock_with_an_impossible_pid_stops_nothing(hostile: Hostile, pid: str)
         assert result.returncode == 0, result
         sane(result)
     unlocked = h.run("store", "unlock", "--json")
-    assert [lock["name"] for lock in json.loads(unlocked.stdout)["removed"]] == [
-        "exclusive-planted.json"
-    ]
+    assert [
+        (lock["name"], lock["readable"]) for lock in json.loads(unlocked.stdout)["removed"]
+    ] == [("exclusive-planted.json", False)]
 
 
 def test_unlock_leaves_what_is_not_named_like_a_lock(hostile: Hostile) -> None:
@@ -483,6 +483,9 @@ def test_links_to_dev_zero(local: Hostile) -> None:
     assert checked.returncode == 0, checked
     unlocked = h.run("store", "unlock")
     assert unlocked.returncode == 0, unlocked
+    assert (
+        unlocked.stdout == "removed unreadable lock 'exclusive-zero.json' (no lock of this tool)\n"
+    )
     assert not (root / "locks" / "exclusive-zero.json").is_symlink()
     restored = h.run("snapshot", "restore", h.new, "--db", str(h.node))
     assert restored.returncode == 0, restored
