@@ -193,7 +193,8 @@ class LocalBackend(Backend):
         real = os.path.realpath(full)
         if real != self._real_root and not real.startswith(self._real_root + os.sep):
             raise StoreError(
-                f"{self.url}: {path or '.'} is a link out of the store (to {real}): refusing it"
+                f"{self.url}: {path or '.'} is a link out of the store (to {shown(real, 120)}): "
+                "refusing it"
             )
         return full
 

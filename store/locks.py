@@ -45,7 +45,8 @@ DEFAULT_STALE_AFTER = 12 * 3600.0
 # would raise on a huge one and signal a process group on 0 or a negative one.
 MAX_PID = 1 << 22
 MAX_LOCK_BYTES = 64 << 10
-_LOCK_NAME = re.compile(r"(?:shared|exclusive)-[^/]+\.json")
+# Names this tool could have written: shown in messages, so no spaces or control characters.
+_LOCK_NAME = re.compile(r"(?:shared|exclusive)-[A-Za-z0-9._-]+\.json")
 
 
 @dataclass(frozen=True)

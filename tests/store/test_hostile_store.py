@@ -440,9 +440,13 @@ def test_unlock_removes_only_what_is_named_like_a_lock(
     store = Store.init(location.url, location.options)
     store.backend.write(layout.lock_path("notes.txt"), b"operator's file")
     store.backend.write(layout.lock_path("exclusive-garbage.json"), b"\x00garbage")
+    live = {"kind": "exclusive", "host": "elsewhere", "pid": 1, "time": 4e9}
+    # A name no lock of this tool has (it would break the one-line messages naming it).
+    store.backend.write(layout.lock_path("exclusive-with space.json"), json.dumps(live).encode())
     with store.lock("exclusive"):  # neither blocks
         pass
     removed = store.break_locks()
     assert [i.name for i in removed] == ["exclusive-garbage.json"]
     assert store.backend.read(layout.lock_path("notes.txt")) == b"operator's file"
+    assert store.backend.exists(layout.lock_path("exclusive-with space.json"))
     assert [i.name for i in locks.read_locks(store.backend)] == []
