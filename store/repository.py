@@ -31,7 +31,7 @@ Progress = Callable[[int, int], None]
 
 def _read_config(backend: Backend, url: str) -> bytes | None:
     try:
-        return backend.read(layout.CONFIG)
+        return backend.read(layout.CONFIG, limits.MAX_SMALL_OBJECT)
     except FileNotFoundError:
         return None
     except IsADirectoryError:
@@ -67,7 +67,8 @@ class Store:
             raise StoreError(f"{url} is not empty: refusing to make a store among other files")
         settings = settings or StoreConfig()
         backend.write(layout.CONFIG, settings.to_json())
-        return cls(backend, store_config.parse(backend.read(layout.CONFIG), url))
+        data = backend.read(layout.CONFIG, limits.MAX_SMALL_OBJECT)
+        return cls(backend, store_config.parse(data, url))
 
     @classmethod
     def open(

@@ -349,6 +349,13 @@ def test_a_config_setting_out_of_range_is_refused_at_open(
         Store.open(location.url, location.options)
 
 
+def test_a_config_json_of_a_gigabyte_is_not_read(location: Location) -> None:
+    store = Store.init(location.url, location.options)
+    store.backend.write(layout.CONFIG, b" " * (limits.MAX_SMALL_OBJECT + 1))
+    with pytest.raises(StoreError, match=r"config\.json holds more than"):
+        Store.open(location.url, location.options)
+
+
 @pytest.mark.parametrize("version", [-1, 0, True])
 def test_a_config_version_below_one_is_refused(location: Location, version: object) -> None:
     store = Store.init(location.url, location.options)
