@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,9 @@ from snapshot.keys import load_trusted_keys_file
         (b'{"node_id": "\\ud800"}', "lone surrogate"),
         (b'{"\\udfff": 1}', "lone surrogate"),
         (b"\xff{}", "is not UTF-8"),
-        (b"{", "is not JSON"),
+        (b"{", "brackets do not match"),
+        (b"[}", "brackets do not match"),
+        (b'{"a" 1}', "is not JSON"),
         (b" " * ((1 << 20) + 1), "over the limit of 1048576"),
     ],
 )
@@ -69,3 +73,27 @@ def test_a_trusted_keys_file_is_read_only_up_to_its_limit(tmp_path: Path) -> Non
     path.write_bytes(b" " * (2 << 20))
     with pytest.raises(StigmemError, match="over the limit"):
         load_trusted_keys_file(path)
+
+
+@pytest.mark.parametrize(
+    ("unit", "problem"),
+    [(b'{"a":1},', "arrays and objects"), (b'"ab",', "values"), (b"1000,", "values")],
+)
+def test_many_small_values_are_refused_before_parsing(unit: bytes, problem: str) -> None:
+    # 1 MiB of these parsed to 25-60 MiB of objects: what a value costs is its overhead.
+    data = b"[" + unit * ((1 << 20) // len(unit) - 1) + b"1]"
+    tracemalloc.start()
+    try:
+        with pytest.raises(StoreError, match=f"{problem}, too many for its size limit"):
+            load(data, "doc", StoreError, max_bytes=1 << 20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20
+
+
+def test_a_document_of_hashes_at_its_size_limit_is_accepted() -> None:
+    hashes = [f"{n:064x}" for n in range((1 << 20) // 68 - 1)]
+    data = json.dumps({"chunks": hashes}).encode()
+    assert len(data) <= 1 << 20
+    assert load(data, "doc", StoreError, max_bytes=1 << 20) == {"chunks": hashes}
