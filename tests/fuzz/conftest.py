@@ -17,7 +17,7 @@ _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_t
 
 settings.register_profile(
     "ci",
-    max_examples=150,
+    max_examples=250,
     derandomize=True,
     deadline=None,
     database=None,
@@ -25,7 +25,7 @@ settings.register_profile(
 )
 settings.register_profile(
     "long",
-    max_examples=25_000,
+    max_examples=10_000,
     deadline=None,
     database=None,
     suppress_health_check=_QUIET,
