@@ -124,8 +124,10 @@ def restore_snapshot(
         checked_before=checked_before,
     )
     if result.integrity != "ok":
+        # SQLite's findings name the database's own tables and indexes: untrusted text.
         click.echo(
-            f"WARNING: restored database fails its integrity check: {result.integrity}", err=True
+            printable(f"WARNING: restored database fails its integrity check: {result.integrity}"),
+            err=True,
         )
     verdict: VerifyResult = outcome["verdict"]
     state: ReadResult = outcome["state"]

@@ -214,7 +214,7 @@ def restore_cmd(
     echo(f"restored {verdict.snapshot_id} to {restored.target}")
     echo(f"  node        {verdict.node_id}")
     echo(f"  created at  {restored.created_at}")
-    click.echo(f"  integrity   {restored.integrity_line()}")
+    echo(f"  integrity   {restored.integrity_line()}")
     if restored.backup:
         click.echo(f"  backup      {restored.backup}")
     replayed = ", ".join(restored.migrations_replayed) or "none"

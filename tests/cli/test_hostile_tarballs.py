@@ -185,3 +185,44 @@ def test_a_forced_restore_warning_escapes_a_hostile_file_name(
     )
     assert "WARNING" in result.stderr and "\\x1b]0;owned\\x07" in result.stderr, result
     assert "\x1b" not in result.stderr + result.stdout and "\x07" not in result.stderr
+
+
+def _database_with_a_hostile_index(path: Path) -> bytes:
+    """A database whose integrity check names an index holding control characters."""
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE t (a, b)")
+    con.execute('CREATE INDEX "evil\x1b]0;owned\x07" ON t (a)')
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, -i) for i in range(50)])
+    con.commit()
+    con.execute("PRAGMA writable_schema = 1")
+    con.execute(
+        "UPDATE sqlite_master SET sql = 'CREATE INDEX \"evil\x1b]0;owned\x07\" ON t (b)' "
+        "WHERE type = 'index'"
+    )
+    con.commit()
+    con.close()
+    return path.read_bytes()
+
+
+def test_integrity_findings_naming_hostile_indexes_are_escaped(
+    stigmem: Runner, tmp_path: Path
+) -> None:
+    db = _database_with_a_hostile_index(tmp_path / "evil.db")
+    tarball = tmp_path / "evil.tar.gz"
+    tarball.write_bytes(hostile.tarball(db, hostile.signed_manifest(db, CURSOR)))
+    target = _target(tmp_path)
+    result = stigmem(
+        "snapshot",
+        "restore",
+        "--from",
+        str(tarball),
+        "--db",
+        str(target),
+        "--full-check",
+        "--force-unverified",
+        "--trusted-key",
+        ref.public_key_of(hostile.SEED),
+    )
+    text = result.stdout + result.stderr
+    assert "missing from index evil\\x1b]0;owned\\x07" in text, result
+    assert "\x1b" not in text and "\x07" not in text
