@@ -32,6 +32,7 @@ MAX_MEMBER_BYTES = 1 << 20
 # near the end of year 9999 overflow as soon as an offset or a retention bucket is applied.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+MAX_NODE_ID = 255
 _FIELDS = {
     "version": int,
     "created_at": str,
@@ -131,6 +132,12 @@ def manifest_from_dict(doc: Any) -> Manifest:
         if not isinstance(digest, str) or not _DIGEST.match(digest):
             raise malformed(f"manifest.json artifact {member!r} is not a sha256: digest")
     created_at = parse_created_at(doc["created_at"])
+    # The catalog stores the node id in a column of 255 characters, and PostgreSQL text holds
+    # no NUL: refused here, a write could otherwise fail after a restore replaced its target.
+    if len(doc["node_id"]) > MAX_NODE_ID:
+        raise malformed(f"manifest.json node_id is longer than {MAX_NODE_ID} characters")
+    if "\0" in doc["node_id"]:
+        raise malformed("manifest.json node_id holds a NUL character")
     try:
         pubkey = b64url_decode(doc["signer_pubkey"], 32, "signer_pubkey")
         signature = b64url_decode(doc["signature"], 64, "signature")

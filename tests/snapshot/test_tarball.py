@@ -240,3 +240,21 @@ def test_a_hostile_cursor_is_malformed(tmp_path: Path, doc: bytes) -> None:
         + hostile.end()
     )
     _read_bytes(tmp_path, hostile.gz(tar))
+
+
+@pytest.mark.parametrize(
+    ("node_id", "problem"),
+    [("n" * 256, "longer than 255"), ("stigmem:node:\0x", "NUL"), ("", None), ("é" * 255, None)],
+)
+def test_a_node_id_the_catalog_cannot_store_is_malformed(
+    tmp_path: Path, node_id: str, problem: str | None
+) -> None:
+    db = b"SQLite format 3\0" + bytes(496)
+    manifest = hostile.signed_manifest(db, ref.cursor_bytes(["001_init"]), node_id=node_id)
+    data = hostile.tarball(db, manifest)
+    if problem is None:
+        path = tmp_path / "ok.tar.gz"
+        path.write_bytes(data)
+        assert read_tarball(path).manifest.node_id == node_id
+        return
+    assert problem in _read_bytes(tmp_path, data).detail
