@@ -92,6 +92,17 @@ def test_a_document_copied_over_another_snapshots_name_is_refused_everywhere(
     assert after == before - {layout.snapshot_path(old)}
 
 
+def test_sync_copies_no_document_the_reader_refuses(
+    two: tuple[Store, str, str], tmp_path: Path
+) -> None:
+    store, old, new = two
+    store.backend.write(layout.snapshot_path(new), store.backend.read(layout.snapshot_path(old)))
+    other = Store.init(str(tmp_path / "other"), {})
+    with pytest.raises(StoreError, match=f"cannot sync {new} from .*: malformed"):
+        store.sync_to(other)
+    assert other.snapshot_ids() == []
+
+
 @pytest.mark.parametrize(
     "forge",
     [
