@@ -99,8 +99,9 @@ def cli(
     log_level: str,
 ) -> None:
     """Signed, deduplicated snapshots of Stigmem node databases."""
+    # force: a process that runs several commands (the tests) logs each to its own stderr.
     logging.basicConfig(
-        level=log_level.upper(), stream=sys.stderr, format="%(levelname)s: %(message)s"
+        level=log_level.upper(), stream=sys.stderr, format="%(levelname)s: %(message)s", force=True
     )
     app = App(home.expanduser(), config_path, catalog_url, store_url)
     ctx.obj = app
@@ -108,29 +109,30 @@ def cli(
 
 
 def main() -> None:
-    _tune_malloc()
-    _tune_gc()
-    _leave(_run())
+    """The console script: tune this process, run the command line, leave."""
+    tune_process()
+    leave(run())
 
 
-def _tune_malloc() -> None:
-    """Fix glibc's two heap thresholds: blocks of 4 MiB and more (pack buffers) come straight
-    from mmap and go back to the system when freed; free heap is kept up to 8 MiB.
+def tune_process() -> None:
+    """Process settings that pay for a command line that lives for one command.
 
-    By default glibc raises its mmap threshold to the largest block freed so far; after the
-    first pack, freed packs stay in the heap, and the peak RSS of an initial snapshot grew
-    with the database: 112-126 MiB at 256 MiB, 142-155 MiB at 1 GiB. With the threshold
-    fixed: 118 and 123 MiB, in the same time.
+    - glibc's heap thresholds are fixed: blocks of 4 MiB and more (pack buffers) come from
+      mmap and go back to the system when freed, and up to 8 MiB of freed heap is kept. By
+      default glibc raises its mmap threshold to the largest block freed so far, so freed
+      packs stay in the heap and a snapshot's peak memory grows with the database; and with
+      a trim threshold of 128 KiB every 1 MiB buffer a restore decompresses into would be
+      returned to the system and faulted back in, zeroed, for the next frame.
+    - The cycle collector runs after 100,000 new container objects, not 700: a restore plans
+      a location tuple per chunk, and at the default threshold the collector's passes walk
+      every object the imports made, hundreds of times. Commands make little cyclic garbage
+      and none of it holds large buffers.
 
-    Fixing the mmap threshold also pins the trim threshold at its 128 KiB default, so every
-    1 MiB buffer a restore decompresses into was returned to the system when freed and
-    faulted back in, zeroed, for the next frame: a third of a restore's CPU time was the
-    kernel's. Kept up to 8 MiB, the freed buffers are reused: a restore on the bench store
-    took 4.2-4.5 CPU-seconds instead of 5.4 (3.6 s instead of 4.4 s), its peak RSS 5 MiB
-    more. 64 MiB was no faster and kept up to 25 MiB more in a daily snapshot's peak RSS
-    (each worker thread's heap keeps its own). Nothing to do where the C library is not
-    glibc.
+    Nothing to do for the heap where the C library is not glibc.
     """
+    import gc
+
+    gc.set_threshold(100_000, 50, 50)
     if not sys.platform.startswith("linux"):
         return
     import ctypes
@@ -144,26 +146,11 @@ def _tune_malloc() -> None:
     mallopt(ctypes.c_int(m_trim_threshold), ctypes.c_int(8 << 20))
 
 
-def _tune_gc() -> None:
-    """Collect cycles after 100,000 new container objects, not 700.
-
-    A restore plans 72,000 chunk locations for the bench database, as tuples: at the default
-    threshold the collector ran hundreds of times, its full passes walking every object the
-    imports made, 0.13 of a restore's 2.95 CPU-seconds (perf). With this threshold the
-    restore took 1.25-1.29 s instead of 1.35-1.39 s, as fast as with collection off.
-    Older generations are collected after 50 younger collections each, not 10: a full pass
-    walks every object SQLAlchemy's import made. Commands make little cyclic garbage (none
-    holding large buffers was found); what they make waits a little longer.
-    """
-    import gc
-
-    gc.set_threshold(100_000, 50, 50)
-
-
-def _run() -> int:
-    """Run the command line; return the exit code (errors shown as one line)."""
+def run(args: list[str] | None = None) -> int:
+    """Run the command line (``args``, else ``sys.argv``); return the exit code, errors shown
+    as one line. The process is left as it was: tests run commands in-process through it."""
     try:
-        code = cli.main(standalone_mode=False)
+        code = cli.main(args, prog_name="stigmem", standalone_mode=False)
     except StigmemError as exc:
         from cli.output import error_line
 
@@ -197,13 +184,12 @@ def _run() -> int:
     return code if isinstance(code, int) else 0
 
 
-def _leave(code: int) -> None:
+def leave(code: int) -> None:
     """Flush the output and end the process without the interpreter's teardown.
 
-    Tearing down the imported modules (SQLAlchemy's above all) took 0.2 s of every command,
-    a tenth of a daily snapshot. Nothing is left for it to do: every file and database was
-    closed by the command (``App.close`` disposes of the catalog), worker pools were waited
-    for, and what is still running is a daemon thread whose work is no longer wanted.
+    Tearing down the imported modules (SQLAlchemy's above all) costs a noticeable part of a
+    short command, and there is nothing left for it to do: every file and database was closed
+    by the command (``App.close`` disposes of the catalog) and every worker pool was shut down.
     """
     for stream in (sys.stdout, sys.stderr):
         try:

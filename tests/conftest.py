@@ -1,9 +1,16 @@
-"""Fixtures every suite shares: an isolated stigmem environment and a command runner that
-runs the real console entry point in a separate process, as an operator would."""
+"""Fixtures every suite shares: an isolated stigmem environment and two command runners.
+
+``stigmem`` runs the command line in this process, through the same entry point the console
+script calls (``cli.main.run``), with its own environment, working directory, stdin, stdout
+and stderr: what an operator sees, without an interpreter start per command. ``stigmem_process``
+runs the real console script in a process of its own, for what only a process shows: exit
+through ``os._exit``, signals, imports at start-up, kill -9.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import sqlite3
@@ -59,8 +66,47 @@ def home(tmp_path: Path) -> Path:
     return path
 
 
+def run_in_process(
+    args: tuple[str, ...], env: dict[str, str], cwd: Path, input: str | None
+) -> Result:
+    """``stigmem ARGS`` through ``cli.main.run`` with ``env`` as the whole environment."""
+    from click.testing import CliRunner
+
+    from cli.main import run
+
+    overrides: dict[str, str | None] = {k: None for k in os.environ if k not in env}
+    overrides.update(env)
+    before = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with CliRunner().isolation(input=input, env=overrides) as (stdout, stderr, _):
+            code = run(list(args))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            out, err = stdout.getvalue(), stderr.getvalue()
+    finally:
+        os.chdir(before)
+    return Result(args, code, out.decode("utf-8"), err.decode("utf-8", "backslashreplace"))
+
+
 @pytest.fixture
 def stigmem(home: Path) -> Runner:
+    """Run ``stigmem ARGS`` in this process, with STIGMEM_HOME set to a temp folder."""
+    base = clean_env(home)
+
+    def run(
+        *args: str,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        input: str | None = None,
+    ) -> Result:
+        return run_in_process(tuple(args), {**base, **(env or {})}, cwd or home, input)
+
+    return run
+
+
+@pytest.fixture
+def stigmem_process(home: Path) -> Runner:
     """Run ``stigmem ARGS`` in a fresh process with STIGMEM_HOME set to a temp folder."""
     base = clean_env(home)
 
@@ -117,6 +163,9 @@ def s3_endpoint() -> Iterator[str]:
         import boto3
         from moto.server import ThreadedMotoServer
 
+        # The server runs in this process, as do the commands: its request log must not reach
+        # the stderr a command is given.
+        logging.getLogger("werkzeug").disabled = True
         port = free_port()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()

@@ -30,12 +30,12 @@ WATCHED = (
     "cryptography",
     "fsspec",
 )
-# The entry point's own _run (main() ends the process without running atexit handlers).
+# The entry point's own run (main() ends the process without running atexit handlers).
 REPORT = f"""
 import json, sys
 sys.argv = ["stigmem", *sys.argv[1:]]
-from cli.main import _run
-code = _run()
+from cli.main import run
+code = run()
 print(json.dumps([m for m in {WATCHED!r} if m in sys.modules]), file=sys.stderr)
 sys.exit(code)
 """
