@@ -1,4 +1,5 @@
-"""Fuzzing the JSON a snapshot carries: the bounded loader, the manifest and the cursor."""
+"""Fuzzing untrusted JSON: the bounded loader, a snapshot's manifest and cursor, a store's
+snapshot documents and config.json."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from hypothesis import strategies as st
 from snapshot.boundedjson import load
 from snapshot.errors import StoreError, malformed
 from snapshot.manifest import parse_cursor, parse_manifest
+from store import config as store_config
+from store import documents
 from tests import hostile
 from tests import reference_format as ref
 from tests.fuzz.bounds import MiB, refused_or_accepted
@@ -156,3 +159,47 @@ def test_the_cursor_parser(data: bytes) -> None:
 def test_the_loader_error_is_the_callers() -> None:
     caught = refused_or_accepted(lambda: load(b"[" * 99, "m", malformed, max_bytes=MiB), MiB)
     assert caught is not None and "malformed" in str(caught)
+
+
+_store_values = st.one_of(
+    _values,
+    st.lists(st.one_of(st.text(max_size=70), st.just("ab" * 32)), max_size=5),
+    st.integers(-(2**70), 2**70),
+)
+
+
+@st.composite
+def _store_documents(draw: st.DrawFn) -> bytes:
+    entry = {
+        "size": draw(st.one_of(st.integers(-10, 2**70), _scalars)),
+        "chunk_lists": draw(st.one_of(st.booleans(), _scalars)),
+        "chunks": draw(_store_values),
+    }
+    doc = {"manifest": draw(st.one_of(st.just(MANIFEST), _values)), "artifacts": {"a": entry}}
+    return json.dumps(doc).encode("utf-8", "surrogatepass")
+
+
+@given(st.one_of(_store_documents(), _raw))
+def test_store_snapshot_documents(data: bytes) -> None:
+    refused_or_accepted(lambda: documents.parse(data, "ab" * 32), MAX_MEMORY)
+
+
+@st.composite
+def _store_configs(draw: st.DrawFn) -> bytes:
+    doc: dict[str, Any] = {"format": "stigmem-store", "version": draw(_field_values["version"])}
+    for section, keys in (
+        ("chunking", ["pages_per_chunk"]),
+        ("compression", ["level", "frame_size", "dictionary_size"]),
+        ("packs", ["target_size"]),
+        ("chunk_lists", ["hashes_per_list", "direct_max"]),
+    ):
+        if draw(st.booleans()):
+            doc[section] = {k: draw(_store_values) for k in keys if draw(st.booleans())}
+        elif draw(st.booleans()):
+            doc[section] = draw(_values)
+    return json.dumps(doc).encode("utf-8", "surrogatepass")
+
+
+@given(st.one_of(_store_configs(), _raw))
+def test_store_config_json(data: bytes) -> None:
+    refused_or_accepted(lambda: store_config.parse(data, "memory://fuzz"), MAX_MEMORY)
