@@ -33,6 +33,7 @@ from catalog.records import (
 )
 from catalog.upsert import SUPPORTED_BACKENDS
 from snapshot.errors import CatalogError, LockedError, StigmemError, shown
+from snapshot.nodedb import is_busy
 
 T = TypeVar("T")
 WRITE_ATTEMPTS = 5
@@ -46,8 +47,7 @@ def _utcnow() -> datetime:
 def _is_retryable(exc: DBAPIError) -> bool:
     if getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES:
         return True
-    text = str(exc.orig).lower()
-    return isinstance(exc, OperationalError) and ("locked" in text or "busy" in text)
+    return isinstance(exc, OperationalError) and is_busy(exc.orig)
 
 
 class Catalog:

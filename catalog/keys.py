@@ -20,7 +20,7 @@ from catalog.records import KeyRow, iso
 from catalog.tables import keys
 from catalog.upsert import insert
 from catalog.writes import record_event
-from snapshot.errors import CatalogError
+from snapshot.errors import AmbiguousError, CatalogError
 
 
 def key_id_of(public_key_b64: str) -> str | None:
@@ -68,7 +68,7 @@ def find(conn: Connection, ident: str) -> KeyRow | None:
     ).all()
     if len(rows) > 1:
         ids = ", ".join(sorted(row.key_id for row in rows))
-        raise CatalogError(f"key {ident!r} is ambiguous in the catalog: {ids}")
+        raise AmbiguousError(f"key {ident!r} is ambiguous in the catalog: {ids}")
     return _key_row(rows[0]) if rows else None
 
 

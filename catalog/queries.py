@@ -21,7 +21,7 @@ from catalog.records import PruneCandidate, SnapshotFilter, SnapshotSummary, iso
 from catalog.tables import events, keys, placements, restores, snapshots, verifications
 from catalog.upsert import check_snapshot_id
 from snapshot import boundedjson
-from snapshot.errors import CatalogError, UsageError
+from snapshot.errors import AmbiguousError, CatalogError, UsageError
 
 MIN_PREFIX = 6
 VERIFIED = ("ok", "failed", "never")
@@ -64,7 +64,7 @@ def resolve(conn: Connection, prefix: str) -> str:
         raise CatalogError(f"no snapshot {prefix!r} in the catalog")
     if len(found) > 1:
         shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
-        raise CatalogError(f"snapshot id prefix {prefix!r} is ambiguous: {shown}")
+        raise AmbiguousError(f"snapshot id prefix {prefix!r} is ambiguous: {shown}")
     return found[0]
 
 

@@ -172,9 +172,7 @@ def resolve(app: App, ref: str, max_size: int) -> Source:
         try:
             store = app.store(tier)
             return StoreSource(store, tier, store.resolve(ref.lower()))
-        except StoreError as exc:
-            if "ambiguous" in str(exc):
-                raise
+        except StoreError as exc:  # not there (an ambiguous prefix is raised as it is)
             misses.append(str(exc))
     raise StigmemError(f"no snapshot matches {ref}: " + "; ".join(misses))
 

@@ -56,6 +56,11 @@ def malformed(detail: str) -> VerificationError:
     return VerificationError("malformed", detail)
 
 
+class AmbiguousError(StigmemError):
+    """A snapshot id prefix or a key name matches more than one snapshot or key: looking
+    further (another store, another tier) cannot make it name one."""
+
+
 class StoreError(StigmemError):
     """The store is unreachable, not a store, of a newer format, or damaged beyond one chunk."""
 

@@ -95,14 +95,27 @@ def open_readonly(path: Path, timeout: float = 5.0) -> Iterator[sqlite3.Connecti
         conn.close()
 
 
+# SQLite's primary result codes (sqlite3.h): an error's code, masked to its primary code.
+SQLITE_CORRUPT, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_NOTADB = 11, 5, 6, 26
+
+
+def sqlite_code(exc: BaseException | None) -> int:
+    """SQLite's primary result code of ``exc``; 0 when it carries none."""
+    return int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+
+
+def is_busy(exc: BaseException | None) -> bool:
+    """True when SQLite refused because another connection holds a lock."""
+    return sqlite_code(exc) in (SQLITE_BUSY, SQLITE_LOCKED)
+
+
 def database_error(path: Path, exc: sqlite3.Error) -> StigmemError:
     """The one-line error for a failed SQLite call on ``path``."""
-    text = str(exc)
-    if "locked" in text or "busy" in text:
+    if is_busy(exc):
         return LockedError(f"database in use: {path}")
-    if "not a database" in text or "malformed" in text:
-        return StigmemError(f"not a valid SQLite database: {path} ({text})")
-    return StigmemError(f"cannot read {path}: {text}")
+    if sqlite_code(exc) in (SQLITE_NOTADB, SQLITE_CORRUPT):
+        return StigmemError(f"not a valid SQLite database: {path} ({exc})")
+    return StigmemError(f"cannot read {path}: {exc}")
 
 
 def table_exists(conn: sqlite3.Connection, name: str) -> bool:

@@ -45,6 +45,7 @@ from snapshot.fileio import Writable, WriteBehind, fsync_dir
 from snapshot.nodedb import (
     applied_migrations_of,
     has_sqlite_header,
+    is_busy,
     node_meta_of,
     replication_cursor_count_of,
 )
@@ -246,7 +247,7 @@ def _take_lock(conn: sqlite3.Connection, target: Path) -> bool:
         conn.execute("BEGIN EXCLUSIVE")
         conn.execute("ROLLBACK")
     except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
+        if is_busy(exc):
             raise LockedError(f"database in use: {target}") from None
         raise StigmemError(f"cannot lock {target}: {exc}") from None
     except sqlite3.DatabaseError:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from snapshot.errors import StoreError, VerificationError
+from snapshot.errors import AmbiguousError, StoreError, VerificationError
 from store import config as store_config
 from store import dictionary, docread, documents, layout, limits, locks, maintenance
 from store.backend import Backend, open_backend
@@ -203,7 +203,7 @@ class Store:
         if not matches:
             raise StoreError(f"no snapshot matches {prefix} in {self.url}")
         if len(matches) > 1:
-            raise StoreError(f"ambiguous prefix {prefix}: matches {', '.join(matches)}")
+            raise AmbiguousError(f"ambiguous prefix {prefix}: matches {', '.join(matches)}")
         return matches[0]
 
     def load_document(self, snapshot_id: str) -> dict[str, Any]:

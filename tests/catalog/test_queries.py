@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from catalog import Catalog, SnapshotFilter, render_prometheus
-from snapshot.errors import CatalogError
+from snapshot.errors import AmbiguousError, CatalogError
 from tests.catalog.catalog_factories import T0, Clock, Maker, make_key, snapshot_id
 
 A, B = "stigmem:node:a", "stigmem:node:b"
@@ -153,7 +153,7 @@ def test_ambiguous_prefix_lists_candidates(catalog_url: str) -> None:
         for n, sid in enumerate((first, second)):
             record = maker.record(n)
             cat.record_snapshot(type(record)(**{**record.__dict__, "id": sid}))
-        with pytest.raises(CatalogError) as caught:
+        with pytest.raises(AmbiguousError) as caught:
             cat.resolve("abcdef")
         assert f"ambiguous: {first}, {second}" in str(caught.value)
         assert cat.resolve("abcdef1") == second

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from snapshot.errors import StoreError, VerificationError
+from snapshot.errors import AmbiguousError, StoreError, VerificationError
 from store import layout
 from store.reports import PutResult
 from store.repository import Store
@@ -440,7 +440,9 @@ def test_prefix_resolution(store: Store) -> None:
     assert store.snapshot_ids() == sorted(ids)
     assert store.resolve("123456") == ids[2]
     assert store.resolve("ABCDEF1") == ids[1]
-    with pytest.raises(StoreError, match=f"ambiguous prefix abcdef: matches {ids[0]}, {ids[1]}"):
+    with pytest.raises(
+        AmbiguousError, match=f"ambiguous prefix abcdef: matches {ids[0]}, {ids[1]}"
+    ):
         store.resolve("abcdef")
     with pytest.raises(StoreError, match=f"no snapshot matches 999999 in {store.url}"):
         store.resolve("999999")
