@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Result, Runner, ok
+from tests.conftest import Result, Runner, ok, rows
+from tests.nodegen import make_node_db
 from tests.snapshot.markdown_db import (
     NODE_ID,
     OPS_TEAM_LINES,
@@ -226,3 +227,36 @@ def test_help_says_it_is_no_restore_format(stigmem: Runner) -> None:
     text = ok(stigmem("snapshot", "export", "--help")).stdout
     assert "never for restoring" in text
     assert "--output" in text and "--no-contradictions" in text
+
+
+def test_a_generated_node_database_reads_the_same_live_and_from_its_snapshot(
+    stigmem: Runner, tmp_path: Path
+) -> None:
+    node = make_node_db(tmp_path / "gen" / "stigmem.db", size_mb=3, seed=5)
+    entity, scope = rows(
+        node.path,
+        "SELECT entity, scope FROM facts WHERE tenant_id = 'default'"
+        " GROUP BY entity, scope ORDER BY count(*) DESC, entity, scope LIMIT 1",
+    )[0]
+    ask = ("--format", "markdown", "--scope", str(scope), "--entities", str(entity))
+    before = sorted(p.name for p in node.path.parent.iterdir())
+    live = ok(stigmem("snapshot", "export", "--db", str(node.path), *ask)).stdout
+    assert sorted(p.name for p in node.path.parent.iterdir()) == before
+    sid = ok(stigmem("snapshot", "create", "--db", str(node.path), "--json")).json()["id"]
+    stored = ok(stigmem("snapshot", "export", sid, *ask)).stdout
+
+    (live_node, live_body), (stored_node, stored_body) = split(live), split(stored)
+    assert live_node == f"{node.node_id} (live database {node.path})"
+    assert stored_node == f"{node.node_id} (snapshot {sid})"
+    assert live_body == stored_body
+    section = live_body.split(f"## {entity} — {scope} scope\n\n")[1].split("\n\n## ")[0]
+    assert section.startswith("- **")
+    table = [line.split(" | ") for line in live_body.splitlines() if line.startswith("| ")][1:]
+    counted = {
+        str(status): int(str(count))
+        for status, count in rows(
+            node.path, "SELECT status, count(*) FROM conflicts GROUP BY status"
+        )
+    }
+    assert sum(int(row[1]) for row in table) == counted.get("unresolved", 0)
+    assert sum(int(row[2]) for row in table) == counted.get("resolved", 0)
