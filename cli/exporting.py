@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import sqlite3
+import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any, BinaryIO
 import click
 
 from cli.app import App
-from cli.output import echo, emit_json, note
+from cli.output import echo, emit_json, note, printable
 from cli.sources import (
     Source,
     StoreSource,
@@ -102,13 +103,22 @@ def export_markdown(
         stored = snapshot_id if isinstance(source, StoreSource) else None
     target = None if out is None else out / name if out.is_dir() else out
     if target is None:
-        click.echo(text, nl=False)
+        _print_markdown(text)
     else:
         atomic_write_bytes(target, text.encode(), 0o600)
     if stored is not None:
         app.catalog().record_event("export", stored, f"markdown to {target or 'stdout'}")
     if target is not None:
-        click.echo(str(target))
+        echo(str(target))
+
+
+def _print_markdown(text: str) -> None:
+    """The review on stdout: as written to a file when piped; on a terminal with the control
+    characters of each line escaped, as a fact's relation, source or ref may hold an escape
+    sequence (the node's sanitizer cleans only string and text values)."""
+    if sys.stdout.isatty():
+        text = "\n".join(printable(line) for line in text.split("\n"))
+    click.echo(text, nl=False, color=True)  # color: piped, click would drop ANSI sequences
 
 
 def _markdown_of_live(db: Path, request: Request, now: datetime) -> str:

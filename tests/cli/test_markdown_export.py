@@ -3,13 +3,17 @@ a tarball or a live database alike; bad input refused in one line, with no file 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Result, Runner, ok, rows
+from tests.conftest import Result, Runner, clean_env, ok, rows
 from tests.nodegen import make_node_db
 from tests.snapshot.markdown_db import (
     NODE_ID,
@@ -260,3 +264,39 @@ def test_a_generated_node_database_reads_the_same_live_and_from_its_snapshot(
     }
     assert sum(int(row[1]) for row in table) == counted.get("unresolved", 0)
     assert sum(int(row[2]) for row in table) == counted.get("resolved", 0)
+
+
+def test_on_a_terminal_control_characters_are_escaped(
+    stigmem: Runner, home: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "hostile.db"
+    db = new_node_db(path)
+    db.fact("e:1", "title\x1b]0;pwned\x07", "ref", "agent:\x1b[2Jx")
+    db.conn.commit()
+    db.conn.close()
+    args = (
+        *("snapshot", "export", "--db", str(path), "--format", "markdown"),
+        *("--scope", "team", "--entities", "e:1", "--no-contradictions"),
+    )
+    line = "- **title\x1b]0;pwned\x07** (source=agent:writer, conf=0.9): agent:\x1b[2Jx\n"
+    assert line in ok(stigmem(*args)).stdout  # piped: as it is in the database
+
+    main, secondary = os.openpty()
+    with (tmp_path / "stderr").open("w+") as errors:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", *args],
+            env=clean_env(home),
+            stdout=secondary,
+            stderr=errors,
+        )
+        os.close(secondary)
+        shown = b""
+        with contextlib.suppress(OSError):  # Linux ends a closed pty's reads with EIO
+            while chunk := os.read(main, 65536):
+                shown += chunk
+        os.close(main)
+        assert proc.wait() == 0, errors.seek(0) or errors.read()
+    assert (
+        b"- **title\\x1b]0;pwned\\x07** (source=agent:writer, conf=0.9): agent:\\x1b[2Jx" in shown
+    )
+    assert b"\x1b" not in shown
