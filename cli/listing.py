@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from catalog.records import SnapshotFilter, SnapshotSummary
 
 
-# What `show` and `export --format markdown` print about a snapshot, in this order.
+# What `show` prints about a snapshot, in this order.
 SUMMARY_FIELDS = (
     "node_id",
     "created_at",
