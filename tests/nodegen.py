@@ -1207,7 +1207,10 @@ def _extras(w: _NodeWriter) -> None:
     for fact in w.live.facts[5 :: max(1, len(w.live.facts) // 20)]:
         w.overrides.put((fact[0], w.iso(w.ms + 30 * DAY_MS), None, "extended", now, "admin"))
     w.resolve_conflicts(max(1, w.stats_conflicts // 3))
-    # Every value type in every scope, in both tenants, at least once.
+    # Every value type in every scope, in both tenants, at least once (once there are
+    # tenants: the first migrations are for a node's tiniest databases).
+    if "tenant_id" not in {row[1] for row in w.conn.execute("PRAGMA table_info(facts)")}:
+        return
     for tenant, org in (("default", "acme"), ("globex", "globex")):
         sid, who = w.session_for(org)
         for vtype in VALUE_TYPES:
@@ -1241,7 +1244,9 @@ def apply_churn(path: Path, day: int, seed: int = 0, scale: float = 1.0) -> Chur
         _reload(w)
         w.ms = (day * DAY_MS) + 6 * 3_600_000
         real = len(w.live.facts)
-        new_facts = max(1, int(real * DAILY_FACTS * scale))
+        # Rounded at random (from the day's seed): a small node gets a fact on some days only.
+        expected = real * DAILY_FACTS * scale
+        new_facts = int(expected) + (rng.random() < expected % 1)
         active = [p for p in w.peers if p.status == "active"]
         received = int(new_facts * RECEIVED_SHARE) if active else 0
         recalls = int(new_facts * RECALLS_PER_FACT)

@@ -124,7 +124,7 @@ def test_prune_and_gc_racing_create_lose_nothing_create_reported(
     for i in range(3 * iterations):
         if i >= iterations and reported:
             break
-        apply_churn(node.info.path, 200 + i, scale=2.5)
+        apply_churn(node.info.path, 200 + i)
         create = spawn(home, "snapshot", "create", "--db", str(node.info.path), "--json")
         if i % 2 == 0:
             # keep_within is relative to the newest snapshot (a created one, now): each

@@ -17,7 +17,7 @@ import pytest
 
 from tests import reference_format as ref
 from tests.conftest import REPO, Runner, rows
-from tests.nodegen import NodeInfo, make_node_db
+from tests.nodegen import NodeInfo, make_node_db, migration_files
 
 SEED_A = bytes(range(32))
 ATTACKER = b"\xee" * 32
@@ -394,9 +394,15 @@ def test_restore_refuses_a_database_in_use(
 
 
 def test_restore_replays_newer_migrations_in_order(
-    stigmem: Runner, node: NodeInfo, target: Path, tmp_path: Path
+    stigmem: Runner, target: Path, tmp_path: Path
 ) -> None:
-    assert node.migrations == ["001_init", "002_add_peers_status"]
+    older = "028_subscription_delivery_claim"
+    node = make_node_db(
+        tmp_path / "old" / "stigmem.db", size_mb=0.5, seed=1, privkey_seed=SEED_A, upto=older
+    )
+    applied = [f.stem for f in migration_files(older)]
+    replayed = [f.stem for f in migration_files()][len(applied) :]
+    assert node.migrations == applied
     tarball = node_tarball(node, tmp_path / "in")
     result = stigmem(
         "snapshot",
@@ -411,9 +417,9 @@ def test_restore_replays_newer_migrations_in_order(
         "--json",
     )
     assert result.returncode == 0, result
-    assert result.json()["migrations_replayed"] == ["003_add_fact_tags", "004_add_index"]
+    assert result.json()["migrations_replayed"] == replayed
     versions = [v for (v,) in rows(target, "SELECT version FROM schema_migrations ORDER BY 1")]
-    assert versions == ["001_init", "002_add_peers_status", "003_add_fact_tags", "004_add_index"]
+    assert versions == applied + replayed
     again = stigmem(
         "snapshot",
         "restore",
@@ -427,7 +433,7 @@ def test_restore_replays_newer_migrations_in_order(
         str(MIGRATIONS),
         "--json",
     )
-    assert again.json()["migrations_replayed"] == ["003_add_fact_tags", "004_add_index"]
+    assert again.json()["migrations_replayed"] == replayed
 
 
 COMMANDS = [
