@@ -20,10 +20,11 @@ OTHER_CHUNK = 1 << 20
 MAX_OBJECT = 1 << 30
 # Lock objects and config.json: a few hundred bytes when written by this tool.
 MAX_SMALL_OBJECT = 64 << 10
-# Index objects and pack trailers are mostly SHA-256 hashes, which do not compress: their
-# plain form is under twice their compressed size. A decompression is refused past this many
-# times that size (plus a little for the headers): a zstd bomb stops there.
-MAX_EXPANSION = 8
+# Index objects and pack trailers are mostly SHA-256 hashes, which do not compress: 32 of
+# every 56 (index) or 52 (trailer) bytes are a hash, so their plain form is under twice their
+# compressed size. A decompression is refused past this many times that size (plus a little
+# for the headers): a zstd bomb stops there.
+MAX_EXPANSION = 4
 EXPANSION_SLACK = 64 << 10
 
 
