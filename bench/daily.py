@@ -4,9 +4,10 @@
                                     [--tools stigmem,restic,borg] [--json OUT]
     .venv/bin/python -m bench.daily --rss-scaling 256,1024
 
-Day 0 is the initial backup; each following day applies one day of churn (tests/nodegen.py)
-and backs up with every tool, in an order that rotates from day to day. See bench/README.md
-for the columns and the fairness choices.
+Day 0 is the initial backup; each following day applies one day of a node's writes
+(tests/nodegen.py: the real node schema and write path) and backs up with every tool, in an
+order that rotates from day to day. See bench/README.md for the columns and the fairness
+choices.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from bench.procs import BenchError, launcher_floor_kib
 from bench.repofs import delta, scan
 from bench.report import MIB, Check, Finish, Sample
 from bench.tools import TOOLS, Stigmem, Tool, missing_reason, sha256_file
-from tests.nodegen import apply_churn, make_node_db
+from tests.nodegen import apply_churn, make_node_db, migration_files
 
 RESTORE_ROUNDS = 5  # timed restores per tool, alternating; the median is reported
 
@@ -95,7 +96,10 @@ def node_db(cache: Path, size_mb: float, seed: int, target: Path) -> dict[str, A
     --workdir reuses the file.
     """
     cache.mkdir(parents=True, exist_ok=True)
-    base = cache / f"node-{size_mb:g}mb-seed{seed}.db"
+    # Named by the schema too, so a database generated before the fixtures changed is not
+    # reused.
+    schema = migration_files()[-1].stem.split("_", 1)[0]
+    base = cache / f"node-{size_mb:g}mb-seed{seed}-schema{schema}.db"
     meta = base.with_suffix(".json")
     if not (base.exists() and meta.exists()):
         log(f"building a {size_mb:g} MiB node database (seed {seed})")
@@ -400,16 +404,28 @@ def _load(triple: Sequence[float]) -> str:
 
 def floor_table(res: Results) -> tuple[list[str], list[list[str]]]:
     churn = {c["day"]: c for c in res.churn}
-    headers = ["day", "inserted", "updated", "deleted", "pages", "raw MiB", "zstd MiB"]
+    headers = [
+        "day",
+        "asserted",
+        "received",
+        "recalls",
+        "conflicts",
+        "fact rows",
+        "pages",
+        "raw MiB",
+        "zstd MiB",
+    ]
     rows = []
     for f in res.floors:
         c = churn.get(f.day, {})
         rows.append(
             [
                 str(f.day),
+                str(c.get("asserted", "-")),
+                str(c.get("received", "-")),
+                str(c.get("recalls", "-")),
+                str(c.get("conflicts", "-")),
                 str(c.get("inserted", "-")),
-                str(c.get("updated", "-")),
-                str(c.get("deleted", "-")),
                 str(f.pages_changed),
                 report.fmt(f.raw_bytes / MIB),
                 report.fmt(f.zstd_bytes / MIB),
