@@ -224,9 +224,12 @@ class LocalBackend(Backend):
     def read(self, path: str, limit: int = MAX_OBJECT) -> bytes:
         fd = self._open(path)
         with self._translated(), os.fdopen(fd, "rb") as handle:
-            if os.fstat(fd).st_size > limit:
+            size = os.fstat(fd).st_size
+            if size > limit:
                 raise self.too_large(path, limit)
-            data = handle.read(limit + 1)
+            data = handle.read(size + 1)
+            if len(data) > size:  # it grew since: read on, still no further than the limit
+                data += handle.read(limit + 1 - len(data))
         if len(data) > limit:  # grown while read
             raise self.too_large(path, limit)
         return data
@@ -234,6 +237,9 @@ class LocalBackend(Backend):
     def read_range(self, path: str, start: int, end: int) -> bytes:
         fd = self._open(path)
         with self._translated(), os.fdopen(fd, "rb") as handle:
+            # Clamped to the file: a read asks for its bound (16 MiB for a document), and
+            # Python allocates what it is asked for before it reads.
+            end = min(end, os.fstat(fd).st_size)
             handle.seek(start)
             return handle.read(max(0, end - start))
 
