@@ -129,7 +129,7 @@ class Catalog:
                 return work(conn)
         except SQLAlchemyError as exc:
             raise CatalogError(f"catalog {self.url}: {one_line(exc)}") from None
-        except (ValueError, TypeError, OverflowError) as exc:
+        except (ValueError, TypeError) as exc:
             # A value the driver cannot convert (a time that is not one, text in a number
             # column): the catalog was edited by hand or by someone else.
             raise CatalogError(

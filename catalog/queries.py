@@ -161,7 +161,8 @@ def list_snapshots(conn: Connection, filters: SnapshotFilter) -> list[SnapshotSu
     if filters.limit is not None:
         if filters.limit < 0:
             raise UsageError(f"--limit must not be negative (got {filters.limit})")
-        stmt = stmt.limit(filters.limit)
+        # A database integer holds no more; any larger limit is no limit.
+        stmt = stmt.limit(min(filters.limit, (1 << 63) - 1))
     rows = conn.execute(stmt).all()
     tiers = _live_tiers(conn, [row.id for row in rows])
     return [_summary(row, tiers.get(row.id, [])) for row in rows]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from catalog import Catalog
+from catalog import Catalog, SnapshotFilter
 from catalog.migrate import HEAD
 from cli.app import App, in_memory_sqlite
 from snapshot.errors import CatalogError
@@ -76,3 +76,11 @@ def test_a_row_edited_by_hand_is_a_catalog_error(tmp_path: Path, column: str, va
         for row in catalog.list_snapshots():
             row.to_json()
     assert "\n" not in str(err.value)
+
+
+def test_a_limit_past_what_a_database_integer_holds_is_no_limit(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/catalog.db"
+    with Catalog.open(url) as catalog:
+        catalog.record_snapshot(Maker().record(1))
+        rows = catalog.list_snapshots(SnapshotFilter(limit=10**20))
+    assert [row.id for row in rows] == [snapshot_id(1)]
