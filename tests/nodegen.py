@@ -53,7 +53,7 @@ CHECKPOINT_INTERVAL = 1000
 DAILY_FACTS = 0.02  # new facts asserted or received
 RECEIVED_SHARE = 1 / 3  # of those, received from peers
 RECALLS_PER_FACT = 1.0
-RECALLED_ENTITIES = 0.01  # the share of entities recalls ask about
+RECALLED_ENTITIES = 0.02  # the share of entities recalls ask about
 # Recall (and its audit) came to the node later than facts: its history holds fewer.
 HISTORY_RECALLS_PER_FACT = 0.3
 # The share of a node's history (of its bytes) written before the journal, chain and CID
