@@ -49,7 +49,8 @@ DAY_MS = 86_400_000
 # The node checkpoints its fact chain every this many links per tenant (its default).
 CHECKPOINT_INTERVAL = 1000
 
-# A day, in fractions of the live facts (measured on a node driving its own write path).
+# A day of a node. The first three are what a real node's week showed (bench/README.md,
+# "The workload"); the others are chosen so that the pages a day changes match that week's.
 DAILY_FACTS = 0.02  # new facts asserted or received
 RECEIVED_SHARE = 1 / 3  # of those, received from peers
 RECALLS_PER_FACT = 1.0
