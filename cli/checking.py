@@ -12,38 +12,45 @@ from cli.app import App, Tier
 from cli.output import echo, emit_json, note
 from snapshot.errors import StigmemError, VerificationError
 from snapshot.manifest import CURSOR_MEMBER, manifest_from_dict, parse_cursor
+from store.reports import Problem
 
 
-def _signature_problems(sid: str, doc: dict[str, Any]) -> list[str]:
+def _signature_problems(sid: str, doc: dict[str, Any]) -> list[Problem]:
     """The document's manifest names this id and its signature verifies."""
     try:
         manifest = manifest_from_dict(doc["manifest"])
     except (VerificationError, StigmemError, KeyError) as exc:
-        return [f"document unreadable: {exc}"]
+        return [Problem(sid, "malformed", f"document unreadable: {exc}")]
     if manifest.snapshot_id != sid:
-        return ["document id differs from its manifest"]
+        return [Problem(sid, "malformed", "document id differs from its manifest")]
     if not manifest.signature_valid():
-        return ["signature does not verify"]
+        return [Problem(sid, "signature_mismatch", "signature does not verify")]
     return []
+
+
+# When a snapshot has several findings, the catalog records the gravest.
+GRAVITY = ("malformed", "signature_mismatch", "checksum_error", "missing_data")
+
+
+def _outcome(found: list[Problem]) -> str:
+    if not found:
+        return "ok"
+    return min((p.outcome for p in found), key=lambda o: GRAVITY.index(o) if o in GRAVITY else 0)
 
 
 def check_store(app: App, tier: Tier, fraction: float, as_json: bool) -> None:
     store = app.store(tier)
     report = store.check(read_data_fraction=fraction, inspect=_signature_problems)
-    problems: dict[str, list[str]] = {}
+    problems: dict[str, list[Problem]] = {}
     for found_problem in report.problems:
-        problems.setdefault(found_problem.snapshot_id or "store", []).append(found_problem.detail)
+        problems.setdefault(found_problem.snapshot_id or "store", []).append(found_problem)
     ids = store.snapshot_ids()
     catalog = app.catalog()
     mode = "check" if fraction == 0 else f"check read {fraction:.0%}"
     for sid in sorted(catalog.known_ids(ids)):
-        found = problems.get(sid)
-        outcome = (
-            "ok"
-            if not found
-            else ("missing_data" if any("missing" in p for p in found) else "checksum_error")
-        )
-        detail = "; ".join(found or []) or mode
+        found = problems.get(sid, [])
+        outcome = _outcome(found)
+        detail = "; ".join(p.detail for p in found) or mode
         catalog.record_verification(sid, "default", "check", outcome, detail)
     summary = (
         f"{store.url}: {len(ids)} snapshots, "
@@ -57,7 +64,7 @@ def check_store(app: App, tier: Tier, fraction: float, as_json: bool) -> None:
                 "store": store.url,
                 "ok": not problems,
                 "problems": [
-                    {"snapshot_id": s, "problem": p}
+                    {"snapshot_id": s, "outcome": p.outcome, "problem": p.detail}
                     for s, ps in sorted(problems.items())
                     for p in ps
                 ],
@@ -66,8 +73,8 @@ def check_store(app: App, tier: Tier, fraction: float, as_json: bool) -> None:
         )
     else:
         for sid, found in sorted(problems.items()):
-            for detail in found:
-                echo(f"FAIL: {sid}: {detail}")
+            for problem in found:
+                echo(f"FAIL: {sid}: {problem.detail}")
         click.echo(("OK: " if not problems else "FAIL: ") + summary)
     if problems:
         raise click.exceptions.Exit(3)

@@ -121,7 +121,7 @@ class _DocFindings:
 
 # What a caller checks in each document besides its references (the CLI: the signature);
 # it returns the problems found, as details.
-Inspect = Callable[[str, dict[str, Any]], list[str]]
+Inspect = Callable[[str, dict[str, Any]], list[Problem]]
 HINT_CHUNKS = 1 << 16  # locations a check keeps from one snapshot for the next
 
 
@@ -161,7 +161,7 @@ def check(
     for name, why in sorted(damaged.items()):
         detail = f"pack {name} is damaged: {why}"
         if not any(name in d for d in referenced_damage):
-            report.problems.append(Problem(None, detail))
+            report.problems.append(Problem(None, "checksum_error", detail))
     return report
 
 
@@ -185,16 +185,16 @@ def _check_references(
     order: list[tuple[str, str, str]] = []
     for sid, doc in _documents(store, ids):
         if isinstance(doc, str):
-            report.problems.append(Problem(sid, doc))
+            report.problems.append(Problem(sid, "malformed", doc))
             continue
         if inspect is not None:
-            report.problems.extend(Problem(sid, detail) for detail in inspect(sid, doc))
+            report.problems.extend(inspect(sid, doc))
         order.append(_age_order((sid, doc)))
     order.sort()
     previous: dict[bytes, tuple[str, int, int, int, int]] = {}
     for sid, doc in _documents(store, [sid for _, _, sid in order]):
         if isinstance(doc, str):  # unreadable now, readable a moment ago: say so
-            report.problems.append(Problem(sid, doc))
+            report.problems.append(Problem(sid, "malformed", doc))
             continue
         findings = _DocFindings()
         source = ChunkSource(store.backend, chunk_index, sid)
@@ -213,7 +213,7 @@ def _check_references(
                 if len(current) < HINT_CHUNKS:
                     current.update(located)
         except VerificationError as exc:  # a chunk list is unreadable: check what was listed
-            report.problems.append(Problem(sid, f"{exc.outcome}: {exc.detail}"))
+            report.problems.append(Problem(sid, exc.outcome, f"{exc.outcome}: {exc.detail}"))
         previous = current
         report.problems.extend(_problems(sid, findings, damaged))
 
@@ -238,19 +238,20 @@ def _check_rebuilds(store: Store, report: CheckReport) -> None:
     ids = [sid for sid in store.snapshot_ids() if sid not in flawed]
     for sid, doc in _documents(store, ids):
         if isinstance(doc, str):
-            report.problems.append(Problem(sid, doc))
+            report.problems.append(Problem(sid, "malformed", doc))
             continue
         for member in sorted(doc["artifacts"]):
             sink = _Digest()
             try:
                 store.read_artifact(sid, member, sink, check_chunks=False, document=doc)  # type: ignore[arg-type]
             except VerificationError as exc:
-                report.problems.append(Problem(sid, f"{exc.outcome}: {exc.detail}"))
+                report.problems.append(Problem(sid, exc.outcome, f"{exc.outcome}: {exc.detail}"))
                 break
             if f"sha256:{sink.sha.hexdigest()}" != doc["manifest"]["artifacts"][member]:
                 report.problems.append(
                     Problem(
                         sid,
+                        "checksum_error",
                         f"checksum_error: {member} rebuilt from the store does not hash to "
                         "the digest its manifest signs",
                     )
@@ -290,15 +291,22 @@ def _problems(sid: str, found: _DocFindings, damaged: dict[str, str]) -> list[Pr
         out.append(
             Problem(
                 sid,
+                "missing_data",
                 f"missing_data: {found.unindexed} chunks in no index "
                 f"(first {found.first_unindexed})",
             )
         )
     for pack, n in sorted(found.missing_packs.items()):
-        out.append(Problem(sid, f"missing_data: pack {pack} is missing ({n} chunks)"))
+        out.append(
+            Problem(sid, "missing_data", f"missing_data: pack {pack} is missing ({n} chunks)")
+        )
     for pack, n in sorted(found.damaged_packs.items()):
         out.append(
-            Problem(sid, f"checksum_error: pack {pack} is damaged: {damaged[pack]} ({n} chunks)")
+            Problem(
+                sid,
+                "checksum_error",
+                f"checksum_error: pack {pack} is damaged: {damaged[pack]} ({n} chunks)",
+            )
         )
     return out
 

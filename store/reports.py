@@ -29,7 +29,12 @@ class PutResult(_Report):
 
 @dataclass(frozen=True)
 class Problem:
+    """One finding of a check: the snapshot it concerns (None: the store's), its
+    verification outcome (``malformed``, ``signature_mismatch``, ``checksum_error``,
+    ``missing_data``) and what was found."""
+
     snapshot_id: str | None
+    outcome: str
     detail: str
 
 
