@@ -63,7 +63,7 @@ def quick_check(store: Path, new: set[str]) -> None:
 
 
 def test_kill_9_during_create_never_leaves_a_broken_store(
-    stigmem: Runner, home: Path, tmp_path: Path
+    stigmem: Runner, stigmem_process: Runner, home: Path, tmp_path: Path
 ) -> None:
     rng = random.Random(SEED)
     store = home / "store"
@@ -125,12 +125,13 @@ def test_kill_9_during_create_never_leaves_a_broken_store(
     assert killed > 0, "no create was interrupted: the trials tested nothing"
 
     # The snapshots made before the kills still verify (checksums and signature) in full, and
-    # so does the newest one made between them; the commands run side by side to save time.
+    # so does the newest one made between them; the commands run side by side to save time,
+    # each in a process of its own.
     def verify(sid: str) -> Result:
-        return stigmem("snapshot", "verify", sid)
+        return stigmem_process("snapshot", "verify", sid)
 
     def full_check(_: str) -> Result:
-        return stigmem("store", "check", "--read-data-subset", "100%")
+        return stigmem_process("store", "check", "--read-data-subset", "100%")
 
     newest = max(earlier - baseline, default=None, key=lambda s: _created_at(store, s))
     wanted = sorted(baseline | ({newest} if newest else set()))
