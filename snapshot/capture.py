@@ -146,7 +146,11 @@ def integrity_problem(path: Path, full: bool = False) -> str | None:
             conn.close()
     except sqlite3.Error as exc:
         return str(exc)
-    return None if rows == [("ok",)] else str(rows[0][0])
+    if rows == [("ok",)]:
+        return None
+    # SQLite may report a finding over several lines ("*** in database main ***" first):
+    # one line, for a one-line error.
+    return "; ".join(line.strip() for line in str(rows[0][0]).splitlines() if line.strip())
 
 
 class IntegrityCheck:
