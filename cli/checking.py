@@ -40,7 +40,9 @@ def _outcome(found: list[Problem]) -> str:
 
 def check_store(app: App, tier: Tier, fraction: float, as_json: bool) -> None:
     store = app.store(tier)
-    report = store.check(read_data_fraction=fraction, inspect=_signature_problems)
+    from store import maintenance
+
+    report = maintenance.check(store, read_data_fraction=fraction, inspect=_signature_problems)
     problems: dict[str, list[Problem]] = {}
     for found_problem in report.problems:
         problems.setdefault(found_problem.snapshot_id or "store", []).append(found_problem)
@@ -127,11 +129,12 @@ def reindex(app: App, as_json: bool) -> None:
 
 def metrics_text(app: App) -> str:
     from catalog.metrics import render_prometheus
+    from store import maintenance
 
     samples: list[Any] = list(app.catalog().metrics(datetime.now(UTC)))
     for tier in app.all_tiers():
         try:
-            stored = app.store(tier).stats().stored_bytes
+            stored = maintenance.stats(app.store(tier)).stored_bytes
         except StigmemError as exc:
             note(f"tier {tier.name}: {exc}")
             continue

@@ -92,7 +92,9 @@ def prune(
                 catalog.mark_removed(sid, tier.name)
                 removed.append(sid)
             # Nested inside our exclusive lock, so nothing can add a snapshot in between.
-            bytes_freed = store.gc(grace_seconds=tier.grace_seconds).bytes_freed
+            from store import maintenance
+
+            bytes_freed = maintenance.gc(store, grace_seconds=tier.grace_seconds).bytes_freed
     # Serialised once (20 MiB for 100,000 snapshots), for the catalog's record and stdout.
     plan_json = plan.json_text()
     catalog.record_prune(tier.name, policy.to_json(), plan_json, removed, bytes_freed, dry_run)

@@ -83,6 +83,7 @@ def sync_cmd(app: App, to_tier: str, from_tier: str | None, as_json: bool, quiet
     An interrupted sync is resumed by running it again: packs already copied are skipped.
     """
     from cli.output import emit_json, progress
+    from store import maintenance
 
     source_tier, target_tier = app.tier(from_tier), app.tier(to_tier)
     if source_tier.url == target_tier.url:
@@ -92,7 +93,7 @@ def sync_cmd(app: App, to_tier: str, from_tier: str | None, as_json: bool, quiet
     source = app.store(source_tier)
     target = app.store(target_tier, create=True)
     with progress(f"sync to {to_tier}") as report:
-        result = source.sync_to(target, progress=report)
+        result = maintenance.sync(source, target, progress=report)
     catalog = app.catalog()
     added, gone = record_placements(app, target_tier, target.snapshot_ids())
     catalog.record_event(
@@ -160,12 +161,14 @@ Examples:
 def gc_cmd(app: App, max_unused: str | None, tier: str | None, as_json: bool, quiet: bool) -> None:
     """Delete data no snapshot references (older than the grace period), under the lock."""
     from cli.output import emit_json
+    from store import maintenance
     from store.maintenance import MAX_UNUSED
 
     share = _share(max_unused, "--max-unused")
     chosen = app.tier(tier)
     store = app.store(chosen)
-    report = store.gc(
+    report = maintenance.gc(
+        store,
         grace_seconds=app.grace_seconds(chosen),
         max_unused=MAX_UNUSED if share is None else share,
     )
@@ -250,8 +253,9 @@ def unlock_cmd(app: App, stale_only: bool, tier: str | None, as_json: bool, quie
 def stats_cmd(app: App, tier: str | None, as_json: bool) -> None:
     """Snapshots, chunks, packs, stored and logical bytes, dedup ratio."""
     from cli.output import emit_json
+    from store import maintenance
 
-    stats = app.store(app.tier(tier)).stats()
+    stats = maintenance.stats(app.store(app.tier(tier)))
     doc = stats.to_json()
     if as_json:
         emit_json(doc)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from snapshot.errors import StoreError, VerificationError
 from store import docread, documents, index, layout, limits, packs
@@ -24,9 +24,7 @@ from store.backend import Entry
 from store.index import ChunkIndex
 from store.reader import ChunkSource, pack_dictionary
 from store.reports import CheckReport, GcReport, Problem, StoreStats, SyncReport
-
-if TYPE_CHECKING:
-    from store.repository import Store
+from store.repository import Store
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +126,16 @@ HINT_CHUNKS = 1 << 16  # locations a check keeps from one snapshot for the next
 def check(
     store: Store, read_data_fraction: float = 0.0, inspect: Inspect | None = None
 ) -> CheckReport:
+    """Every document parses and every chunk it references is indexed and in a present
+    pack; ``read_data_fraction`` of the packs is read and verified; ``inspect(id, doc)``
+    adds the caller's own findings per document (the CLI checks signatures there)."""
+    # Shared: a gc running meanwhile would make packs vanish under the check and turn
+    # into false "missing_data" findings (recorded as failed verifications).
+    with store.lock("shared"):
+        return _check(store, read_data_fraction, inspect)
+
+
+def _check(store: Store, read_data_fraction: float, inspect: Inspect | None) -> CheckReport:
     report = CheckReport()
     chunk_index = store.index()
     present = _packs(store)
@@ -401,7 +409,19 @@ def _repack_dictionary(store: Store, names: list[str]) -> bytes | None:
     return None
 
 
-def gc(store: Store, grace_seconds: float, max_unused: float = MAX_UNUSED) -> GcReport:
+def gc(store: Store, grace_seconds: float = 3600, max_unused: float = MAX_UNUSED) -> GcReport:
+    """Free data no snapshot document references and that is older than the grace period;
+    repack packs whose unused share exceeds ``max_unused`` (0.0 to 1.0)."""
+    if not 0.0 <= max_unused <= 1.0:
+        raise StoreError(f"max_unused must be between 0 and 1, not {max_unused}")
+    with store.lock("exclusive"):
+        try:
+            return _gc(store, grace_seconds, max_unused)
+        finally:
+            store.forget_index()
+
+
+def _gc(store: Store, grace_seconds: float, max_unused: float) -> GcReport:
     report = GcReport()
     store.forget_index()
     chunk_index = store.index()
@@ -478,6 +498,15 @@ def _entry_fits(entry: packs.PackEntry, store: Store) -> bool:
 
 
 def rebuild_index(store: Store) -> int:
+    """Replace all index objects by one rebuilt from the pack trailers; return its size."""
+    with store.lock("exclusive"):
+        try:
+            return _rebuild_index(store)
+        finally:
+            store.forget_index()
+
+
+def _rebuild_index(store: Store) -> int:
     old = [e.path for e in store.backend.list(layout.INDEX)]
     fresh = ChunkIndex()
     for name, entry in sorted(_packs(store).items()):
@@ -506,7 +535,16 @@ def rebuild_index(store: Store) -> int:
 # -- sync -------------------------------------------------------------------------------
 
 
-def sync(src: Store, dst: Store, progress: Callable[[int, int], None] | None) -> SyncReport:
+def sync(src: Store, dst: Store, progress: Callable[[int, int], None] | None = None) -> SyncReport:
+    """Copy every snapshot ``dst`` lacks from ``src``: packs first, documents last."""
+    with src.lock("shared"), dst.lock("shared"):
+        try:
+            return _sync(src, dst, progress)
+        finally:
+            dst.forget_index()
+
+
+def _sync(src: Store, dst: Store, progress: Callable[[int, int], None] | None) -> SyncReport:
     report = SyncReport()
     theirs = set(dst.snapshot_ids())
     missing = [sid for sid in src.snapshot_ids() if sid not in theirs]

@@ -16,13 +16,13 @@ from typing import Any, BinaryIO
 
 from snapshot.errors import AmbiguousError, StoreError, VerificationError
 from store import config as store_config
-from store import dictionary, docread, documents, layout, limits, locks, maintenance
+from store import dictionary, docread, documents, layout, limits, locks
 from store.backend import Backend, open_backend
 from store.config import StoreConfig
 from store.index import ChunkIndex
 from store.reader import ChunkSource
 from store.rebuild import rebuilt_in_order
-from store.reports import CheckReport, GcReport, PutResult, StoreStats, SyncReport
+from store.reports import PutResult
 from store.writer import SnapshotWriter
 
 MIN_PREFIX = 6
@@ -332,50 +332,6 @@ class Store:
 
     def write_document(self, snapshot_id: str, doc: bytes) -> None:
         self.backend.write(layout.snapshot_path(snapshot_id), doc)
-
-    # -- maintenance --------------------------------------------------------------------
-
-    def stats(self) -> StoreStats:
-        return maintenance.stats(self)
-
-    def check(
-        self, read_data_fraction: float = 0.0, inspect: maintenance.Inspect | None = None
-    ) -> CheckReport:
-        """Every document parses and every chunk it references is indexed and in a present
-        pack; ``read_data_fraction`` of the packs is read and verified; ``inspect(id, doc)``
-        adds the caller's own findings per document (the CLI checks signatures there)."""
-        # Shared: a gc running meanwhile would make packs vanish under the check and turn
-        # into false "missing_data" findings (recorded as failed verifications).
-        with self.lock("shared"):
-            return maintenance.check(self, read_data_fraction, inspect)
-
-    def gc(
-        self, grace_seconds: float = 3600, max_unused: float = maintenance.MAX_UNUSED
-    ) -> GcReport:
-        """Free data no snapshot document references and that is older than the grace
-        period; repack packs whose unused share exceeds ``max_unused`` (0.0 to 1.0)."""
-        if not 0.0 <= max_unused <= 1.0:
-            raise StoreError(f"max_unused must be between 0 and 1, not {max_unused}")
-        with self.lock("exclusive"):
-            try:
-                return maintenance.gc(self, grace_seconds, max_unused)
-            finally:
-                self.forget_index()
-
-    def rebuild_index(self) -> int:
-        """Replace all index objects by one rebuilt from the pack trailers; return its size."""
-        with self.lock("exclusive"):
-            try:
-                return maintenance.rebuild_index(self)
-            finally:
-                self.forget_index()
-
-    def sync_to(self, other: Store, progress: Progress | None = None) -> SyncReport:
-        with self.lock("shared"), other.lock("shared"):
-            try:
-                return maintenance.sync(self, other, progress)
-            finally:
-                other.forget_index()
 
 
 class Transaction:

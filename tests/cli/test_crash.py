@@ -50,10 +50,11 @@ def quick_check(store: Path, new: set[str]) -> None:
     indexed and their packs present), a just-committed document is read back in full against
     its signed hash, and the console script's own `store check` runs every few trials.
     """
+    from store import maintenance
     from store.repository import Store
 
     opened = Store.open(str(store))
-    report = opened.check()
+    report = maintenance.check(opened)
     assert report.problems == [], report.problems
     for sid in new:
         manifest = json.loads((store / "snapshots" / f"{sid}.json").read_bytes())["manifest"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from store import layout
+from store import layout, maintenance
 from store.reports import PutResult
 from store.repository import Store
 from tests.store import conftest
@@ -39,19 +39,19 @@ def test_gc_keeps_referenced_and_frees_unreferenced(location: Location, tmp_path
     kept, _ = put(store, "kept", kept_db)
     gone, _ = put(store, "gone", gone_db)
     store.delete_snapshot(gone)
-    before = store.stats()
+    before = maintenance.stats(store)
 
-    young = store.gc(grace_seconds=3600)
+    young = maintenance.gc(store, grace_seconds=3600)
     assert young.packs_deleted == 0 and young.bytes_freed == 0 and young.packs_kept_young > 0
-    assert store.stats().stored_bytes == before.stored_bytes
+    assert maintenance.stats(store).stored_bytes == before.stored_bytes
 
-    report = store.gc(grace_seconds=0)
-    after = store.stats()
+    report = maintenance.gc(store, grace_seconds=0)
+    after = maintenance.stats(store)
     assert report.packs_deleted > 0 and report.bytes_freed > 0
     assert after.stored_bytes < before.stored_bytes - report.bytes_freed // 2
     assert len(objects(store, layout.INDEX)) == 1
     assert read(store, kept) == kept_db.read_bytes()
-    assert store.check(read_data_fraction=1.0).ok
+    assert maintenance.check(store, read_data_fraction=1.0).ok
 
 
 def test_gc_repacks_mostly_dead_packs(location: Location, tmp_path: Path) -> None:
@@ -61,15 +61,15 @@ def test_gc_repacks_mostly_dead_packs(location: Location, tmp_path: Path) -> Non
     change_rows(db, list(range(1, 2001, 3)), "changed")
     day2, _ = put(store, "day2", db)
     store.delete_snapshot(day1)
-    before = store.stats()
+    before = maintenance.stats(store)
 
-    report = store.gc(grace_seconds=0)
+    report = maintenance.gc(store, grace_seconds=0)
 
     assert report.packs_repacked > 0 and report.packs_written > 0 and report.bytes_freed > 0
-    assert store.stats().stored_bytes == before.stored_bytes - report.bytes_freed
+    assert maintenance.stats(store).stored_bytes == before.stored_bytes - report.bytes_freed
     assert read(store, day2) == db.read_bytes()
-    assert store.check(read_data_fraction=1.0).ok
-    assert store.gc(grace_seconds=0).bytes_freed == 0
+    assert maintenance.check(store, read_data_fraction=1.0).ok
+    assert maintenance.gc(store, grace_seconds=0).bytes_freed == 0
 
 
 def test_gc_keeps_unindexed_young_packs_of_a_crashed_put(
@@ -81,9 +81,9 @@ def test_gc_keeps_unindexed_young_packs_of_a_crashed_put(
     store.backend.delete([layout.snapshot_path(crashed)])
     packs = objects(store, layout.PACKS)
 
-    store.gc(grace_seconds=3600)
+    maintenance.gc(store, grace_seconds=3600)
     assert objects(store, layout.PACKS) == packs
-    store.gc(grace_seconds=0)
+    maintenance.gc(store, grace_seconds=0)
     assert objects(store, layout.PACKS) == set()
 
 
@@ -95,18 +95,18 @@ def test_sync_copies_only_what_is_missing(
     db = make_db(tmp_path / "node.db", 1500)
     day1, _ = put(src, "day1", db)
 
-    first = src.sync_to(dst)
+    first = maintenance.sync(src, dst)
     assert first.snapshots_copied == 1 and first.packs_copied == len(objects(src, layout.PACKS))
     assert read(dst, day1) == db.read_bytes()
 
     change_rows(db, [5], "changed")
     day2, report = put(src, "day2", db)
-    second = src.sync_to(dst)
+    second = maintenance.sync(src, dst)
     assert (second.snapshots_copied, second.packs_copied) == (1, report.packs_written)
     assert dst.load_document(day2) == src.load_document(day2)
     assert read(dst, day2) == db.read_bytes()
 
-    nothing = src.sync_to(dst)
+    nothing = maintenance.sync(src, dst)
     assert (nothing.snapshots_copied, nothing.packs_copied, nothing.index_written) == (0, 0, False)
 
 
@@ -122,9 +122,9 @@ def test_sync_resumes_after_being_killed_midway(
     # A sync killed after copying some packs: they are there, no index, no document.
     dst.backend.write_many(src.backend.read_many(packs[:2]))
 
-    report = src.sync_to(dst)
+    report = maintenance.sync(src, dst)
 
     assert report.packs_copied == len(packs) - 2 and report.snapshots_copied == 1
     assert objects(dst, layout.PACKS) == set(packs)
     assert read(dst, a) == db.read_bytes()
-    assert dst.check(read_data_fraction=1.0).ok
+    assert maintenance.check(dst, read_data_fraction=1.0).ok

@@ -18,7 +18,7 @@ import zstandard
 
 from snapshot.errors import StoreError, VerificationError
 from store import index as index_format
-from store import layout, limits, locks, packs
+from store import layout, limits, locks, maintenance, packs
 from store.repository import Store
 from tests.store import conftest
 from tests.store.conftest import Location, make_db, small_settings
@@ -77,7 +77,7 @@ def test_a_document_copied_over_another_snapshots_name_is_refused_everywhere(
     refused_malformed(store, new)
     assert store.load_document(old)["manifest"]["label"] == "old"
 
-    report = store.check()
+    report = maintenance.check(store)
     assert any(p.snapshot_id == new and "does not hash" in p.detail for p in report.problems)
     before = {e.path for e in store.backend.list()} - {
         e.path for e in store.backend.list(layout.LOCKS)
@@ -85,7 +85,7 @@ def test_a_document_copied_over_another_snapshots_name_is_refused_everywhere(
     # The old snapshot's data is the only data: gc would free the new one's.
     store.delete_snapshot(old)
     with pytest.raises(StoreError, match=f"gc refused on .*{new}"):
-        store.gc(grace_seconds=0, max_unused=0.0)
+        maintenance.gc(store, grace_seconds=0, max_unused=0.0)
     with pytest.raises(StoreError, match=f"prune refused on .*{new}"):
         store.require_sound_documents("prune")
     after = {e.path for e in store.backend.list()}
@@ -99,7 +99,7 @@ def test_sync_copies_no_document_the_reader_refuses(
     store.backend.write(layout.snapshot_path(new), store.backend.read(layout.snapshot_path(old)))
     other = Store.init(str(tmp_path / "other"), {})
     with pytest.raises(StoreError, match=f"cannot sync {new} from .*: malformed"):
-        store.sync_to(other)
+        maintenance.sync(store, other)
     assert other.snapshot_ids() == []
 
 
@@ -159,7 +159,7 @@ def test_a_size_off_by_a_page_or_a_byte_fails_reads_and_the_full_check(
     write_document(store, new, doc)
     with pytest.raises(VerificationError, match=r"rebuilt to|more than the"):
         read(store, new)
-    report = store.check(read_data_fraction=1.0)
+    report = maintenance.check(store, read_data_fraction=1.0)
     assert {p.snapshot_id for p in report.problems} == {new}
 
 
@@ -172,8 +172,8 @@ def test_chunk_lists_of_another_snapshot_fail_the_full_check(
     doc = document(store, new)
     doc["artifacts"][DB] = document(store, old)["artifacts"][DB]
     write_document(store, new, doc)
-    assert store.check(read_data_fraction=0.5).problems == []  # every chunk is itself
-    report = store.check(read_data_fraction=1.0)
+    assert maintenance.check(store, read_data_fraction=0.5).problems == []  # every chunk is itself
+    report = maintenance.check(store, read_data_fraction=1.0)
     assert [
         (p.snapshot_id, "does not hash to the digest" in p.detail) for p in report.problems
     ] == [(new, True)]
@@ -277,7 +277,7 @@ def test_a_pack_trailer_that_is_a_bomb_or_claims_more_than_the_pack_is_left_out(
     with pytest.raises(packs.PackError, match="past the start"):
         packs.entries_of(claims)
     before = read(store, new)
-    assert store.rebuild_index() > 0
+    assert maintenance.rebuild_index(store) > 0
     assert read(store, new) == before
 
 
@@ -289,7 +289,7 @@ def test_a_pack_trailer_naming_a_huge_chunk_is_left_out_of_a_rebuilt_index(
     trailer = zstandard.ZstdCompressor().compress(records)
     planted = b"x" * 10 + trailer + packs.FOOTER.pack(len(trailer), packs.MAGIC)
     store.backend.write(layout.pack_path("ef" * 32), planted)
-    store.rebuild_index()
+    maintenance.rebuild_index(store)
     assert store.index().lookup(b"k" * 32) is None
     assert read(store, new)
 
@@ -303,7 +303,7 @@ def test_a_truncated_pack_fails_reads_and_the_full_check(two: tuple[Store, str, 
     store.backend.write(victim, store.backend.read(victim)[: location.frame_offset + 1])
     with pytest.raises(VerificationError):
         read(store, new)
-    assert not store.check(read_data_fraction=1.0).ok
+    assert not maintenance.check(store, read_data_fraction=1.0).ok
 
 
 def test_a_pack_larger_than_the_store_writes_is_damage_not_read(
@@ -313,7 +313,7 @@ def test_a_pack_larger_than_the_store_writes_is_damage_not_read(
     largest = limits.max_pack(store.config)
     name = "ab" * 32
     store.backend.write(layout.pack_path(name), bytes(largest + 1))
-    report = store.check(read_data_fraction=1.0)
+    report = maintenance.check(store, read_data_fraction=1.0)
     assert [p.detail for p in report.problems] == [
         f"pack {name} is damaged: it holds more than the {largest} bytes of any pack this "
         "store writes"
@@ -392,7 +392,7 @@ def test_a_link_to_dev_zero_is_never_read(local: tuple[Store, Path, str]) -> Non
     (root / "packs" / "ab").mkdir(exist_ok=True)
     (root / "packs" / "ab" / ("ab" * 32)).symlink_to("/dev/zero")
     with pytest.raises(StoreError, match="is a link out of the store"):
-        store.check(read_data_fraction=1.0)
+        maintenance.check(store, read_data_fraction=1.0)
     with pytest.raises(StoreError, match="is a link out of the store"):
         store.backend.read(layout.pack_path("ab" * 32))
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from snapshot.errors import AmbiguousError, StoreError, VerificationError
-from store import layout
+from store import layout, maintenance
 from store.reports import PutResult
 from store.repository import Store
 from tests.store.conftest import (
@@ -197,7 +197,7 @@ def test_changed_pages_are_stored_once(store: Store, tmp_path: Path) -> None:
     assert 0 < result.new_chunks < 12
     assert result.new_chunks < pages // 10
     assert read(store, sid("day2")) == db.read_bytes()
-    assert store.stats().snapshots == 2
+    assert maintenance.stats(store).snapshots == 2
 
 
 def put_as(store: Store, label: str, db: Path, lineage: str) -> PutResult:
@@ -228,12 +228,12 @@ def test_a_lineage_follows_on_from_its_last_snapshot(store: Store, tmp_path: Pat
     # Prune and gc took the last snapshot and its data away: nothing may be assumed stored.
     for label in ("day1", "day2"):
         store.delete_snapshot(sid(label))
-    store.gc(grace_seconds=0, max_unused=0.0)
+    maintenance.gc(store, grace_seconds=0, max_unused=0.0)
     assert packs(store) == set()
     change_rows(db, [500], "again")
     day3 = put_signed(store, "day3", db, "node-a")
     assert read(store, day3) == db.read_bytes()
-    assert store.check(1.0).problems == []
+    assert maintenance.check(store, 1.0).problems == []
 
 
 def test_a_last_snapshot_with_unreadable_chunk_lists_only_costs_lookups(
@@ -303,7 +303,7 @@ def test_a_second_read_of_a_snapshot_makes_no_lookup_until_gc_moves_its_chunks(
     # Prune and gc: day1's old pages go, and their packs' live pages move to new packs.
     before = packs(store)
     store.delete_snapshot(sid("day1"))
-    store.gc(grace_seconds=0, max_unused=0.0)
+    maintenance.gc(store, grace_seconds=0, max_unused=0.0)
     assert packs(store) != before
     store.forget_index()
     looked_up.clear()
@@ -352,7 +352,7 @@ def test_a_gc_between_two_artifact_reads_of_a_snapshot_does_not_fail_the_second(
     assert read(reader, sid("day2"), CURSOR) == CURSOR_BYTES
     other = Store.open(location.url, location.options)
     other.delete_snapshot(sid("day1"))
-    assert other.gc(grace_seconds=0, max_unused=0.0).packs_deleted > 0
+    assert maintenance.gc(other, grace_seconds=0, max_unused=0.0).packs_deleted > 0
     assert read_unchecked(reader, sid("day2")) == db.read_bytes()
 
 
@@ -360,7 +360,7 @@ def test_stats_count_logical_and_stored_bytes(store: Store, tmp_path: Path) -> N
     db = make_db(tmp_path / "node.db", 2000)
     put(store, "a", db)
     put(store, "b", db)
-    stats = store.stats()
+    stats = maintenance.stats(store)
     assert stats.snapshots == 2
     assert stats.logical_bytes == 2 * (db.stat().st_size + len(CURSOR_BYTES))
     assert stats.packs == len(packs(store)) and stats.chunks > 0
@@ -377,7 +377,7 @@ def test_flipped_byte_in_a_pack_is_a_checksum_error(store: Store, tmp_path: Path
     assert err.value.outcome == "checksum_error" and err.value.snapshot_id == sid("a")
     assert sid("a") in err.value.detail and victim.rsplit("/", 1)[1] in err.value.detail
 
-    report = store.check(read_data_fraction=1.0)
+    report = maintenance.check(store, read_data_fraction=1.0)
     assert not report.ok and report.packs_read == report.packs
     assert any(
         p.snapshot_id == sid("a") and victim.rsplit("/", 1)[1] in p.detail for p in report.problems
@@ -394,7 +394,7 @@ def test_deleted_pack_is_missing_data(store: Store, tmp_path: Path) -> None:
         read(store, sid("a"))
     assert err.value.outcome == "missing_data"
     assert victim.rsplit("/", 1)[1] in err.value.detail and sid("a") in err.value.detail
-    problems = store.check().problems
+    problems = maintenance.check(store).problems
     assert problems and {p.snapshot_id for p in problems} == {sid("a")}
     assert any("missing" in p.detail and victim.rsplit("/", 1)[1] in p.detail for p in problems)
 
@@ -413,9 +413,9 @@ def test_check_finds_the_same_with_or_without_locations_kept_between_snapshots(
     put(store, "b", db)
     store.backend.delete(sorted(first))  # pages b shares with a go too
 
-    kept = store.check().problems  # b's lookups start from a's locations
+    kept = maintenance.check(store).problems  # b's lookups start from a's locations
     monkeypatch.setattr(maintenance, "HINT_CHUNKS", 10)  # most looked up again
-    again = store.check().problems
+    again = maintenance.check(store).problems
     assert {p.snapshot_id for p in kept} == {sid("a"), sid("b")}
     assert sorted((p.snapshot_id, p.detail) for p in again) == sorted(
         (p.snapshot_id, p.detail) for p in kept
@@ -426,9 +426,9 @@ def test_check_reads_a_subset_of_packs(store: Store, tmp_path: Path) -> None:
     put(store, "a", make_db(tmp_path / "node.db", 3000))
     total = len(packs(store))
     assert total >= 3
-    quick = store.check()
+    quick = maintenance.check(store)
     assert quick.ok and quick.packs_read == 0 and quick.snapshots == 1
-    half = store.check(read_data_fraction=0.5)
+    half = maintenance.check(store, read_data_fraction=0.5)
     assert half.ok and half.packs_read == (total + 1) // 2
 
 
@@ -472,7 +472,7 @@ def test_index_rebuilt_from_packs_alone(store: Store, tmp_path: Path) -> None:
         read(store, sid("a"))
     assert err.value.outcome == "missing_data"
 
-    assert store.rebuild_index() == store.stats().chunks > 0
+    assert maintenance.rebuild_index(store) == maintenance.stats(store).chunks > 0
     assert len(store.backend.list(layout.INDEX)) == 1
     assert read(store, sid("a")) == db.read_bytes()
 
