@@ -16,9 +16,9 @@ from snapshot.errors import CatalogError, StigmemError, UsageError, shown
 
 if TYPE_CHECKING:
     from catalog.database import Catalog
-    from snapshot.checked import CheckedCopies
     from snapshot.config import Config
     from snapshot.retention import Policy
+    from store.localcache import LocalCache
     from store.repository import Store
 
 FALLBACK_TIER = "local"
@@ -45,7 +45,9 @@ class App:
     config_path: Path | None
     catalog_url: str | None
     store_url: str | None
+    no_cache: bool = False  # --no-cache: nothing kept under $STIGMEM_HOME/cache this time
     _config: Config | None = None
+    _cache: LocalCache | None = None
     _catalog: Catalog | None = None
     _stores: dict[str, Store] = field(default_factory=dict)
     _catalog_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -82,11 +84,19 @@ class App:
                 self._catalog = Catalog.open(url)
             return self._catalog
 
-    def checked_copies(self) -> CheckedCopies:
-        """Digests of the database copies this host saw pass SQLite's check (its cache)."""
-        from snapshot.checked import CheckedCopies
+    def cache(self) -> LocalCache:
+        """This host's cache: ``$STIGMEM_HOME/cache``, unless ``--no-cache`` or the config's
+        ``[cache] enabled = false`` says to run without one."""
+        if self._cache is None:
+            from store.localcache import DEFAULT_MAX_BYTES, LocalCache
 
-        return CheckedCopies(self.home / "cache" / "checked")
+            config = self.config()
+            enabled = config.cache and not self.no_cache
+            bound = (
+                DEFAULT_MAX_BYTES if config.cache_max_mib is None else config.cache_max_mib << 20
+            )
+            self._cache = LocalCache(self.home / "cache" if enabled else None, bound)
+        return self._cache
 
     def fallback_store_url(self) -> str:
         return self.store_url or str(self.home / "store")
@@ -118,14 +128,15 @@ class App:
         if key not in self._stores:
             from store.repository import Store
 
-            store = Store.open(tier.url, tier.storage_options, create=create)
-            store.cache_dir = self.home / "cache"
+            store = Store.open(tier.url, tier.storage_options, create=create, cache=self.cache())
             self._stores[key] = store
         return self._stores[key]
 
     def close(self) -> None:
         for store in self._stores.values():
             store.forget_index()  # closes the local index cache, as the process ends
+        if self._cache is not None:
+            self._cache.trim()
         # A background open still running (the command failed before it needed the catalog)
         # is not waited for: its daemon thread ends with the process.
         if self._catalog_lock.acquire(timeout=0):

@@ -204,7 +204,7 @@ def _create_from_copy(
     finally:
         check.join()  # never leave the thread reading a file we are about to delete
     # Signed, so the check passed: a restore of these bytes on this host need not repeat it.
-    app.checked_copies().record(manifest.db_sha256, FULL if full_check else QUICK)
+    app.cache().mark_checked(manifest.db_sha256, FULL if full_check else QUICK)
     name = snapshot_name(manifest.created_at, manifest.db_sha256)
     tarball = None
     if out is not None or no_store:

@@ -83,6 +83,12 @@ Examples:
     help="Store URL when no tier is configured. Default: $STIGMEM_HOME/store",
 )
 @click.option(
+    "--no-cache",
+    is_flag=True,
+    envvar="STIGMEM_NO_CACHE",
+    help="Keep nothing under $STIGMEM_HOME/cache and use nothing kept there.",
+)
+@click.option(
     "--log-level",
     envvar="STIGMEM_LOG_LEVEL",
     default="WARNING",
@@ -96,6 +102,7 @@ def cli(
     config_path: Path | None,
     catalog_url: str | None,
     store_url: str | None,
+    no_cache: bool,
     log_level: str,
 ) -> None:
     """Signed, deduplicated snapshots of Stigmem node databases."""
@@ -103,7 +110,7 @@ def cli(
     logging.basicConfig(
         level=log_level.upper(), stream=sys.stderr, format="%(levelname)s: %(message)s", force=True
     )
-    app = App(home.expanduser(), config_path, catalog_url, store_url)
+    app = App(home.expanduser(), config_path, catalog_url, store_url, no_cache)
     ctx.obj = app
     ctx.call_on_close(app.close)
 

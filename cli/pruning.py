@@ -63,6 +63,17 @@ def _plan(app: App, tier: Tier, store: Store, policy: Policy, reconcile: bool) -
     return plan_rows(policy, rows)
 
 
+def _forget_checks(app: App, removed: list[str]) -> None:
+    """This host's check marks of databases no tier holds any more go with them."""
+    catalog = app.catalog()
+    gone = []
+    for sid in removed:
+        shown = catalog.show(sid)
+        if not any(p["removed_at"] is None for p in shown["placements"]):
+            gone.append(shown["db_sha256"])
+    app.cache().forget_checked(gone)
+
+
 def prune(
     app: App, tier_name: str | None, dry_run: bool, flags: dict[str, Any], as_json: bool
 ) -> None:
@@ -95,6 +106,7 @@ def prune(
             from store import maintenance
 
             bytes_freed = maintenance.gc(store, grace_seconds=tier.grace_seconds).bytes_freed
+        _forget_checks(app, removed)
     # Serialised once (20 MiB for 100,000 snapshots), for the catalog's record and stdout.
     plan_json = plan.json_text()
     catalog.record_prune(tier.name, policy.to_json(), plan_json, removed, bytes_freed, dry_run)

@@ -17,7 +17,7 @@ given ``--full-check`` always runs ``integrity_check`` itself.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import re
 import sqlite3
 from pathlib import Path
@@ -29,6 +29,7 @@ FULL = "integrity_check"
 # A passed integrity_check covers quick_check too (it runs every quick_check test and more).
 _COVERS = {QUICK: (QUICK, FULL), FULL: (FULL,)}
 _HEX = re.compile(r"[0-9a-f]{64}")
+log = logging.getLogger("stigmem.cache")
 
 
 class CheckedCopies:
@@ -44,9 +45,11 @@ class CheckedCopies:
         name = _hex(digest)
         if name is None or check not in _COVERS:
             return
-        with contextlib.suppress(OSError):
+        try:
             self.folder.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(self.folder / name, _mark(check))
+        except OSError as exc:
+            log.debug("cache: cannot leave a check mark in %s: %s", self.folder, exc)
 
     def holds(self, digest: str, check: str) -> bool:
         """Whether a file of ``digest`` is known to pass ``check`` on this SQLite."""
@@ -55,7 +58,10 @@ class CheckedCopies:
             return False
         try:
             text = (self.folder / name).read_bytes()
-        except OSError:
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            log.debug("cache: cannot read the check mark %s: %s", name, exc)
             return False
         return any(text == _mark(covering) for covering in _COVERS[check])
 

@@ -41,7 +41,8 @@ from snapshot.retention import BUCKET_RULES, Policy
 DEFAULT_GRACE = timedelta(hours=1)
 # A config names a few tiers; anything this large is not one.
 MAX_CONFIG_BYTES = 1 << 20
-TOP_LEVEL_KEYS = ("default_tier", "tiers")
+TOP_LEVEL_KEYS = ("default_tier", "tiers", "cache")
+CACHE_KEYS = ("enabled", "max_mib")
 TIER_KEYS = ("store", "storage_options", *BUCKET_RULES, "keep_within", "grace")
 # Tier names appear on the command line, in the catalog and in metric labels.
 _TIER_NAME = re.compile(r"[A-Za-z0-9_-]+")
@@ -67,6 +68,8 @@ class Config:
     path: Path | None = None
     default_tier: str | None = None
     tiers: dict[str, Tier] = field(default_factory=dict)  # in file order
+    cache: bool = True  # [cache] enabled: keep this host's cache under $STIGMEM_HOME/cache
+    cache_max_mib: int | None = None  # [cache] max_mib: its bound (None: the default)
 
     def tier(self, name: str) -> Tier:
         found = self.tiers.get(name)
@@ -158,7 +161,30 @@ class _Reader:
             if default not in tiers:
                 known = ", ".join(tiers) or "none"
                 raise self.error("default_tier", f"unknown tier {shown(default)} (known: {known})")
-        return Config(path=self.path, default_tier=default, tiers=tiers)
+        enabled, max_mib = self.cache(data.get("cache", {}))
+        return Config(
+            path=self.path,
+            default_tier=default,
+            tiers=tiers,
+            cache=enabled,
+            cache_max_mib=max_mib,
+        )
+
+    def cache(self, table: Any) -> tuple[bool, int | None]:
+        if not isinstance(table, dict):
+            raise self.error("cache", "expected a table ([cache] with enabled, max_mib)")
+        self.check_keys(table, CACHE_KEYS, "cache.")
+        enabled = table.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise self.error("cache.enabled", f"expected true or false, got {_brief(enabled)}")
+        max_mib = table.get("max_mib")
+        if max_mib is not None and (
+            not isinstance(max_mib, int) or isinstance(max_mib, bool) or not 1 <= max_mib <= 1 << 30
+        ):
+            raise self.error(
+                "cache.max_mib", f"expected a size in MiB from 1 up, got {_brief(max_mib)}"
+            )
+        return enabled, max_mib
 
     def tier(self, name: str, table: Any) -> Tier:
         prefix = f"tiers.{name}"

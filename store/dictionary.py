@@ -4,29 +4,26 @@ Each page is then its own zstd frame (see ``store.packs``) and still compresses 
 well as pages compressed together, because what pages have in common (b-tree headers,
 record layouts, repeated values) is in the dictionary.
 
-Training reads ``SAMPLES`` chunks spread evenly over the largest SQLite artifact: 0.15 s of
-CPU for the bench database. A host keeps the dictionary it trained beside its index cache
-and trains again once it is ``MAX_AGE`` old, so the dictionary follows the data as it
-evolves without costing a daily snapshot anything; without a cache (or for an artifact too
-small to learn from) every put trains afresh, or compresses without a dictionary.
+Every put trains its own, on ``SAMPLES`` chunks spread evenly over its largest SQLite
+artifact (about a tenth of a CPU-second for a 256 MiB node database, in the shadow of the
+copy's integrity check). Training is deterministic, so the packs a put writes depend only on
+the database and the store, never on what a host remembers; a put of an artifact too small
+to learn from compresses without a dictionary.
 """
 
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import zstandard
 
-from snapshot.fileio import atomic_write_bytes
 from store import chunker
 
 SAMPLES = 2000
 SAMPLE_BYTES = 8 << 20  # at most this much read for training (2,000 pages of 4 KiB)
 MIN_SAMPLES = 64  # fewer pages than this teach zstd nothing worth a dictionary
-MAX_AGE = 7 * 24 * 3600.0
 # COVER's defaults, set explicitly: without k and d zstd searches for them, 25x slower.
 _COVER = {"k": 1024, "d": 8}
 
@@ -62,29 +59,15 @@ def train(pages: list[bytes | bytearray | memoryview], size: int, level: int) ->
 
 
 def for_put(
-    artifacts: Mapping[str, Path | bytes],
-    cache: Path | None,
-    size: int,
-    level: int,
-    pages_per_chunk: int,
+    artifacts: Mapping[str, Path | bytes], size: int, level: int, pages_per_chunk: int
 ) -> bytes | None:
-    """The dictionary a put compresses its new chunks with: this host's while it is fresh,
-    else trained on the largest SQLite artifact (and kept, when there is a cache)."""
+    """The dictionary a put compresses its new chunks with, trained on its largest SQLite
+    artifact; None for a store without dictionaries or nothing worth learning from."""
     if size <= 0:
         return None
-    if cache is not None and cache.exists() and time.time() - cache.stat().st_mtime < MAX_AGE:
-        kept = cache.read_bytes()
-        # A damaged cache file is trained over, not used: zstd reads any bytes as a raw
-        # content dictionary (id 0), which frames could not name.
-        if zstandard.ZstdCompressionDict(kept).dict_id() != 0:
-            return kept
     pages: list[bytes | bytearray | memoryview] = []
     for source in sorted(artifacts.values(), key=chunker.artifact_size, reverse=True):
         pages = list(samples(source, pages_per_chunk))
         if pages:
             break
-    trained = train(pages, size, level)
-    if trained is not None and cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(cache, trained)
-    return trained
+    return train(pages, size, level)

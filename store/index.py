@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import logging
 import sqlite3
 import struct
 import sys
@@ -157,8 +158,11 @@ class ChunkIndex:
                 _ensure_schema(db)
                 self.cached = True
                 return db
-            except (sqlite3.Error, OSError):
-                pass  # busy in another process, or unwritable: fall back to private
+            except (sqlite3.Error, OSError) as exc:
+                # Busy in another process, or unwritable: this command loads the index.
+                logging.getLogger("stigmem.cache").debug(
+                    "cache: index copy %s unusable (%s); loading the index privately", cache, exc
+                )
         # "" = a temporary on-disk database, deleted when closed; pages beyond the cache
         # spill to it instead of to memory.
         db = sqlite3.connect("", isolation_level=None, check_same_thread=False)

@@ -9,7 +9,6 @@ point). Maintenance (check, gc, sync, index rebuild) lives in ``maintenance``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,6 +19,7 @@ from store import dictionary, docread, documents, layout, limits, locks
 from store.backend import Backend, open_backend
 from store.config import StoreConfig
 from store.index import ChunkIndex
+from store.localcache import LocalCache
 from store.reader import ChunkSource
 from store.rebuild import rebuilt_in_order
 from store.reports import PutResult
@@ -39,12 +39,14 @@ def _read_config(backend: Backend, url: str) -> bytes | None:
 
 
 class Store:
-    def __init__(self, backend: Backend, settings: StoreConfig) -> None:
+    def __init__(
+        self, backend: Backend, settings: StoreConfig, cache: LocalCache | None = None
+    ) -> None:
         self.backend = backend
         self.url = backend.url
         self.config = settings
-        # Where to keep a local copy of the index between commands (None: load it each time).
-        self.cache_dir: Path | None = None
+        # This host's cache (an index copy between commands, dictionaries); None: none.
+        self.cache = cache or LocalCache(None)
         self.lock_wait = 0.0
         self.stale_after = locks.DEFAULT_STALE_AFTER
         self._index: ChunkIndex | None = None
@@ -59,6 +61,7 @@ class Store:
         url: str,
         storage_options: dict[str, Any] | None = None,
         settings: StoreConfig | None = None,
+        cache: LocalCache | None = None,
     ) -> Store:
         backend = open_backend(url, storage_options)
         if backend.exists(layout.CONFIG):
@@ -68,11 +71,15 @@ class Store:
         settings = settings or StoreConfig()
         backend.write(layout.CONFIG, settings.to_json())
         data = backend.read(layout.CONFIG, limits.MAX_SMALL_OBJECT)
-        return cls(backend, store_config.parse(data, url))
+        return cls(backend, store_config.parse(data, url), cache)
 
     @classmethod
     def open(
-        cls, url: str, storage_options: dict[str, Any] | None = None, create: bool = False
+        cls,
+        url: str,
+        storage_options: dict[str, Any] | None = None,
+        create: bool = False,
+        cache: LocalCache | None = None,
     ) -> Store:
         backend = open_backend(url, storage_options)
         data = _read_config(backend, url)
@@ -81,7 +88,7 @@ class Store:
                 # Another first use on this host may make the store between our look and
                 # our write; then init refuses, and we join the store it made.
                 with contextlib.suppress(StoreError):
-                    return cls.init(url, storage_options)
+                    return cls.init(url, storage_options, cache=cache)
             data = _read_config(backend, url)
         if data is None:
             if backend.list():
@@ -89,7 +96,7 @@ class Store:
                     f"{url} is not a stigmem store: it holds other files and no config.json"
                 )
             raise StoreError(f"{url} is not a stigmem store (no config.json)")
-        return cls(backend, store_config.parse(data, url))
+        return cls(backend, store_config.parse(data, url), cache)
 
     # -- locking ------------------------------------------------------------------------
 
@@ -115,28 +122,16 @@ class Store:
 
     # -- index --------------------------------------------------------------------------
 
-    def _cache_path(self, kind: str = "index", suffix: str = "db") -> Path | None:
-        if self.cache_dir is None:
-            return None
-        digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
-        return self.cache_dir / f"{kind}-{digest}.{suffix}"
-
     def dictionary_for(self, artifacts: dict[str, Path | bytes]) -> bytes | None:
         """The zstd dictionary a put compresses new chunks with (None: frames of chunks)."""
         cfg = self.config
-        return dictionary.for_put(
-            artifacts,
-            self._cache_path("dictionary", "zdict"),
-            cfg.dictionary_size,
-            cfg.level,
-            cfg.pages_per_chunk,
-        )
+        return dictionary.for_put(artifacts, cfg.dictionary_size, cfg.level, cfg.pages_per_chunk)
 
     def index(self) -> ChunkIndex:
         """The index, loading only index objects not seen yet (here or in the local cache)."""
         names = {n for e in self.backend.list(layout.INDEX) if (n := layout.index_of(e.path))}
         if self._index is None:
-            self._index = ChunkIndex(self._cache_path())
+            self._index = ChunkIndex(self.cache.index_path(self.url))
             self._index.bounds = limits.entry_bounds(self.config)
             self._index_names = self._index.loaded_names()
         if not self._index_names <= names:

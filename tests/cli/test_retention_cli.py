@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from store.localcache import LocalCache
 from store.repository import Store
 from tests.conftest import BUCKET, Runner, ok, s3_options
 from tests.store.history import (
@@ -30,7 +31,7 @@ from tests.store.history import (
     write_config,
 )
 
-# Tracebacks in failure output (an intermittent catalog error was seen here; see report).
+# Tracebacks in failure output, should a command fail.
 DEBUG = {"STIGMEM_LOG_LEVEL": "DEBUG"}
 
 
@@ -43,7 +44,7 @@ def prune_runs(home: Path) -> list[tuple[str, bool, list[str]]]:
     return [(tier, bool(dry), json.loads(removed)) for tier, dry, removed in rows]
 
 
-# ---------------------------------------------------------------- acceptance 2
+# ---------------------------------------------------------------- the runbook policy
 
 
 def test_runbook_policy_over_120_days_local_and_offsite(
@@ -64,6 +65,9 @@ def test_runbook_policy_over_120_days_local_and_offsite(
             },
         },
     )
+    # A host cache bound small enough to be reached: the commands trim to it as they go.
+    with (home / "config.toml").open("a") as config:
+        config.write("\n[cache]\nmax_mib = 1\n")
     node = tiny_node(tmp_path / "node" / "stigmem.db")
     local = Store.open(local_url, create=True)
     catalog = open_catalog(home)
@@ -143,9 +147,10 @@ def test_runbook_policy_over_120_days_local_and_offsite(
     target.parent.mkdir()
     ok(stigmem("snapshot", "restore", node.ids[30], "--db", str(target), "--no-backup"))
     assert hashlib.sha256(target.read_bytes()).hexdigest() == node.sha[node.ids[30]]
+    assert 0 < LocalCache(home / "cache").size() <= 1 << 20
 
 
-# ---------------------------------------------------------------- acceptance 6
+# ---------------------------------------------------------------- untrusted snapshots
 
 
 def test_planted_untrusted_snapshots_cannot_push_real_ones_out(

@@ -1,7 +1,10 @@
-"""Store test fixtures: one store location per test on memory, a local directory and S3.
+"""Store test fixtures: one store location per test on memory, a local directory and S3,
+with and without this host's local cache.
 
 S3 is moto's real HTTP server on 127.0.0.1, reached through s3fs with ``endpoint_url`` as
-s3fs' own tests do; it is skipped (with the reason) when the server cannot start.
+s3fs' own tests do; it is skipped (with the reason) when the server cannot start. The suite
+runs without a cache on every backend and with one on memory and local stores: the cache's
+logic does not depend on the backend.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from store.localcache import LocalCache
+
 # The S3 server is shared with the command-line tests: one moto server per session.
 from tests.conftest import BUCKET, s3_options
 
@@ -27,19 +32,22 @@ class Location:
     kind: str
     url: str
     options: dict[str, Any]
+    cache: LocalCache | None = None  # hand it to Store.init / Store.open
 
 
 def make_location(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Location:
     name = uuid.uuid4().hex
+    kind, cached, _ = kind.partition("+cache")
+    cache = LocalCache(tmp_path / f"cache-{name}") if cached else None
     if kind == "memory":
-        return Location(kind, f"memory://stigmem-tests/{name}", {})
+        return Location(kind, f"memory://stigmem-tests/{name}", {}, cache)
     if kind == "local":
-        return Location(kind, str(tmp_path / f"store-{name}"), {})
+        return Location(kind, str(tmp_path / f"store-{name}"), {}, cache)
     endpoint = request.getfixturevalue("s3_endpoint")
-    return Location(kind, f"s3://{BUCKET}/{name}", s3_options(endpoint))
+    return Location(kind, f"s3://{BUCKET}/{name}", s3_options(endpoint), cache)
 
 
-@pytest.fixture(params=["memory", "local", "s3"])
+@pytest.fixture(params=["memory", "local", "s3", "memory+cache", "local+cache"])
 def location(request: pytest.FixtureRequest, tmp_path: Path) -> Location:
     return make_location(request.param, tmp_path, request)
 

@@ -1,9 +1,7 @@
-"""The dictionary a put compresses with: trained on the database, kept by the host a while."""
+"""The dictionary a put compresses with: trained on the database, the same for the same pages."""
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import zstandard
@@ -14,42 +12,28 @@ from tests.store.conftest import change_rows, make_db
 SIZE = 16 << 10
 
 
-def put_dictionary(db: Path, cache: Path | None) -> bytes | None:
-    return dictionary.for_put({"artifacts/stigmem.db": db, "cursor": b"{}"}, cache, SIZE, 3, 1)
+def put_dictionary(db: Path) -> bytes | None:
+    return dictionary.for_put({"artifacts/stigmem.db": db, "cursor": b"{}"}, SIZE, 3, 1)
 
 
-def test_trained_on_the_database_then_kept_by_the_host(tmp_path: Path) -> None:
+def test_trained_on_the_database_deterministically(tmp_path: Path) -> None:
     db = make_db(tmp_path / "node.db", 3000)
-    cache = tmp_path / "cache" / "dictionary.zdict"
-    first = put_dictionary(db, cache)
+    first = put_dictionary(db)
     assert first is not None and zstandard.ZstdCompressionDict(first).dict_id() != 0
-    assert cache.read_bytes() == first
-    # A later put on this host, of a changed database, reuses it: no training.
+    # The same database gives the same dictionary: a put's packs depend on nothing else.
+    assert put_dictionary(db) == first
     change_rows(db, list(range(1, 3000, 7)), "changed")
-    assert put_dictionary(db, cache) == first
-    # Once old, it is trained again on the database as it is now.
-    old = time.time() - dictionary.MAX_AGE - 60
-    os.utime(cache, (old, old))
-    again = put_dictionary(db, cache)
-    assert again is not None and again != first and cache.read_bytes() == again
-
-
-def test_a_damaged_kept_dictionary_is_trained_over(tmp_path: Path) -> None:
-    db = make_db(tmp_path / "node.db", 3000)
-    cache = tmp_path / "dictionary.zdict"
-    cache.write_bytes(b"not a dictionary" * 100)
-    got = put_dictionary(db, cache)
-    assert got is not None and zstandard.ZstdCompressionDict(got).dict_id() != 0
-    assert cache.read_bytes() == got
+    again = put_dictionary(db)
+    assert again is not None and again != first
 
 
 def test_no_dictionary_without_a_database_worth_learning_from(tmp_path: Path) -> None:
     small = make_db(tmp_path / "small.db", 20)  # a few pages
     assert len(dictionary.samples(small, 1)) < dictionary.MIN_SAMPLES
-    assert put_dictionary(small, None) is None
-    assert dictionary.for_put({"cursor": b"{}" * 10000}, None, SIZE, 3, 1) is None
+    assert put_dictionary(small) is None
+    assert dictionary.for_put({"cursor": b"{}" * 10000}, SIZE, 3, 1) is None
     # A store made before dictionaries (size 0) never trains.
-    assert dictionary.for_put({"db": make_db(tmp_path / "n.db", 3000)}, None, 0, 3, 1) is None
+    assert dictionary.for_put({"db": make_db(tmp_path / "n.db", 3000)}, 0, 3, 1) is None
 
 
 def test_samples_are_whole_pages_spread_over_the_database(tmp_path: Path) -> None:

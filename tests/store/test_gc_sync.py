@@ -33,7 +33,9 @@ def objects(store: Store, prefix: str) -> set[str]:
 
 
 def test_gc_keeps_referenced_and_frees_unreferenced(location: Location, tmp_path: Path) -> None:
-    store = Store.init(location.url, location.options, settings=small_settings())
+    store = Store.init(
+        location.url, location.options, cache=location.cache, settings=small_settings()
+    )
     kept_db = make_db(tmp_path / "kept.db", 1500, seed=1)
     gone_db = make_db(tmp_path / "gone.db", 1500, seed=2)
     kept, _ = put(store, "kept", kept_db)
@@ -55,7 +57,9 @@ def test_gc_keeps_referenced_and_frees_unreferenced(location: Location, tmp_path
 
 
 def test_gc_repacks_mostly_dead_packs(location: Location, tmp_path: Path) -> None:
-    store = Store.init(location.url, location.options, settings=small_settings())
+    store = Store.init(
+        location.url, location.options, cache=location.cache, settings=small_settings()
+    )
     db = make_db(tmp_path / "node.db", 2000)
     day1, _ = put(store, "day1", db)
     change_rows(db, list(range(1, 2001, 3)), "changed")
@@ -75,7 +79,9 @@ def test_gc_repacks_mostly_dead_packs(location: Location, tmp_path: Path) -> Non
 def test_gc_keeps_unindexed_young_packs_of_a_crashed_put(
     location: Location, tmp_path: Path
 ) -> None:
-    store = Store.init(location.url, location.options, settings=small_settings())
+    store = Store.init(
+        location.url, location.options, cache=location.cache, settings=small_settings()
+    )
     crashed, _ = put(store, "crashed", make_db(tmp_path / "c.db", 800))
     # What a put killed before its document leaves behind: packs and an index.
     store.backend.delete([layout.snapshot_path(crashed)])
@@ -90,8 +96,10 @@ def test_gc_keeps_unindexed_young_packs_of_a_crashed_put(
 def test_sync_copies_only_what_is_missing(
     location: Location, other_location: Location, tmp_path: Path
 ) -> None:
-    src = Store.init(location.url, location.options, settings=small_settings())
-    dst = Store.init(other_location.url, other_location.options)
+    src = Store.init(
+        location.url, location.options, cache=location.cache, settings=small_settings()
+    )
+    dst = Store.init(other_location.url, other_location.options, cache=other_location.cache)
     db = make_db(tmp_path / "node.db", 1500)
     day1, _ = put(src, "day1", db)
 
@@ -113,8 +121,10 @@ def test_sync_copies_only_what_is_missing(
 def test_sync_resumes_after_being_killed_midway(
     location: Location, other_location: Location, tmp_path: Path
 ) -> None:
-    src = Store.init(location.url, location.options, settings=small_settings())
-    dst = Store.init(other_location.url, other_location.options)
+    src = Store.init(
+        location.url, location.options, cache=location.cache, settings=small_settings()
+    )
+    dst = Store.init(other_location.url, other_location.options, cache=other_location.cache)
     db = make_db(tmp_path / "node.db", 3000)
     a, _ = put(src, "a", db)
     packs = sorted(objects(src, layout.PACKS))

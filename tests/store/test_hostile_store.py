@@ -52,7 +52,9 @@ def write_document(store: Store, snapshot_id: str, doc: object) -> None:
 @pytest.fixture
 def two(location: Location, tmp_path: Path) -> tuple[Store, str, str]:
     """A store holding two snapshots of different databases: (store, old id, new id)."""
-    store = Store.init(location.url, location.options, settings=small_settings())
+    store = Store.init(
+        location.url, location.options, cache=location.cache, settings=small_settings()
+    )
     old = put(store, "old", make_db(tmp_path / "old.db", 1500, seed=1))
     new = put(store, "new", make_db(tmp_path / "new.db", 1500, seed=2))
     return store, old, new
@@ -201,7 +203,9 @@ def test_a_list_of_large_chunks_is_rebuilt_in_parts(location: Location) -> None:
     of 40 MiB, rebuilt as parts of at most WINDOW_BYTES, in order."""
     from store import rebuild
 
-    store = Store.init(location.url, location.options, settings=small_settings())
+    store = Store.init(
+        location.url, location.options, cache=location.cache, settings=small_settings()
+    )
     data = os.urandom(40 << 20)
     contents: dict[str, Path | bytes] = {DB: data}
     snapshot_id = conftest.sid("big", contents=contents)
@@ -321,7 +325,7 @@ def test_a_pack_larger_than_the_store_writes_is_damage_not_read(
 
 
 def test_whole_object_reads_are_bounded(location: Location) -> None:
-    store = Store.init(location.url, location.options)
+    store = Store.init(location.url, location.options, cache=location.cache)
     store.backend.write("big", bytes(1000))
     assert store.backend.read("big", 1000) == bytes(1000)
     with pytest.raises(StoreError, match="big holds more than 999 bytes"):
@@ -352,29 +356,29 @@ def test_whole_object_reads_are_bounded(location: Location) -> None:
 def test_a_config_setting_out_of_range_is_refused_at_open(
     location: Location, section: str, field: str, value: object
 ) -> None:
-    store = Store.init(location.url, location.options)
+    store = Store.init(location.url, location.options, cache=location.cache)
     config = json.loads(store.backend.read(layout.CONFIG))
     config[section][field] = value
     store.backend.write(layout.CONFIG, json.dumps(config).encode())
     with pytest.raises(StoreError, match=f"config.json field {section}.{field} must be"):
-        Store.open(location.url, location.options)
+        Store.open(location.url, location.options, cache=location.cache)
 
 
 def test_a_config_json_of_a_gigabyte_is_not_read(location: Location) -> None:
-    store = Store.init(location.url, location.options)
+    store = Store.init(location.url, location.options, cache=location.cache)
     store.backend.write(layout.CONFIG, b" " * (limits.MAX_SMALL_OBJECT + 1))
     with pytest.raises(StoreError, match=r"config\.json holds more than"):
-        Store.open(location.url, location.options)
+        Store.open(location.url, location.options, cache=location.cache)
 
 
 @pytest.mark.parametrize("version", [-1, 0, True])
 def test_a_config_version_below_one_is_refused(location: Location, version: object) -> None:
-    store = Store.init(location.url, location.options)
+    store = Store.init(location.url, location.options, cache=location.cache)
     config = json.loads(store.backend.read(layout.CONFIG))
     config["version"] = version
     store.backend.write(layout.CONFIG, json.dumps(config).encode())
     with pytest.raises(StoreError, match=r"config\.json"):
-        Store.open(location.url, location.options)
+        Store.open(location.url, location.options, cache=location.cache)
 
 
 # ---------------------------------------------------------------- links (local stores)
@@ -455,7 +459,7 @@ def test_a_link_inside_the_store_is_followed(local: tuple[Store, Path, str]) -> 
 def test_unlock_removes_only_what_is_named_like_a_lock(
     location: Location,
 ) -> None:
-    store = Store.init(location.url, location.options)
+    store = Store.init(location.url, location.options, cache=location.cache)
     store.backend.write(layout.lock_path("notes.txt"), b"operator's file")
     store.backend.write(layout.lock_path("exclusive-garbage.json"), b"\x00garbage")
     live = {"kind": "exclusive", "host": "elsewhere", "pid": 1, "time": 4e9}

@@ -25,15 +25,15 @@ def plant_lock(store: Store, kind: str, host: str, pid: int, at: float) -> None:
 @pytest.fixture
 def stores(location: Location) -> tuple[Store, Store]:
     """Two handles on one store, as two processes would have."""
-    first = Store.init(location.url, location.options)
-    return first, Store.open(location.url, location.options)
+    first = Store.init(location.url, location.options, cache=location.cache)
+    return first, Store.open(location.url, location.options, cache=location.cache)
 
 
 def test_shared_locks_coexist_and_exclusive_waits_for_them(
     stores: tuple[Store, Store], location: Location
 ) -> None:
     one, two = stores
-    third = Store.open(location.url, location.options)
+    third = Store.open(location.url, location.options, cache=location.cache)
     with one.lock("shared"), two.lock("shared"):
         with pytest.raises(LockedError) as err, third.lock("exclusive"):
             pass

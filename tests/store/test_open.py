@@ -17,11 +17,11 @@ from tests.store.conftest import Location, s3_options
 
 
 def test_create_then_open(location: Location) -> None:
-    created = Store.open(location.url, location.options, create=True)
+    created = Store.open(location.url, location.options, cache=location.cache, create=True)
     assert created.url == location.url
     config = json.loads(created.backend.read("config.json"))
     assert config["format"] == "stigmem-store" and config["version"] == 1
-    assert Store.open(location.url, location.options).config == created.config
+    assert Store.open(location.url, location.options, cache=location.cache).config == created.config
     # New stores compress every page on its own with a dictionary trained on the database.
     assert config["compression"]["dictionary_size"] == created.config.dictionary_size > 0
 
@@ -31,11 +31,11 @@ def test_a_store_made_before_dictionaries_goes_on_without(
 ) -> None:
     from tests.store.conftest import make_db, manifest, sid
 
-    store = Store.open(location.url, location.options, create=True)
+    store = Store.open(location.url, location.options, cache=location.cache, create=True)
     config = json.loads(store.backend.read("config.json"))
     del config["compression"]["dictionary_size"]
     store.backend.write("config.json", json.dumps(config).encode())
-    older = Store.open(location.url, location.options)
+    older = Store.open(location.url, location.options, cache=location.cache)
     assert older.config.dictionary_size == 0
     db = make_db(tmp_path / "node.db", 2000)
     only = ("artifacts/stigmem.db",)
@@ -64,14 +64,14 @@ def test_first_uses_racing_to_create_the_store_all_get_it(tmp_path: Path) -> Non
 
 
 def test_init_refuses_an_existing_store(location: Location) -> None:
-    Store.init(location.url, location.options)
+    Store.init(location.url, location.options, cache=location.cache)
     with pytest.raises(StoreError, match="already a stigmem store"):
-        Store.init(location.url, location.options)
+        Store.init(location.url, location.options, cache=location.cache)
 
 
 def test_absent_location_is_not_a_store_and_stays_absent(location: Location) -> None:
     with pytest.raises(StoreError, match="not a stigmem store") as err:
-        Store.open(location.url, location.options)
+        Store.open(location.url, location.options, cache=location.cache)
     assert location.url in str(err.value)
     assert open_backend(location.url, location.options).list() == []
 
@@ -81,18 +81,18 @@ def test_directory_with_other_files_is_refused_even_with_create(location: Locati
     backend.write("holiday.jpg", b"\xff\xd8")
     for create in (False, True):
         with pytest.raises(StoreError, match="not a stigmem store") as err:
-            Store.open(location.url, location.options, create=create)
+            Store.open(location.url, location.options, cache=location.cache, create=create)
         assert location.url in str(err.value)
     assert [e.path for e in backend.list()] == ["holiday.jpg"]
 
 
 def test_newer_format_version_is_refused(location: Location) -> None:
-    store = Store.init(location.url, location.options)
+    store = Store.init(location.url, location.options, cache=location.cache)
     config = json.loads(store.backend.read("config.json"))
     config["version"] = 2
     store.backend.write("config.json", json.dumps(config).encode())
     with pytest.raises(StoreError, match="format version 2") as err:
-        Store.open(location.url, location.options)
+        Store.open(location.url, location.options, cache=location.cache)
     assert location.url in str(err.value)
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from snapshot.errors import AmbiguousError, StoreError, VerificationError
 from store import layout, maintenance
+from store.localcache import LocalCache
 from store.reports import PutResult
 from store.repository import Store
 from tests.store.conftest import (
@@ -123,12 +124,14 @@ def frames_decoded_by_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bytes
 def new_store(location: Location, framed: bool) -> Store:
     """A store of frames of several pages (made before dictionaries), or of a frame per page."""
     settings = framed_settings() if framed else small_settings()
-    return Store.init(location.url, location.options, settings=settings)
+    return Store.init(location.url, location.options, cache=location.cache, settings=settings)
 
 
 @pytest.fixture
 def store(location: Location) -> Store:
-    return Store.init(location.url, location.options, settings=small_settings())
+    return Store.init(
+        location.url, location.options, cache=location.cache, settings=small_settings()
+    )
 
 
 def test_roundtrip_of_a_real_database(store: Store, tmp_path: Path) -> None:
@@ -217,7 +220,7 @@ def put_signed(store: Store, label: str, db: Path, lineage: str) -> str:
 
 
 def test_a_lineage_follows_on_from_its_last_snapshot(store: Store, tmp_path: Path) -> None:
-    store.cache_dir = tmp_path / "cache"  # where the host remembers its last put
+    store.cache = LocalCache(tmp_path / "cache")  # where the host remembers its last put
     db = make_db(tmp_path / "node.db", 4000)
     put_as(store, "day1", db, "node-a")
     change_rows(db, [10, 2000, 3900], "rewritten")
@@ -239,7 +242,7 @@ def test_a_lineage_follows_on_from_its_last_snapshot(store: Store, tmp_path: Pat
 def test_a_last_snapshot_with_unreadable_chunk_lists_only_costs_lookups(
     store: Store, tmp_path: Path
 ) -> None:
-    store.cache_dir = tmp_path / "cache"
+    store.cache = LocalCache(tmp_path / "cache")
     db = make_db(tmp_path / "node.db", 4000)
     put_as(store, "day1", db, "node-a")
     # The document now names a chunk list nobody stored: the hints stop there.
@@ -280,7 +283,7 @@ def read_through(store: Store, snapshot_id: str) -> bytes:
 def test_a_second_read_of_a_snapshot_makes_no_lookup_until_gc_moves_its_chunks(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store.cache_dir = tmp_path / "cache"
+    store.cache = LocalCache(tmp_path / "cache")
     db = make_db(tmp_path / "node.db", 4000)
     put_as(store, "day1", db, "node-a")
     day1 = db.read_bytes()
@@ -314,7 +317,7 @@ def test_a_second_read_of_a_snapshot_makes_no_lookup_until_gc_moves_its_chunks(
 def test_a_read_that_names_damage_asks_the_index_not_the_kept_plans(
     store: Store, tmp_path: Path
 ) -> None:
-    store.cache_dir = tmp_path / "cache"
+    store.cache = LocalCache(tmp_path / "cache")
     db = make_db(tmp_path / "node.db", 4000)
     put_as(store, "day1", db, "node-a")
     assert read_through(store, sid("day1")) == db.read_bytes()
@@ -343,14 +346,16 @@ def test_a_gc_between_two_artifact_reads_of_a_snapshot_does_not_fail_the_second(
 ) -> None:
     """Reads take no lock: a restore reads the cursor, a prune elsewhere repacks, then the
     restore reads the database; its read must see the index objects gc wrote."""
-    store = Store.init(location.url, location.options, settings=small_settings())
+    store = Store.init(
+        location.url, location.options, cache=location.cache, settings=small_settings()
+    )
     db = make_db(tmp_path / "node.db", 4000)
     put(store, "day1", db)
     change_rows(db, list(range(1, 4000, 3)), "rewritten")
     put(store, "day2", db)
-    reader = Store.open(location.url, location.options)
+    reader = Store.open(location.url, location.options, cache=location.cache)
     assert read(reader, sid("day2"), CURSOR) == CURSOR_BYTES
-    other = Store.open(location.url, location.options)
+    other = Store.open(location.url, location.options, cache=location.cache)
     other.delete_snapshot(sid("day1"))
     assert maintenance.gc(other, grace_seconds=0, max_unused=0.0).packs_deleted > 0
     assert read_unchecked(reader, sid("day2")) == db.read_bytes()
@@ -484,7 +489,9 @@ def test_a_read_of_many_windows_is_the_database_and_decodes_each_frame_once(
     # A store of frames of several pages (made before dictionaries) and 64-hash chunk lists:
     # a database of many windows, whose frames (16 KiB) hold pages of two neighbouring
     # windows at their edges. Those are carried over, not decoded twice.
-    store = Store.init(location.url, location.options, settings=framed_settings())
+    store = Store.init(
+        location.url, location.options, cache=location.cache, settings=framed_settings()
+    )
     db = make_db(tmp_path / "node.db", 6000)
     put(store, "a", db)
     pages = db.stat().st_size // 4096
@@ -528,23 +535,26 @@ def test_a_read_decodes_only_its_own_pages_however_scattered(
         assert plain_bytes == own
 
 
-def test_a_host_compresses_its_puts_with_the_dictionary_it_trained_once(
+def test_each_put_compresses_with_the_dictionary_of_its_own_database(
     store: Store, tmp_path: Path
 ) -> None:
+    from store import dictionary
     from store import packs as pack_format
 
-    store.cache_dir = tmp_path / "cache"
     db = make_db(tmp_path / "node.db", 3000)
     put(store, "a", db)
-    (kept,) = store.cache_dir.glob("dictionary-*.zdict")
     first = set(packs(store))
+    trained_a = dictionary.for_put({"db": db}, store.config.dictionary_size, 3, 1)
     change_rows(db, list(range(1, 3001, 5)), "changed")
     put(store, "b", db)
     added = set(packs(store)) - first
     assert added
-    for path in sorted(first) + sorted(added):
-        data = store.backend.read(path)
-        assert pack_format.dictionary_in(data) == kept.read_bytes()
+    trained_b = dictionary.for_put({"db": db}, store.config.dictionary_size, 3, 1)
+    assert trained_a != trained_b
+    for path in sorted(first):
+        assert pack_format.dictionary_in(store.backend.read(path)) == trained_a
+    for path in sorted(added):
+        assert pack_format.dictionary_in(store.backend.read(path)) == trained_b
     assert read(store, sid("b")) == db.read_bytes()
 
 
