@@ -245,7 +245,7 @@ def _store_and_sign(
     """Pack the copy while integrity_check runs; sign and commit only once it passed."""
     from cli.output import progress
 
-    with progress("storing") as report, store.transaction(report, node_id or None) as tx:
+    with progress("storing") as report, store.transaction(report) as tx:
         digests = tx.add_artifacts({CURSOR_MEMBER: cursor, DB_MEMBER: copy})
         check.raise_if_failed(f"copy of {db} fails its integrity check")
         manifest = _sign(digests[DB_MEMBER], cursor, node_id, key)

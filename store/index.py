@@ -77,21 +77,17 @@ _SCHEMA = (
     # content: gone with it (and the reason for layout version 2, below).
     """CREATE TABLE IF NOT EXISTS plans(
         list BLOB PRIMARY KEY, snapshot TEXT NOT NULL, rows BLOB NOT NULL)""",
-    # The last snapshot this host put for each lineage (a node id): not index content, so
-    # ``clear`` keeps it. Added without a version bump: an older cache simply gains it.
-    "CREATE TABLE IF NOT EXISTS lineage(name TEXT PRIMARY KEY, snapshot TEXT NOT NULL)",
 )
-# The cache's layout, as SQLite's user_version (0: the layout first shipped, which never set
-# it; 1: the covering hash index; 2: kept plans). A cache of another version is dropped and
-# reloaded from the store's index objects (it is only ever a copy of them). Version 2 is about
-# who may touch the cache: a build that does not know plans would renumber packs and move
-# chunks (gc, a reload) and leave the plans naming the old places; it resets the version to
-# its own on opening, and this build then drops everything, plans included. Measured and
-# kept: the rowid table. A table clustered by chunk hash (WITHOUT ROWID) made a restore's
-# lookups as fast as the covering index does, but a daily snapshot 0.4 s slower, its scans
-# by position each costing a second b-tree seek.
-SCHEMA_VERSION = 2
+# The cache's layout, as SQLite's user_version. A cache of another version is dropped and
+# reloaded from the store's index objects (it is only ever a copy of them). The version also
+# guards the kept plans: a build that does not know them would renumber packs and move chunks
+# (gc, a reload) and leave the plans naming the old places; it resets the version to its own
+# on opening, and this build then drops everything, plans included. The entries are a rowid
+# table with a covering index on the hash: lookups by hash and scans by position both stay
+# one b-tree seek.
+SCHEMA_VERSION = 3
 _CONTENT = ("e", "packs", "loaded", "plans")  # what mirrors the store's index objects
+# "lineage" is dropped from caches of an older layout that kept it.
 _TABLES = (*_CONTENT, "lineage")
 
 
@@ -178,16 +174,6 @@ class ChunkIndex:
 
     def mark_loaded(self, names: Iterable[str]) -> None:
         self._db.executemany("INSERT OR IGNORE INTO loaded(name) VALUES (?)", [(n,) for n in names])
-
-    def last_put(self, lineage: str) -> str | None:
-        """The snapshot this host last put for ``lineage``, if it recorded one."""
-        row = self._db.execute("SELECT snapshot FROM lineage WHERE name = ?", (lineage,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def record_put(self, lineage: str, snapshot_id: str) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO lineage(name, snapshot) VALUES (?, ?)", (lineage, snapshot_id)
-        )
 
     def clear(self) -> None:
         """Forget everything (the store's index objects were replaced, by gc)."""

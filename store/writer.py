@@ -9,8 +9,7 @@ stored once, and placed (with their location) when their pack is written.
 from __future__ import annotations
 
 import hashlib
-import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,6 @@ class SnapshotWriter:
         config: StoreConfig,
         result: PutResult,
         progress: Progress | None,
-        previous: dict[str, Iterator[bytes]] | None = None,
         dictionary: Callable[[dict[str, Path | bytes]], bytes | None] | None = None,
     ) -> None:
         self.backend = backend
@@ -43,8 +41,6 @@ class SnapshotWriter:
         self.config = config
         self.result = result
         self.progress = progress
-        # Member -> the previous snapshot's chunk names in order (Transaction.previous_chunks).
-        self.previous = previous or {}
         self._first_new = len(chunk_index)
         # The dictionary for new chunks, given the artifacts (store.dictionary.for_put).
         self._dictionary = dictionary or (lambda _: None)
@@ -74,13 +70,9 @@ class SnapshotWriter:
         self.result.new_chunks += 1
         self.result.new_plain_bytes += len(data)
 
-    def _store_batch(self, batch: list[chunker.Chunk], before: list[bytes]) -> None:
-        """Store the new chunks of one read block, asking the index once for all of them
-        but those equal to the chunk at the same position in the previous snapshot
-        (``before``), which is stored already."""
-        unchanged = {old for (key, _), old in zip(batch, before, strict=False) if key == old}
-        present = self.index.present([key for key, _ in batch if key not in unchanged])
-        present |= unchanged
+    def _store_batch(self, batch: list[chunker.Chunk]) -> None:
+        """Store the new chunks of one read block, asking the index once for all of them."""
+        present = self.index.present([key for key, _ in batch])
         new: list[chunker.Chunk] = []
         for key, data in batch:
             if key not in present:
@@ -111,10 +103,9 @@ class SnapshotWriter:
         # The whole-artifact digest is what the manifest signs; computing it on this one read
         # saves a second pass over the database.
         digest = hashlib.sha256()
-        before = self.previous.get(member, iter(()))
         with open_artifact(source) as stream:
             for batch in chunker.batches(stream, self.config.pages_per_chunk, digest):
-                self._store_batch(batch, list(itertools.islice(before, len(batch))))
+                self._store_batch(batch)
                 plain = 0
                 for key, data in batch:
                     current += key

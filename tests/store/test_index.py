@@ -135,6 +135,18 @@ OTHER_LAYOUTS = {
                    rows BLOB NOT NULL);
                INSERT INTO plans VALUES (x'00', 'node-a', x'00');
                PRAGMA user_version = 1;""",
+    # Version 2, which also kept the last snapshot put per node (a table this layout drops).
+    "with lineage": """CREATE TABLE e(pos INTEGER PRIMARY KEY, key BLOB NOT NULL,
+                   pack INTEGER, fo INTEGER, fl INTEGER, off INTEGER, len INTEGER);
+               CREATE INDEX e_key ON e(key, pack, fo, fl, off, len);
+               CREATE TABLE packs(number INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+               CREATE TABLE loaded(name TEXT PRIMARY KEY);
+               INSERT INTO loaded VALUES ('stale');
+               CREATE TABLE plans(list BLOB PRIMARY KEY, snapshot TEXT NOT NULL,
+                   rows BLOB NOT NULL);
+               CREATE TABLE lineage(name TEXT PRIMARY KEY, snapshot TEXT NOT NULL);
+               INSERT INTO lineage VALUES ('node-a', 'snapshot-1');
+               PRAGMA user_version = 2;""",
     "newer": """CREATE TABLE e(key BLOB PRIMARY KEY, pos INTEGER NOT NULL UNIQUE,
                    pack INTEGER, fo INTEGER, fl INTEGER, off INTEGER, len INTEGER) WITHOUT ROWID;
                CREATE TABLE packs(number INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
@@ -157,6 +169,8 @@ def test_cache_of_another_layout_is_dropped_and_refilled(tmp_path: Path, layout:
     chunks.close()
     with contextlib.closing(sqlite3.connect(cache)) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (index.SCHEMA_VERSION,)
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+        assert "lineage" not in tables
 
 
 def test_reserved_chunks_count_as_present_and_are_placed_where_their_pack_put_them() -> None:
@@ -308,11 +322,9 @@ def test_keeping_plans_is_best_effort(
     # cache takes the next command's work.
     assert chunks._kept_plan(kept) is not None
     assert chunks._kept_plan(chunk_list([2, 3])) is None
-    chunks.record_put("node-a", "snapshot-3")
     chunks.commit()
     chunks.close()
     again = ChunkIndex(tmp_path / "index.db")
-    assert again.last_put("node-a") == "snapshot-3"
     assert again._kept_plan(kept) is not None
 
 

@@ -203,28 +203,29 @@ def test_changed_pages_are_stored_once(store: Store, tmp_path: Path) -> None:
     assert maintenance.stats(store).snapshots == 2
 
 
-def put_as(store: Store, label: str, db: Path, lineage: str) -> PutResult:
-    """A put as ``snapshot create`` makes it: following on from the lineage's last one."""
-    with store.transaction(lineage=lineage) as tx:
+def put_as(store: Store, label: str, db: Path) -> PutResult:
+    """A put as ``snapshot create`` makes it: artifacts first, the document once signed."""
+    with store.transaction() as tx:
         tx.add_artifacts({DB: db, CURSOR: CURSOR_BYTES})
         return tx.commit(sid(label), manifest(label))
 
 
-def put_signed(store: Store, label: str, db: Path, lineage: str) -> str:
+def put_signed(store: Store, label: str, db: Path) -> str:
     """``put_as``, the manifest signing the artifacts' real digests (for a full check)."""
     contents: dict[str, Path | bytes] = {DB: db, CURSOR: CURSOR_BYTES}
-    with store.transaction(lineage=lineage) as tx:
+    with store.transaction() as tx:
         tx.add_artifacts(contents)
         tx.commit(sid(label, contents=contents), manifest(label, contents=contents))
     return sid(label, contents=contents)
 
 
-def test_a_lineage_follows_on_from_its_last_snapshot(store: Store, tmp_path: Path) -> None:
-    store.cache = LocalCache(tmp_path / "cache")  # where the host remembers its last put
+def test_a_put_after_its_predecessors_were_pruned_stores_what_it_needs(
+    store: Store, tmp_path: Path
+) -> None:
     db = make_db(tmp_path / "node.db", 4000)
-    put_as(store, "day1", db, "node-a")
+    put_as(store, "day1", db)
     change_rows(db, [10, 2000, 3900], "rewritten")
-    second = put_as(store, "day2", db, "node-a")
+    second = put_as(store, "day2", db)
     assert 0 < second.new_chunks < 12
     assert read(store, sid("day2")) == db.read_bytes()
 
@@ -234,27 +235,9 @@ def test_a_lineage_follows_on_from_its_last_snapshot(store: Store, tmp_path: Pat
     maintenance.gc(store, grace_seconds=0, max_unused=0.0)
     assert packs(store) == set()
     change_rows(db, [500], "again")
-    day3 = put_signed(store, "day3", db, "node-a")
+    day3 = put_signed(store, "day3", db)
     assert read(store, day3) == db.read_bytes()
     assert maintenance.check(store, 1.0).problems == []
-
-
-def test_a_last_snapshot_with_unreadable_chunk_lists_only_costs_lookups(
-    store: Store, tmp_path: Path
-) -> None:
-    store.cache = LocalCache(tmp_path / "cache")
-    db = make_db(tmp_path / "node.db", 4000)
-    put_as(store, "day1", db, "node-a")
-    # The document now names a chunk list nobody stored: the hints stop there.
-    path = layout.snapshot_path(sid("day1"))
-    doc = json.loads(store.backend.read(path))
-    assert doc["artifacts"][DB]["chunk_lists"]
-    doc["artifacts"][DB]["chunks"][1] = "ab" * 32
-    store.backend.write(path, json.dumps(doc).encode())
-    change_rows(db, [10, 3900], "rewritten")
-    second = put_as(store, "day2", db, "node-a")
-    assert 0 < second.new_chunks < 12
-    assert read(store, sid("day2")) == db.read_bytes()
 
 
 def lookups_by_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -285,10 +268,10 @@ def test_a_second_read_of_a_snapshot_makes_no_lookup_until_gc_moves_its_chunks(
 ) -> None:
     store.cache = LocalCache(tmp_path / "cache")
     db = make_db(tmp_path / "node.db", 4000)
-    put_as(store, "day1", db, "node-a")
+    put_as(store, "day1", db)
     day1 = db.read_bytes()
     change_rows(db, [10, 3900], "rewritten")
-    put_as(store, "day2", db, "node-a")
+    put_as(store, "day2", db)
     store.forget_index()  # as the next command finds the cache
     windows = len(store_windows(store, sid("day2")))
 
@@ -319,7 +302,7 @@ def test_a_read_that_names_damage_asks_the_index_not_the_kept_plans(
 ) -> None:
     store.cache = LocalCache(tmp_path / "cache")
     db = make_db(tmp_path / "node.db", 4000)
-    put_as(store, "day1", db, "node-a")
+    put_as(store, "day1", db)
     assert read_through(store, sid("day1")) == db.read_bytes()
     index = store.index()
     # A kept plan gone wrong: its first two pages swapped (both are pages, both decode).
