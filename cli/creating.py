@@ -62,8 +62,10 @@ def signing_key(
 ) -> Ed25519PrivateKey:
     """The key that signs: ``--sign-with``, else the environment's, else the node's own.
 
-    A key from elsewhere than ``node_meta`` that is not the node's own key is used as asked,
-    but never silently: stderr names the key that signed and the node's, by key id.
+    A key from the environment that is not the one ``node_meta`` holds is used as asked, but
+    never silently: stderr names the key that signed and the node's, by key id. (``--sign-with``
+    names a signing key on purpose, as the runbook's dedicated backup key; its key id is in
+    the output.)
     """
     from snapshot.keys import (
         key_id,
@@ -73,21 +75,17 @@ def signing_key(
         public_key_bytes,
     )
 
-    env = os.environ.get("STIGMEM_FEDERATION_PRIVKEY")
     if sign_with is not None:
-        key, source = load_private_key_file(sign_with), f"--sign-with {sign_with}"
-    elif env:
-        key, source = (
-            private_key_from_text(env, "STIGMEM_FEDERATION_PRIVKEY"),
-            ("STIGMEM_FEDERATION_PRIVKEY"),
-        )
-    elif node_privkey:
-        return private_key_from_text(node_privkey, f"node_meta of {db}")
-    else:
+        return load_private_key_file(sign_with)
+    env = os.environ.get("STIGMEM_FEDERATION_PRIVKEY")
+    if not env:
+        if node_privkey:
+            return private_key_from_text(node_privkey, f"node_meta of {db}")
         raise StigmemError(
             f"no signing key: pass --sign-with, set STIGMEM_FEDERATION_PRIVKEY, "
             f"or keep federation_privkey in node_meta of {db}"
         )
+    key = private_key_from_text(env, "STIGMEM_FEDERATION_PRIVKEY")
     node_keys = node_public_keys_of(node_privkey, node_pubkey)
     signer = public_key_bytes(key)
     if node_keys and signer not in node_keys:
@@ -95,8 +93,8 @@ def signing_key(
 
         held = ", ".join(key_id(k) for k in node_keys)
         note(
-            f"WARNING: signing with the key from {source} (key id {key_id(signer)}), "
-            f"which is not the key node_meta of {db} holds (key id {held})"
+            f"WARNING: signing with the key from STIGMEM_FEDERATION_PRIVKEY (key id "
+            f"{key_id(signer)}), which is not the key node_meta of {db} holds (key id {held})"
         )
     return key
 

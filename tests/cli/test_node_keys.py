@@ -171,3 +171,27 @@ def test_a_node_meta_key_in_neither_form_is_a_one_line_error(
     assert result.stderr.count("\n") == 1
     assert "bad private key in node_meta of" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_dedicated_signing_key_given_with_sign_with_is_used_without_a_warning(
+    stigmem: Runner, tmp_path: Path
+) -> None:
+    node_key = Ed25519PrivateKey.generate()
+    db = node_db(
+        tmp_path / "stigmem.db", {"node_id": NODE_ID, "federation_privkey": seed_text(node_key)}
+    )
+    generated = ok(stigmem("keys", "generate", "--out", str(tmp_path / "backup.key")))
+    created = ok(
+        stigmem(
+            "snapshot",
+            "create",
+            "--db",
+            str(db),
+            "--sign-with",
+            str(tmp_path / "backup.key"),
+            "--json",
+        )
+    )
+    assert created.json()["signer_key_id"] in generated.stdout
+    assert created.json()["signer_key_id"] != key_id(node_key)
+    assert "WARNING" not in created.stderr
