@@ -1,4 +1,4 @@
-"""The wheel an operator installs (issue: the catalog, packaging acceptance).
+"""The wheel an operator installs.
 
 Builds a wheel from a copy of the repository, checks its file list, installs it into a fresh
 virtual environment (dependencies from PyPI) and runs *that* environment's ``stigmem``: it must

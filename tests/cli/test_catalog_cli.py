@@ -1,4 +1,4 @@
-"""The catalog through the console script (issue: the catalog), on SQLite and PostgreSQL.
+"""The catalog through the console script, on SQLite and PostgreSQL.
 
 Everything here is what an operator would type and read: snapshot list/show/history --json
 (field names of docs/design.md sections 8 and 9, and README's table), keys, pins, filters,

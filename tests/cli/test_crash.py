@@ -1,5 +1,4 @@
-"""kill -9 of `stigmem snapshot create` at random points leaves a usable store (issue: the
-content-addressed store, acceptance 5).
+"""kill -9 of `stigmem snapshot create` at random points leaves a usable store.
 
 A snapshot document is the commit point (docs/design.md section 5): whenever create dies, every
 document in the store must be complete, every earlier snapshot must still verify and

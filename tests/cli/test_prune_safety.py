@@ -96,7 +96,7 @@ def setup_tier(
     return node, store
 
 
-# ---------------------------------------------------------------- acceptance 3
+# ---------------------------------------------------------------- prune and gc racing create
 
 
 @pytest.mark.parametrize("kind", ["local", "s3"])
@@ -161,7 +161,7 @@ def test_prune_and_gc_racing_create_lose_nothing_create_reported(
     assert hashlib.sha256(target.read_bytes()).hexdigest() == reported[newest]
 
 
-# ---------------------------------------------------------------- acceptance 4
+# ---------------------------------------------------------------- kill -9 and locks
 
 TRIALS = 3
 MAX_TRIALS = 6

@@ -191,7 +191,7 @@ def test_planted_untrusted_snapshots_cannot_push_real_ones_out(
     assert [(t, d) for t, d, _ in prune_runs(home)] == [("local", True), ("local", False)]
 
 
-# ---------------------------------------------------------------- acceptance 7
+# ---------------------------------------------------------------- bad config files
 
 BAD_CONFIGS = {
     "unknown key": ("keep_dayly = 3\n", "tiers.local.keep_dayly"),

@@ -1,4 +1,4 @@
-"""The Stigmem backup runbook, end to end through the console script (issue: signed snapshots).
+"""The Stigmem backup runbook, end to end through the console script.
 
 Tarballs from "the Stigmem node" are made by tests/reference_format.py, written from the format
 description alone; ours are checked by its independent reader.

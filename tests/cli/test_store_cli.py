@@ -1,4 +1,4 @@
-"""The content-addressed store, through the console script (issue: the content-addressed store).
+"""The content-addressed store, through the console script.
 
 Every check is one an operator could make: exit codes, the one-line messages, `store stats
 --json`, the store directory or bucket listing, and the bytes of the restored database. S3 is
