@@ -221,9 +221,9 @@ def schema() -> MetaData:
 
     Alembic (``migrations/env.py``), the schema test and DDL use this. They are left out of
     the tables until then because its per-dialect ``WHERE`` makes SQLAlchemy import both
-    dialect packages to validate the options (PostgreSQL's pulls in asyncio: 50 ms on a SQLite
-    command), and commands never need it: they read and write rows, and the upserts name the
-    index themselves (``index_where``). Idempotent.
+    dialect packages to validate the options (PostgreSQL's pulls in asyncio, which a SQLite
+    command never uses), and commands never need it: they read and write rows, and the upserts
+    name the index themselves (``index_where``). Idempotent.
     """
     if not any(index.name == "ux_placements_live" for index in placements.indexes):
         Index(

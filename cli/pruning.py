@@ -48,8 +48,8 @@ def _plan(app: App, tier: Tier, store: Store, policy: Policy, reconcile: bool) -
 
     catalog = app.catalog()
     trusted, _revoked = trusted_key_ids(app)
-    # (Listing the store on a thread beside the catalog query was measured slower: both are
-    # mostly interpreter work, so they only took turns with the interpreter lock.)
+    # (Not on a thread beside the catalog query: both are mostly interpreter work, so they
+    # would only take turns with the interpreter lock, and the thread adds its own cost.)
     present = set(store.snapshot_ids())
     # (created_utc, id, node_id, flags), newest first, TRUSTED by this command's idea of trust.
     rows = catalog.prune_rows(tier.name, trusted)

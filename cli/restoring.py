@@ -81,9 +81,8 @@ def restore_snapshot(
     from snapshot.restore import restore_database
 
     # The catalog opens once the bytes are written, beside the integrity check (see the
-    # command), also on a new host: opened while the store's index loaded, it took the GIL
-    # the load's inserts need (a new-host restore of the bench store took 3.12 s against
-    # 2.77 s, median of 5 alternating runs).
+    # command), also on a new host: opened while the store's index loads, it would take the
+    # GIL the load's inserts need, and that load is what a new-host restore waits on first.
     outcome: dict[str, Any] = {}
 
     def write_new(out: Writable) -> Callable[[], None]:

@@ -32,8 +32,8 @@ from snapshot.nodedb import (
 # Without a busy timeout a read can fail while the node is mid-checkpoint or recovering.
 SOURCE_TIMEOUT = 10.0
 HASH_BLOCK = 1 << 20
-# A bigger cache barely speeds the check up (measured 33 s vs 39 s on 256 MiB) but counts
-# fully in peak memory, which must not grow with the database.
+# A bigger cache barely speeds integrity_check up but counts fully in peak memory, which
+# must not grow with the database.
 CHECK_CACHE_KIB = 16 * 1024
 
 
@@ -91,8 +91,8 @@ def copy_from_connection(
     target = sqlite3.connect(dest)
     try:
         # The copy is a new file: a crash leaves a temp file nobody reads, so no journal and
-        # no syncs while it is written (0.6 s instead of 1.4 s for 256 MiB). Durability, when
-        # asked for, comes from the fsync below.
+        # no syncs while it is written: each would make the copy wait on the disk for
+        # nothing. Durability, when asked for, comes from the one fsync below.
         target.execute("PRAGMA journal_mode=OFF")
         target.execute("PRAGMA synchronous=OFF")
         source.backup(target, pages=-1)
@@ -103,8 +103,8 @@ def copy_from_connection(
     # The backup copies the source's header verbatim, WAL flag included (bytes 18-19 = 2).
     # No -wal exists for the copy (it was written without a journal), so the file already
     # holds everything and setting both bytes to 1 makes it a self-contained rollback-mode
-    # database. ``PRAGMA journal_mode=DELETE`` does the same but syncs the whole file first:
-    # 0.9 s of a 256 MiB daily snapshot.
+    # database. ``PRAGMA journal_mode=DELETE`` does the same but syncs the whole file first,
+    # a cost in proportion to the database even when no durability is asked for.
     with dest.open("r+b") as handle:
         header = handle.read(100)
         if len(header) < 100 or header[18:20] not in (b"\x01\x01", b"\x02\x02"):
@@ -127,18 +127,18 @@ def integrity_problem(path: Path, full: bool = False) -> str | None:
 
     ``quick_check`` walks every page and b-tree (torn copies, bad pages, broken freelists);
     ``full`` adds ``integrity_check``'s lookup of every row in every index, which costs
-    O(rows x indexes x log n): measured 33 s against 1.5 s for a 256 MiB node database,
-    ten times a daily backup. So it is asked for (``--full-check``), not the default.
+    O(rows x indexes x log n): for a node database, tens of times ``quick_check`` and about
+    ten times the whole daily backup. So it is asked for (``--full-check``), not the default.
     """
     try:
         conn = connect_for_reading(path)
         try:
             if full:
                 # integrity_check looks every row up in every index: a big cache saves
-                # re-reading. quick_check reads each page once, and a big cache only slows
-                # it down (0.52 s instead of 0.45 s for the bench's 283 MiB copy). Reading
-                # through mmap would be faster still (0.42 s), but every page mapped counts
-                # in the process's RSS: a daily snapshot peaked at 372 MiB instead of 117.
+                # re-reading. quick_check reads each page once, so a big cache only adds the
+                # cost of filling it. Reading through mmap would be a little faster, but every
+                # page mapped counts in the process's RSS, which would then grow with the
+                # database.
                 conn.execute(f"PRAGMA cache_size=-{CHECK_CACHE_KIB}")
             pragma = "integrity_check" if full else "quick_check"
             rows = conn.execute(f"PRAGMA {pragma}").fetchall()

@@ -3,8 +3,8 @@
 ``PRAGMA quick_check`` is a function of a file's bytes and of the SQLite that runs it.
 ``create`` runs it on the consistent copy it signs, and a restore hashes the bytes it writes
 on the way (to compare them with the signed manifest). When a restore has written exactly
-the bytes this host already checked, checking them again can only give the same answer:
-on the bench database that second check was 0.3 s, serial, at the end of a 1.2 s restore.
+the bytes this host already checked, checking them again can only give the same answer,
+and that second check would be a serial pass over the whole file at the end of the restore.
 So ``create`` leaves a mark here once its check passed, and a restore that finds the mark
 for the digest of what it wrote says so instead of checking again.
 

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-# Writes of 2 MiB and more were given huge page-cache folios, which this machine's kernel
-# took from memory its hypervisor had reclaimed: 272 MiB written as 16 MiB writes cost
-# 0.60-0.68 CPU-s, as 1 MiB or 512 KiB writes 0.06-0.08 (measured in fresh processes).
+# Writes go to the page cache in 512 KiB pieces: larger writes get huge page-cache folios,
+# and where the kernel must find them in memory a hypervisor has reclaimed, that costs far
+# more CPU than the copy itself.
 WRITE_PIECE = 512 << 10
 
 
@@ -90,7 +90,7 @@ class WriteBehind:
     """A file written front to back whose pages are handed to the disk while it grows.
 
     A restore ends with an fsync of the whole database; with hundreds of MiB dirty at that
-    point the disk started only then (0.5 s for the bench's 283 MiB here). Starting the
+    point the disk would start only then, and the restore wait for all of it. Starting the
     writeback every ``step`` bytes (Linux ``sync_file_range``, which does not wait) lets the
     disk work while the rest is rebuilt, and the final fsync only waits for the tail. Where
     the call does not exist this is a plain writer.

@@ -178,8 +178,8 @@ class Schema:
             joins += " LEFT JOIN fact_quarantine_status q ON q.fact_id = f.id"
         # The entity or its aliases, through the entity index. The unary + keeps SQLite off
         # the tenant and scope indexes, which it picks in a node database without ANALYZE
-        # statistics and which scan every fact of the tenant or scope for each entity: 0.13 s
-        # against 0.0014 s an entity among 400,000 facts.
+        # statistics and which scan every fact of the tenant or scope for each entity: work
+        # that grows with the tenant, where the entity index's grows with the entity's facts.
         entities = (
             "f.entity IN (SELECT :entity"
             " UNION SELECT raw_uri FROM entity_aliases WHERE canonical_uri = :entity)"

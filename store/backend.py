@@ -8,7 +8,8 @@ memory, local or S3 store) and the only place that knows the storage's quirks:
 - a local directory is plain files (``LocalBackend``): fsspec's local writes are neither
   atomic nor durable, so objects are written to a temporary name in the same directory,
   fsynced, renamed and the directory fsynced; packs are read through mmap; and fsspec is
-  not even imported (35 ms of every command's start, a tenth of a restore's serial part);
+  not even imported (importing it would add to every command's start, and to a restore's
+  serial part);
 - s3fs caches listings, so every existence check and listing drops the cache first;
 - batch calls (``pipe`` / ``cat`` / ``cat_ranges`` with lists) let s3fs run requests
   concurrently;
@@ -264,9 +265,9 @@ class LocalBackend(Backend):
 
     def prefetch(self, path: str, start: int, end: int) -> None:
         """Ask the kernel to read the range ahead (``POSIX_FADV_WILLNEED``, which does not
-        wait). Packs not read for a minute are often out of the page cache (this machine's
-        kernel reclaims idle pages): mapped and faulted in a window at a time, a restore of
-        the bench store waited on hundreds of small reads (1.8 s against 1.1 s warm)."""
+        wait). Packs not read for a while may be out of the page cache (a kernel may reclaim
+        idle pages, a virtual machine's host take them back): mapped and faulted in a window
+        at a time, a restore would wait on hundreds of small reads, one after another."""
         try:
             fd = self._open(path)
         except (OSError, StoreError):

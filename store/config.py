@@ -24,14 +24,14 @@ MAX_CONFIG_BYTES = 64 << 10
 @dataclass(frozen=True)
 class StoreConfig:
     pages_per_chunk: int = 1
-    # Level 3: measured 1.08-1.18x the zstd-3 floor against 1.07-1.16x at level 6, at
-    # half the CPU time.
+    # Level 3: higher levels make these pages barely smaller, for twice the CPU time or more.
     level: int = 3
     frame_size: int = 1 << 20
     # Bytes of the zstd dictionary every chunk is compressed with, each in a frame of its own
     # (store.packs); 0: chunks compressed together in frames of ``frame_size``, as stores made
-    # before dictionaries keep doing. 112 KiB, zstd's usual size: against 1 MiB frames, the
-    # bench database's first snapshot came out 0.9% larger (16 KiB: 7.7%, 64 KiB: 2.1%).
+    # before dictionaries keep doing. 112 KiB, zstd's usual size: large enough that a frame
+    # per page compresses within about a percent of 1 MiB frames, where smaller dictionaries
+    # fall well behind.
     dictionary_size: int = 112 << 10
     pack_size: int = 16 << 20
     hashes_per_list: int = 4096

@@ -5,8 +5,8 @@ well as pages compressed together, because what pages have in common (b-tree hea
 record layouts, repeated values) is in the dictionary.
 
 Every put trains its own, on ``SAMPLES`` chunks spread evenly over its largest SQLite
-artifact (about a tenth of a CPU-second for a 256 MiB node database, in the shadow of the
-copy's integrity check). Training is deterministic, so the packs a put writes depend only on
+artifact (a fixed amount of work, whatever the database's size, in the shadow of the copy's
+integrity check). Training is deterministic, so the packs a put writes depend only on
 the database and the store, never on what a host remembers; a put of an artifact too small
 to learn from compresses without a dictionary.
 """

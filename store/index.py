@@ -65,9 +65,9 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS e(
         pos INTEGER PRIMARY KEY, key BLOB NOT NULL,
         pack INTEGER, fo INTEGER, fl INTEGER, off INTEGER, len INTEGER)""",
-    # The only index on the hash, and a covering one: a restore's 72,000 lookups (hash ->
-    # location) each read one b-tree instead of the hash index and then the table, 0.5 s
-    # against 0.2 s of CPU on the bench store. Not UNIQUE, so it needs no second index:
+    # The only index on the hash, and a covering one: a restore's lookups (hash -> location,
+    # one per chunk, all CPU in SQLite) each read one b-tree instead of the hash index and
+    # then the table. Not UNIQUE, so it needs no second index:
     # ``add``, ``reserve`` and the loads keep one entry per hash themselves.
     _KEY_INDEX,
     "CREATE TABLE IF NOT EXISTS packs(number INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
@@ -361,14 +361,14 @@ class ChunkIndex:
 
     def keep_plans(self, snapshot_id: str) -> None:
         """The read that staged plans for ``snapshot_id`` hashed to its manifest's digest:
-        keep them, and drop every other (a host restores one snapshot of a node at a time;
-        1.8 MB of plans for the bench database). Its next read makes none of its 72,000
-        lookups (0.25 CPU-s of a 1.4 CPU-s restore). Best effort: a failure (a full disk,
-        which has SQLite roll the whole transaction back) keeps nothing and fails nothing.
+        keep them, and drop every other (a host restores one snapshot of a node at a time,
+        and a snapshot's plans take bytes in proportion to its chunks). Its next read makes
+        none of its lookups, one per chunk. Best effort: a failure (a full disk, which has
+        SQLite roll the whole transaction back) keeps nothing and fails nothing.
 
         Plans are kept by reads, not by ``create``: looking a snapshot's chunks up for its
-        plans cost every daily snapshot 0.2-0.27 s, and a verify after create (the runbook)
-        keeps them for the restore that may follow."""
+        plans would cost every daily snapshot a pass of lookups it does not otherwise need,
+        and a verify after create (the runbook) keeps them for the restore that may follow."""
         if not self.cached:
             return
         try:
@@ -439,7 +439,7 @@ class ChunkIndex:
         """The lookup behind :meth:`locate_in_pack_order`, in one statement: SQLite splits
         the hashes itself, looks each up and sorts the rows, all while Python's GIL is free
         for the threads decoding the window before; Python gets back small integers only
-        (72,000 chunks a restore of the bench database)."""
+        (one row per chunk, tens of thousands a restore)."""
         return self._db.execute(
             "WITH RECURSIVE k(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM k WHERE n + 1 < ?2) "
             "SELECT k.n, e.pack, e.fo, e.fl, e.off, e.len FROM k "
@@ -475,9 +475,8 @@ class ChunkIndex:
 
         Into an empty index (the first command on a host, or after gc) in bulk: every entry
         appended with the hash index dropped, the index built once at the end (one sort in
-        SQLite), then any hash held twice resolved. A cold load of the bench store's 203,000
-        entries took 2.7-3.3 s entry block by entry block, and a restore on a new host pays
-        it first."""
+        SQLite), then any hash held twice resolved. Entry block by entry block, every insert
+        would also update the hash index, and a restore on a new host pays the load first."""
         self._refuse_during_put()
         if self._count:
             for data, name in objects:

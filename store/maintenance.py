@@ -95,8 +95,8 @@ def _pack_damage(name: str, data: bytes) -> str | None:
         frames = sorted(by_frame)
         if max((o + n for o, n in frames), default=0) > len(data):
             return "a frame lies beyond the pack's end"
-        # The pack's frames a batch at a time (with a frame per page, one call into zstd each
-        # made a full check of the bench store a third slower), each checked as it comes.
+        # The pack's frames a batch at a time (with a frame per page, a call into zstd for each
+        # would make a full check much slower), each checked as it comes.
         decoded = packs.in_memory(data).decompress_many(name, data, frames)
         for frame, plain in zip(frames, decoded, strict=True):
             if isinstance(plain, packs.PackError):

@@ -10,11 +10,10 @@ together, chosen by the store's config:
 - With a dictionary (new stores): ``b"stgmdict" | u32 length | zstd frame of a zstd
   dictionary`` opens the pack, and every chunk is a frame of its own compressed with it. The
   dictionary is trained on the database's own pages, so each page is compressed with what
-  the others share: measured on the bench database, 0.7% larger than 1 MiB frames for a
-  first snapshot and 1.4% smaller for a daily increment of scattered pages. And a restore
-  decodes only the pages it needs: a snapshot's pages lie scattered over every day's frames,
-  so with 1 MiB frames restoring the latest of 8 daily snapshots decoded 810 MiB (about the
-  whole store) for a 283 MiB database, and the waste grows with the store's history.
+  the others share, about as well as pages compressed together in 1 MiB frames. And a
+  restore decodes only the pages it needs: a snapshot's pages lie scattered over every day's
+  frames, so with large frames a restore decodes about the whole store, and the waste grows
+  with the store's history.
 - Without (stores made before dictionaries, or data too small to train on): frames of
   several consecutive chunks, up to ``frame_size`` bytes.
 
@@ -185,7 +184,7 @@ class PackWriter:
 
 
 def _header(dictionary: bytes) -> bytes:
-    # Level 9, once a put: 2 ms and 53 KiB for a 112 KiB dictionary (level 19: 23 ms, 51 KiB).
+    # Level 9, once a put: it halves the dictionary; higher levels take far longer for little.
     packed = zstandard.ZstdCompressor(level=9, write_checksum=True).compress(dictionary)
     return HEADER.pack(DICT_MAGIC, len(packed)) + packed
 
@@ -308,10 +307,9 @@ class FrameDecoder:
         compression ratio.
 
         Frames of one dictionary that state their size go through zstd a batch per call,
-        which releases the GIL once: one call per 4 KiB frame kept two workers at 0.35 s for
-        what one batch each decodes in 0.19 s (measured, 65,540 pages). Anything else, or a
-        batch that fails, is decoded frame by frame, which names the frame that fails and
-        tries a pack's own dictionary."""
+        which releases the GIL once: with a call per 4 KiB frame, the calls would cost about
+        as much as the decoding. Anything else, or a batch that fails, is decoded frame by
+        frame, which names the frame that fails and tries a pack's own dictionary."""
         view = memoryview(data)
         try:
             params = [zstandard.get_frame_parameters(view[o : o + n]) for o, n in frames]
@@ -348,9 +346,9 @@ class FrameDecoder:
         as a whole (a damaged frame, a dictionary other than the first frame's, a size that
         is not the frame's), which the caller decodes again with :meth:`decompress_many` to
         learn which frame. Only the first frame's header is read in Python: reading every
-        frame's cost a restore of the bench database 0.07 CPU-s. The sizes come from the
-        caller and must be above 0 (zstd reads a 0 from the frame's header instead), so no
-        header can make a batch ask for more memory than they add up to."""
+        frame's would be a Python step per page. The sizes come from the caller and must be
+        above 0 (zstd reads a 0 from the frame's header instead), so no header can make a
+        batch ask for more memory than they add up to."""
         if not frames or not _BATCH or pack in self._apart:
             yield None
             return
@@ -442,7 +440,7 @@ BATCH_BYTES = 1 << 20  # decoded bytes per call: below malloc's mmap threshold (
 def _batches(sizes: list[int]) -> Iterator[tuple[int, int]]:
     """Index ranges of ``sizes`` summing to about ``BATCH_BYTES`` each. A batch's output is
     one allocation: at 4 MiB and more it would come from mmap and go back on free, and a
-    restore page-faulted every decoded byte afresh (measured: up to 1.2 s of system time)."""
+    restore would page-fault every decoded byte afresh."""
     first, total = 0, 0
     for n, size in enumerate(sizes):
         total += size

@@ -11,16 +11,16 @@ both in a frame and in the artifact are copied as one run.
 
 Windows overlap. The workers take a window's spans from one queue, and the next window's
 spans are queued before this one's are done, so no worker waits for the other to finish a
-window's last span (on the bench database that wait and the wait for the next plan were
-0.28 s of a 0.89 s read). A planner thread of its own keeps up to ``WINDOWS_QUEUED``
-windows planned and queued, counting the one the caller is writing.
+window's last span (with a window at a time, that wait and the wait for the next plan
+would idle the workers at every window's end). A planner thread of its own keeps up to
+``WINDOWS_QUEUED`` windows planned and queued, counting the one the caller is writing.
 
 Frames carried over. In a store of frames of several pages (made before dictionaries:
 ``store.packs``), a frame often holds pages of two neighbouring windows; decoding it for
-each cost a restore of the bench store 963 MiB of decompression, against 841 MiB with the
-carry. Each window is planned before the one before it starts, which then keeps the decoded
-frames both need (``keep``) and hands them on (``left``); the next window starts only once
-it is done. With a frame per page there is next to nothing to carry, and windows overlap.
+each window would decode such frames twice. Each window is planned before the one before
+it starts, which then keeps the decoded frames both need (``keep``) and hands them on
+(``left``); the next window starts only once it is done. With a frame per page there is next
+to nothing to carry, and windows overlap.
 
 Checks. zstd verifies each frame's content checksum, so damaged pack bytes fail as
 ``checksum_error`` naming the pack and a chunk of the frame. Chunks are not hashed one by one
@@ -47,7 +47,8 @@ from store.reader import ChunkSource
 
 SPAN_BYTES = 4 << 20  # compressed bytes a worker reads in one request
 # A local pack is mapped, so a request costs nothing: smaller spans share a window's work
-# out evenly (a day-0 span of 4 MiB held 60% of a window's pages and one worker waited).
+# out evenly (a large span of a first snapshot's pack can hold most of a window's pages,
+# and the other worker waits).
 LOCAL_SPAN_BYTES = 1 << 20
 GAP_BYTES = 256 << 10  # unneeded bytes between two frames worth reading over
 LOCAL_WORKERS = max(2, min(4, os.cpu_count() or 2))
@@ -118,8 +119,7 @@ class WindowRebuild:
 
         SQLite hands the locations over in pack order, so frames and spans are built in one
         pass over them with no sorting or lookups in Python: every microsecond a chunk
-        costs here the GIL takes from the workers (72,000 chunks a restore of the bench
-        database)."""
+        costs here the GIL takes from the workers (tens of thousands of chunks a restore)."""
         rows = self._located()
         size, starts = self._starts(rows)
         names = self.source.index.packs
@@ -317,7 +317,7 @@ class WindowRebuild:
             if keep and (span.pack, frame_offset, frame_length) in keep:
                 self.left[(span.pack, frame_offset, frame_length)] = plain
             if len(runs) == 1 and not check:
-                # The usual case, kept short: 72,000 frames a restore of the bench database.
+                # The usual case, kept short: a frame per page, so once per page restored.
                 position, offset, length, _ = runs[0]
                 if offset + length <= len(plain):
                     view[position : position + length] = plain[offset : offset + length]
