@@ -3,7 +3,7 @@ with and without this host's local cache.
 
 S3 is moto's real HTTP server on 127.0.0.1, reached through s3fs with ``endpoint_url`` as
 s3fs' own tests do; it is skipped (with the reason) when the server cannot start. The suite
-runs without a cache on every backend and with one on memory and local stores: the cache's
+runs without a cache on every backend and with one on a memory store: the cache's
 logic does not depend on the backend.
 """
 
@@ -47,7 +47,7 @@ def make_location(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
     return Location(kind, f"s3://{BUCKET}/{name}", s3_options(endpoint), cache)
 
 
-@pytest.fixture(params=["memory", "local", "s3", "memory+cache", "local+cache"])
+@pytest.fixture(params=["memory", "local", "s3", "memory+cache"])
 def location(request: pytest.FixtureRequest, tmp_path: Path) -> Location:
     return make_location(request.param, tmp_path, request)
 
