@@ -89,9 +89,23 @@ def run_in_process(
     return Result(args, code, out.decode("utf-8"), err.decode("utf-8", "backslashreplace"))
 
 
-@pytest.fixture
-def stigmem(home: Path) -> Runner:
-    """Run ``stigmem ARGS`` in this process, with STIGMEM_HOME set to a temp folder."""
+def run_in_a_process(
+    args: tuple[str, ...], env: dict[str, str], cwd: Path, input: str | None
+) -> Result:
+    """``stigmem ARGS`` as the console script, in a fresh process with ``env``."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=600,
+    )
+    return Result(args, proc.returncode, proc.stdout, proc.stderr)
+
+
+def runner(home: Path, how: Callable[..., Result]) -> Runner:
     base = clean_env(home)
 
     def run(
@@ -100,35 +114,21 @@ def stigmem(home: Path) -> Runner:
         cwd: Path | None = None,
         input: str | None = None,
     ) -> Result:
-        return run_in_process(tuple(args), {**base, **(env or {})}, cwd or home, input)
+        return how(tuple(args), {**base, **(env or {})}, cwd or home, input)
 
     return run
+
+
+@pytest.fixture
+def stigmem(home: Path) -> Runner:
+    """Run ``stigmem ARGS`` in this process, with STIGMEM_HOME set to a temp folder."""
+    return runner(home, run_in_process)
 
 
 @pytest.fixture
 def stigmem_process(home: Path) -> Runner:
     """Run ``stigmem ARGS`` in a fresh process with STIGMEM_HOME set to a temp folder."""
-    base = clean_env(home)
-
-    def run(
-        *args: str,
-        env: dict[str, str] | None = None,
-        cwd: Path | None = None,
-        input: str | None = None,
-    ) -> Result:
-        full = {**base, **(env or {})}
-        proc = subprocess.run(
-            [sys.executable, "-m", "cli", *args],
-            env=full,
-            cwd=cwd or home,
-            capture_output=True,
-            text=True,
-            input=input,
-            timeout=600,
-        )
-        return Result(tuple(args), proc.returncode, proc.stdout, proc.stderr)
-
-    return run
+    return runner(home, run_in_a_process)
 
 
 # ---------------------------------------------------------------- S3 (moto)

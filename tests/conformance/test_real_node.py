@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Runner, ok
+from tests.conftest import Runner, ok, rows
 from tests.nodegen import apply_node_migrations
 
 NODE_SRC = os.environ.get("STIGMEM_NODE_SRC")
@@ -31,14 +31,8 @@ def node_migrations() -> Path:
     return Path(NODE_SRC) / "migrations"
 
 
-def schema(db: Path) -> list[tuple[str, str]]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name"
-        ).fetchall()
-    finally:
-        conn.close()
+def schema(db: Path) -> list[tuple[object, ...]]:
+    return rows(db, "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
 
 
 def test_a_snapshot_before_the_nodes_table_rebuilds_restores_to_the_nodes_schema(

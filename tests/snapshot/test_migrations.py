@@ -17,6 +17,7 @@ import pytest
 from snapshot.errors import StigmemError
 from snapshot.fileio import Writable
 from snapshot.restore import migration_files, replay_migrations, restore_database
+from tests.conftest import rows
 
 SCRIPTS = {
     "001_init.sql": """
@@ -93,14 +94,8 @@ def apply_directly(db: Path, folder: Path) -> None:
         conn.close()
 
 
-def schema(db: Path) -> list[tuple[str, str]]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name"
-        ).fetchall()
-    finally:
-        conn.close()
+def schema(db: Path) -> list[tuple[object, ...]]:
+    return rows(db, "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
 
 
 def versions(db: Path) -> list[tuple[int, str]]:
