@@ -21,7 +21,6 @@ from store.backend import Backend
 from store.index import ChunkIndex, Location
 
 BATCH_BYTES = 32 << 20
-_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="unpack")
 
 Frame = tuple[str, int, int]
 
@@ -102,10 +101,14 @@ class ChunkSource:
                         f"from {self.backend.url}"
                     ) from None
         # zstd and SHA-256 release the GIL: frames are decoded and checked two at a time.
-        for failure in _POOL.map(
-            lambda item: self._decode(item[0], item[1], needed, window, out),
-            zip(batch, datas, strict=True),
-        ):
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="unpack") as pool:
+            failures = list(
+                pool.map(
+                    lambda item: self._decode(item[0], item[1], needed, window, out),
+                    zip(batch, datas, strict=True),
+                )
+            )
+        for failure in failures:
             if failure is not None:
                 raise failure
 
