@@ -21,7 +21,15 @@ from store import index as index_format
 from store import layout, limits, locks, maintenance, packs
 from store.repository import Store
 from tests.store import conftest
-from tests.store.conftest import Location, make_db, small_settings
+from tests.store.conftest import Location, make_db, make_location, small_settings
+
+
+@pytest.fixture(params=["memory", "local", "s3"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> Location:
+    """Every backend, without a cache: what refuses a hostile object is the store's reader,
+    which reads the same whether or not the host keeps an index copy."""
+    return make_location(request.param, tmp_path, request)
+
 
 DB = "artifacts/stigmem.db"
 CURSOR = "artifacts/schema_migration_cursor.json"
