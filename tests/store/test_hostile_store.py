@@ -24,10 +24,11 @@ from tests.store import conftest
 from tests.store.conftest import Location, make_db, make_location, small_settings
 
 
-@pytest.fixture(params=["memory", "local", "s3"])
+@pytest.fixture(params=["memory", "local"])
 def location(request: pytest.FixtureRequest, tmp_path: Path) -> Location:
-    """Every backend, without a cache: what refuses a hostile object is the store's reader,
-    which reads the same whether or not the host keeps an index copy."""
+    """Memory and local stores, without a cache: what refuses a hostile object is the
+    store's reader, which reads the same whether or not the host keeps an index copy; the
+    same layouts on S3 run through every command in tests/cli/test_hostile_store_cli.py."""
     return make_location(request.param, tmp_path, request)
 
 
