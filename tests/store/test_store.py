@@ -24,6 +24,7 @@ from tests.store.conftest import (
     change_rows,
     framed_settings,
     make_db,
+    make_location,
     manifest,
     sid,
     small_settings,
@@ -125,6 +126,15 @@ def new_store(location: Location, framed: bool) -> Store:
     """A store of frames of several pages (made before dictionaries), or of a frame per page."""
     settings = framed_settings() if framed else small_settings()
     return Store.init(location.url, location.options, cache=location.cache, settings=settings)
+
+
+@pytest.fixture(params=["memory", "local", "memory+cache"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> Location:
+    """A memory store (through fsspec, as every remote store is reached), a local one (plain
+    files), and a memory store with a host cache. What only S3 shows, its listings, ranged
+    reads and errors, runs in tests/store/test_backend.py, test_gc_sync.py and the CLI
+    suites' S3 scenarios."""
+    return make_location(request.param, tmp_path, request)
 
 
 @pytest.fixture
