@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from tests.conftest import Runner, ok
+from tests.conftest import Result, Runner, ok
 
 NODE_ID = "stigmem:node:0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
 
@@ -51,6 +51,11 @@ def node_db(path: Path, meta: dict[str, str]) -> Path:
     return path
 
 
+def create(stigmem: Runner, db: Path, *extra: str, env: dict[str, str] | None = None) -> Result:
+    """``snapshot create --db DB --json``, which must succeed."""
+    return ok(stigmem("snapshot", "create", "--db", str(db), "--json", *extra, env=env))
+
+
 def folder_state(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
@@ -65,7 +70,7 @@ def test_a_pkcs8_key_in_node_meta_signs_and_is_the_nodes_key(
     )
     before = folder_state(db.parent)
 
-    created = ok(stigmem("snapshot", "create", "--db", str(db), "--json"))
+    created = create(stigmem, db)
 
     doc = created.json()
     assert doc["signer_key_id"] == key_id(key)
@@ -90,7 +95,7 @@ def test_the_seed_form_with_its_pubkey_still_signs(stigmem: Runner, tmp_path: Pa
         tmp_path / "stigmem.db",
         {"node_id": NODE_ID, "federation_privkey": seed_text(key), "federation_pubkey": pub},
     )
-    created = ok(stigmem("snapshot", "create", "--db", str(db), "--json"))
+    created = create(stigmem, db)
     assert created.json()["signer_key_id"] == key_id(key)
     assert "WARNING" not in created.stderr
 
@@ -105,16 +110,7 @@ def test_a_key_from_the_environment_that_the_node_does_not_hold_is_named(
         tmp_path / "stigmem.db", {"node_id": NODE_ID, "federation_privkey": form(node_key)}
     )
 
-    created = ok(
-        stigmem(
-            "snapshot",
-            "create",
-            "--db",
-            str(db),
-            "--json",
-            env={"STIGMEM_FEDERATION_PRIVKEY": seed_text(other)},
-        )
-    )
+    created = create(stigmem, db, env={"STIGMEM_FEDERATION_PRIVKEY": seed_text(other)})
 
     assert created.json()["signer_key_id"] == key_id(other)
     warnings = [line for line in created.stderr.splitlines() if "WARNING" in line]
@@ -130,15 +126,7 @@ def test_the_nodes_own_key_from_the_environment_is_not_a_warning(
     db = node_db(
         tmp_path / "stigmem.db", {"node_id": NODE_ID, "federation_privkey": pkcs8_text(key)}
     )
-    created = ok(
-        stigmem(
-            "snapshot",
-            "create",
-            "--db",
-            str(db),
-            env={"STIGMEM_FEDERATION_PRIVKEY": seed_text(key)},
-        )
-    )
+    created = create(stigmem, db, env={"STIGMEM_FEDERATION_PRIVKEY": seed_text(key)})
     assert "WARNING" not in created.stderr
 
 
@@ -150,9 +138,7 @@ def test_a_node_id_from_the_environment_that_differs_is_named(
         tmp_path / "stigmem.db", {"node_id": NODE_ID, "federation_privkey": seed_text(key)}
     )
     other_id = "stigmem:node:99999999-9999-4999-8999-999999999999"
-    created = ok(
-        stigmem("snapshot", "create", "--db", str(db), "--json", env={"STIGMEM_NODE_ID": other_id})
-    )
+    created = create(stigmem, db, env={"STIGMEM_NODE_ID": other_id})
     assert created.json()["node_id"] == other_id
     assert any(
         "WARNING" in line and other_id in line and NODE_ID in line
