@@ -344,14 +344,17 @@ def _mark(store: Store, chunk_index: ChunkIndex) -> bytearray:
 
 def _repack(
     store: Store, chunk_index: ChunkIndex, live: bytearray, doomed: set[str], report: GcReport
-) -> int:
-    """Copy the live chunks of ``doomed`` packs into new packs; return bytes written."""
+) -> tuple[int, set[str]]:
+    """Copy the live chunks of ``doomed`` packs into new packs; return bytes written and the
+    names of the packs written."""
     written = 0
     moved: list[int] = []
+    names: set[str] = set()
 
     def on_pack(name: str, data: bytearray, entries: list[packs.PackEntry]) -> None:
         nonlocal written
         store.backend.write(layout.pack_path(name), data)
+        names.add(name)
         number = chunk_index.pack_number(name)
         for entry in entries:
             position = moved.pop(0)
@@ -393,7 +396,7 @@ def _repack(
             moved.append(position)
             writer.add(key, chunk)
     writer.finish()
-    return written
+    return written, names
 
 
 def _repack_dictionary(store: Store, names: list[str]) -> bytes | None:
@@ -455,8 +458,10 @@ def _gc(store: Store, grace_seconds: float, max_unused: float) -> GcReport:
         return report
 
     present = _packs(store)
-    written = _repack(store, chunk_index, live, repack, report)
-    gone = delete | repack
+    written, rewritten = _repack(store, chunk_index, live, repack, report)
+    # Pack names are content hashes: a repack that a killed gc already wrote comes out under
+    # the same name, which this run found unreferenced (its index was not written yet).
+    gone = (delete | repack) - rewritten
     keep = [
         p for p in range(len(chunk_index)) if chunk_index.packs[chunk_index.raw(p)[0]] not in gone
     ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
+
 from store import layout, maintenance
 from store.reports import PutResult
 from store.repository import Store
@@ -74,6 +76,39 @@ def test_gc_repacks_mostly_dead_packs(location: Location, tmp_path: Path) -> Non
     assert read(store, day2) == db.read_bytes()
     assert maintenance.check(store, read_data_fraction=1.0).ok
     assert maintenance.gc(store, grace_seconds=0).bytes_freed == 0
+
+
+def test_gc_rerun_after_one_stopped_before_its_deletes_loses_nothing(
+    location: Location, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store.init(
+        location.url, location.options, cache=location.cache, settings=small_settings()
+    )
+    db = make_db(tmp_path / "node.db", 2000)
+    day1, _ = put(store, "day1", db)
+    change_rows(db, list(range(1, 2001, 3)), "changed")
+    day2, _ = put(store, "day2", db)
+    store.delete_snapshot(day1)
+
+    # A gc killed after writing its repacked packs and its index, before any delete.
+    delete = store.backend.delete
+
+    def killed(paths: list[str]) -> None:
+        if not all(p.startswith(layout.LOCKS + "/") for p in paths):
+            raise KeyboardInterrupt
+        delete(paths)  # the lock goes, as a dead process's lock is taken over
+
+    with monkeypatch.context() as m:
+        m.setattr(store.backend, "delete", killed)
+        with pytest.raises(KeyboardInterrupt):
+            maintenance.gc(store, grace_seconds=0)
+    rerun = Store.open(location.url, location.options, cache=location.cache)
+    maintenance.gc(rerun, grace_seconds=0)
+
+    fresh = Store.open(location.url, location.options)
+    assert read(fresh, day2) == db.read_bytes()
+    assert maintenance.check(fresh, read_data_fraction=1.0).ok
+    assert maintenance.check(rerun, read_data_fraction=1.0).ok
 
 
 def test_gc_keeps_unindexed_young_packs_of_a_crashed_put(
