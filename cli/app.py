@@ -31,6 +31,9 @@ class Tier:
     storage_options: dict[str, Any]
     policy: Policy = field(default_factory=lambda: _empty_policy())
     grace_seconds: float = 3600.0
+    encrypt_to: str | None = None
+    store_key: str | None = None
+    writer_key: str | None = None
 
 
 def _empty_policy() -> Policy:
@@ -111,7 +114,16 @@ class App:
         if name == FALLBACK_TIER and not config.tiers:
             return Tier(FALLBACK_TIER, self.fallback_store_url(), {})
         tier = config.tier(name)
-        return Tier(name, tier.store, dict(tier.storage_options), tier.policy, tier.grace_seconds)
+        return Tier(
+            name,
+            tier.store,
+            dict(tier.storage_options),
+            tier.policy,
+            tier.grace_seconds,
+            tier.encrypt_to,
+            tier.store_key,
+            tier.writer_key,
+        )
 
     def all_tiers(self) -> list[Tier]:
         config = self.config()
@@ -126,9 +138,17 @@ class App:
     def store(self, tier: Tier, create: bool = False) -> Store:
         key = f"{tier.name}\0{tier.url}"
         if key not in self._stores:
+            from cli.storekeys import keys_for, settings_for
             from store.repository import Store
 
-            store = Store.open(tier.url, tier.storage_options, create=create, cache=self.cache())
+            store = Store.open(
+                tier.url,
+                tier.storage_options,
+                create=create,
+                cache=self.cache(),
+                keys=keys_for(tier),
+                settings=settings_for(tier) if create else None,
+            )
             self._stores[key] = store
         return self._stores[key]
 

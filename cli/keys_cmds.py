@@ -16,6 +16,40 @@ def keys_group() -> None:
     """Signing keys and the keys this catalog trusts."""
 
 
+def _write_key_file(out: Path, text: str) -> None:
+    from snapshot.errors import StigmemError
+    from snapshot.fileio import atomic_write_bytes
+
+    if out.is_dir():
+        raise StigmemError(f"--out is a directory: {out}")
+    if out.exists():
+        raise StigmemError(f"refusing to overwrite existing key file: {out}")
+    if not out.parent.is_dir():
+        raise StigmemError(f"no such directory for --out: {out.parent}")
+    atomic_write_bytes(out, text.encode(), 0o600)
+
+
+def _generate_store_key(kind: str, out: Path, as_json: bool) -> None:
+    from cli.output import emit_json
+    from store import crypto
+
+    doc: dict[str, str]
+    if kind == "store":
+        store_key = crypto.StoreKey.generate()
+        _write_key_file(out, store_key.to_text())
+        doc = {"pub": crypto.b64(store_key.public), "key_id": store_key.key_id, "out": str(out)}
+    else:
+        writer = crypto.WriterKey.generate()
+        _write_key_file(out, writer.to_text())
+        doc = {"key_id": writer.key_id, "out": str(out)}
+    if as_json:
+        emit_json(doc)
+        return
+    if "pub" in doc:
+        click.echo(f"pub: {doc['pub']}")
+    click.echo(f"key id: {doc['key_id']}")
+
+
 @keys_group.command(
     "generate",
     epilog="""\b
@@ -24,26 +58,26 @@ Examples:
   stigmem keys generate            # prints priv: and pub: like the runbook's snippet""",
 )
 @click.option("--out", type=click.Path(path_type=Path), help="Write the private key here (0600).")
+@click.option("--store", "kind", flag_value="store", help="A store key (X25519) instead.")
+@click.option("--writer", "kind", flag_value="writer", help="A store's writer key instead.")
 @click.option("--json", "as_json", is_flag=True)
-def generate_cmd(out: Path | None, as_json: bool) -> None:
-    """Generate an Ed25519 key pair."""
+def generate_cmd(out: Path | None, kind: str | None, as_json: bool) -> None:
+    """Generate an Ed25519 signing key pair, or with --store / --writer a store's keys."""
     from cli.output import emit_json, note
-    from snapshot.errors import StigmemError
-    from snapshot.fileio import atomic_write_bytes
+    from snapshot.errors import UsageError
     from snapshot.keys import b64url_encode, generate, key_id, public_key_bytes, seed_bytes
 
+    if kind is not None:
+        if out is None:
+            raise UsageError(f"keys generate --{kind} needs --out FILE: the key is a secret")
+        _generate_store_key(kind, out, as_json)
+        return
     private = generate()
     pub = public_key_bytes(private)
     priv_text = b64url_encode(seed_bytes(private))
     doc = {"pub": b64url_encode(pub), "key_id": key_id(pub)}
     if out is not None:
-        if out.is_dir():
-            raise StigmemError(f"--out is a directory: {out}")
-        if out.exists():
-            raise StigmemError(f"refusing to overwrite existing key file: {out}")
-        if not out.parent.is_dir():
-            raise StigmemError(f"no such directory for --out: {out.parent}")
-        atomic_write_bytes(out, (priv_text + "\n").encode(), 0o600)
+        _write_key_file(out, priv_text + "\n")
         doc["out"] = str(out)
         if as_json:
             emit_json(doc)

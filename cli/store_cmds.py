@@ -1,4 +1,4 @@
-"""``stigmem store ...``: init, check, sync, gc, stats, unlock."""
+"""``stigmem store ...``: init, rekey, migrate, check, sync, gc, stats, unlock."""
 
 from __future__ import annotations
 
@@ -24,18 +24,105 @@ def store_group() -> None:
     epilog="""\b
 Examples:
   stigmem store init /var/lib/stigmem/store
-  stigmem store init s3://backups/stigmem""",
+  stigmem store init s3://backups/stigmem --encrypt-to <pub: of keys generate --store>""",
 )
 @click.argument("url", required=False)
+@click.option(
+    "--encrypt-to",
+    metavar="PUB",
+    help="Encrypt the store to this store key (the pub: of 'keys generate --store').",
+)
 @TIER
 @pass_app
-def init_cmd(app: App, url: str | None, tier: str | None) -> None:
-    """Create an empty store (default: the default tier's)."""
+def init_cmd(app: App, url: str | None, encrypt_to: str | None, tier: str | None) -> None:
+    """Create an empty store (default: the default tier's), format 2."""
+    from cli.output import note
+    from cli.storekeys import public_key
+    from store import crypto
+    from store.config import StoreConfig
     from store.repository import Store
 
     target = Tier("local", url, {}) if url else app.tier(tier)
-    store = Store.init(target.url, target.storage_options)
-    click.echo(f"initialised store {store.url}")
+    encrypt_to = encrypt_to or target.encrypt_to
+    public = public_key(encrypt_to, "--encrypt-to") if encrypt_to else None
+    if public is None and "://" in target.url and not target.url.startswith("file://"):
+        note(
+            f"warning: {target.url} is made in plaintext: whoever can read it reads every "
+            "snapshot (use --encrypt-to)"
+        )
+    store = Store.init(target.url, target.storage_options, StoreConfig(encrypt_to=public))
+    if public is None:
+        click.echo(f"initialised store {store.url} (plaintext)")
+    else:
+        click.echo(
+            f"initialised store {store.url} encrypted to store key {crypto.public_key_id(public)}"
+        )
+
+
+@store_group.command(
+    "rekey",
+    epilog="""\b
+Example:
+  STIGMEM_STORE_KEY=old.key stigmem store rekey --encrypt-to <pub: of the new store key>""",
+)
+@click.option("--encrypt-to", "encrypt_to", required=True, metavar="PUB")
+@TIER
+@JSON
+@pass_app
+def rekey_cmd(app: App, encrypt_to: str, tier: str | None, as_json: bool) -> None:
+    """Seal every pack key to a new store key and retire the old one (no pack is rewritten)."""
+    from cli.output import emit_json
+    from cli.storekeys import public_key
+    from store import rekeying
+
+    target = app.tier(tier)
+    store = app.store(target)
+    public = public_key(encrypt_to, "--encrypt-to")
+    report = rekeying.rekey(store, public)
+    app.catalog().record_event(
+        "store_rekey", None, f"{target.name}: store key {report.old_key_id} -> {report.new_key_id}"
+    )
+    if as_json:
+        emit_json(report.to_json())
+        return
+    click.echo(
+        f"store {store.url}: {report.packs} pack keys sealed to store key {report.new_key_id}; "
+        f"store key {report.old_key_id} retired"
+    )
+
+
+@store_group.command(
+    "migrate",
+    epilog="""\b
+Example:
+  stigmem store migrate /var/lib/stigmem/store s3://backups/stigmem-v2""",
+)
+@click.argument("from_url")
+@click.argument("to_url")
+@JSON
+@QUIET
+@pass_app
+def migrate_cmd(app: App, from_url: str, to_url: str, as_json: bool, quiet: bool) -> None:
+    """Copy every snapshot of FROM_URL into the format-2 store TO_URL (made with 'store init'),
+    each re-encoded there and committed by its document last; run it again to resume."""
+    from cli.output import emit_json, progress
+    from cli.storekeys import keys_for
+    from store import migrating
+    from store.repository import Store
+
+    source_tier = Tier("from", from_url, {})
+    target_tier = Tier("to", to_url, {})
+    src = Store.open(from_url, {}, cache=app.cache(), keys=keys_for(source_tier))
+    dst = Store.open(to_url, {}, cache=app.cache(), keys=keys_for(target_tier))
+    with progress("migrating") as report_progress:
+        report = migrating.migrate(src, dst, report_progress)
+    if as_json:
+        emit_json(report.to_json())
+    elif not quiet:
+        click.echo(
+            f"migrated {report.snapshots_copied} snapshots from {src.url} to {dst.url} "
+            f"({report.snapshots_present} already there)"
+        )
 
 
 def _percent(value: str | None) -> float:

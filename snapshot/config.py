@@ -43,7 +43,16 @@ DEFAULT_GRACE = timedelta(hours=1)
 MAX_CONFIG_BYTES = 1 << 20
 TOP_LEVEL_KEYS = ("default_tier", "tiers", "cache")
 CACHE_KEYS = ("enabled", "max_mib")
-TIER_KEYS = ("store", "storage_options", *BUCKET_RULES, "keep_within", "grace")
+TIER_KEYS = (
+    "store",
+    "storage_options",
+    *BUCKET_RULES,
+    "keep_within",
+    "grace",
+    "encrypt_to",
+    "store_key",
+    "writer_key",
+)
 # Tier names appear on the command line, in the catalog and in metric labels.
 _TIER_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -55,6 +64,9 @@ class Tier:
     storage_options: dict[str, Any] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
     grace: timedelta = DEFAULT_GRACE
+    encrypt_to: str | None = None  # the store key's public half a new store is encrypted to
+    store_key: str | None = None  # path of the store key file (reads of content)
+    writer_key: str | None = None  # path of the writer key file (writes)
 
     @property
     def grace_seconds(self) -> float:
@@ -219,12 +231,19 @@ class _Reader:
         within = self.duration(table, "keep_within", prefix)
         grace = self.duration(table, "grace", prefix)
         policy = Policy(**counts, keep_within=within)
+        keys: dict[str, str | None] = {}
+        for key in ("encrypt_to", "store_key", "writer_key"):
+            value = table.get(key)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise self.error(f"{prefix}.{key}", f"expected a string, got {_brief(value)}")
+            keys[key] = value
         return Tier(
             name=name,
             store=store,
             storage_options=dict(options),
             policy=policy,
             grace=DEFAULT_GRACE if grace is None else grace,
+            **keys,
         )
 
     def duration(self, table: Mapping[str, Any], key: str, prefix: str) -> timedelta | None:

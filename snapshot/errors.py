@@ -75,3 +75,7 @@ class ConfigError(StigmemError):
 
 class LockedError(StigmemError):
     """Another process holds a lock we need (database in use, store prune lock)."""
+
+
+class KeyNeededError(StigmemError):
+    """An encrypted store needs a key this host does not hold (or holds another one)."""

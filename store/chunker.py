@@ -55,9 +55,13 @@ Chunk = tuple[bytes, memoryview]
 
 
 def batches(
-    stream: BinaryIO, pages_per_chunk: int = 1, digest: Any = None
+    stream: BinaryIO,
+    pages_per_chunk: int = 1,
+    digest: Any = None,
+    chunk_id: Callable[[memoryview], bytes] | None = None,
 ) -> Generator[list[Chunk], None, None]:
-    """Yield lists of (sha256 digest, plain bytes), in order, one list per read block.
+    """Yield lists of (chunk id, plain bytes), in order, one list per read block. A chunk's
+    id is its SHA-256, or what ``chunk_id`` makes of its bytes (an encrypted store's HMAC).
 
     Reading 1 MiB at a time and slicing costs one system call per 256 pages instead of one
     per page; handing the caller a whole block lets it ask the index about all its chunks
@@ -73,7 +77,7 @@ def batches(
         size = chunk_size_for(first, pages_per_chunk)
         block = max(size, READ_SIZE // size * size)
         pending = first
-        sha256 = hashlib.sha256
+        sha256 = (lambda data: hashlib.sha256(data).digest()) if chunk_id is None else chunk_id
         while True:
             data = pending + stream.read(block - len(pending)) if len(pending) < block else pending
             if not data:
@@ -82,14 +86,13 @@ def batches(
             view = memoryview(data)
             feed(view[:whole])
             batch = [
-                (sha256(view[i : i + size]).digest(), view[i : i + size])
-                for i in range(0, whole, size)
+                (sha256(view[i : i + size]), view[i : i + size]) for i in range(0, whole, size)
             ]
             pending = data[whole:]
             if len(data) < block:  # end of stream: the short tail is a chunk of its own
                 if pending:
                     feed(memoryview(pending))
-                    batch.append((sha256(pending).digest(), memoryview(pending)))
+                    batch.append((sha256(memoryview(pending)), memoryview(pending)))
                 if batch:
                     yield batch
                 return

@@ -15,9 +15,10 @@ from typing import Any
 
 from snapshot import boundedjson
 from snapshot.errors import StoreError, shown
+from store import crypto
 
 FORMAT = "stigmem-store"
-VERSION = 1
+VERSION = 2  # what new stores are made as; 1 is still read and written to
 MAX_CONFIG_BYTES = 64 << 10
 
 
@@ -37,11 +38,18 @@ class StoreConfig:
     hashes_per_list: int = 4096
     direct_max: int = 64
     created_at: str = ""
+    version: int = VERSION
+    # The store key's public half every pack key is sealed to; None: a plaintext store.
+    encrypt_to: bytes | None = None
+
+    @property
+    def encrypted(self) -> bool:
+        return self.encrypt_to is not None
 
     def to_json(self) -> bytes:
         doc: dict[str, Any] = {
             "format": FORMAT,
-            "version": VERSION,
+            "version": self.version,
             "created_at": self.created_at or datetime.now(UTC).isoformat(),
             "chunking": {"method": "sqlite-pages", "pages_per_chunk": self.pages_per_chunk},
             "compression": {
@@ -53,6 +61,12 @@ class StoreConfig:
             "packs": {"target_size": self.pack_size},
             "chunk_lists": {"hashes_per_list": self.hashes_per_list, "direct_max": self.direct_max},
         }
+        if self.version >= 2:
+            doc["encryption"] = (
+                {"scheme": crypto.SCHEME, "store_key": crypto.b64(self.encrypt_to)}
+                if self.encrypt_to is not None
+                else {"scheme": "none"}
+            )
         return json.dumps(doc, indent=2).encode()
 
 
@@ -77,6 +91,7 @@ def parse(data: bytes, url: str) -> StoreConfig:
         value = doc.get(section, {}).get(name, only) if isinstance(doc.get(section), dict) else only
         if value != only:
             raise StoreError(f"{url}: config.json field {section}.{name} must be {only!r}")
+    encrypt_to = _encryption(doc, url) if version >= 2 else None
     created_at = doc.get("created_at", "")
     if not isinstance(created_at, str):
         raise StoreError(f"{url}: config.json field created_at is not a string")
@@ -92,7 +107,28 @@ def parse(data: bytes, url: str) -> StoreConfig:
         ),
         direct_max=_field(doc, url, "chunk_lists", "direct_max", defaults.direct_max),
         created_at=created_at,
+        version=version,
+        encrypt_to=encrypt_to,
     )
+
+
+def _encryption(doc: dict[str, Any], url: str) -> bytes | None:
+    """The store key's public half a format-2 store is encrypted to, or None (plaintext)."""
+    settings = doc.get("encryption")
+    if not isinstance(settings, dict):
+        raise StoreError(f"{url}: config.json of a format-2 store has no encryption settings")
+    scheme = settings.get("scheme")
+    if scheme == "none":
+        return None
+    if scheme != crypto.SCHEME:
+        raise StoreError(
+            f"{url}: config.json field encryption.scheme must be {crypto.SCHEME!r} or 'none', "
+            f"not {shown(str(scheme), 60)}"
+        )
+    try:
+        return crypto.parse_public(str(settings.get("store_key", "")), "encryption.store_key")
+    except crypto.BadKey as exc:
+        raise StoreError(f"{url}: config.json field {exc}") from None
 
 
 # (section, field) -> the values a reader accepts. Every size a store's reader or writer

@@ -14,6 +14,7 @@ SNAPSHOTS = "snapshots"
 PACKS = "packs"
 INDEX = "index"
 LOCKS = "locks"
+KEYS = "keys"
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 # Whole names only: joined by NUL, which no file name holds (a newline can be in one).
@@ -34,6 +35,17 @@ def pack_path(pack: str) -> str:
 
 def index_path(name: str) -> str:
     return f"{INDEX}/{name}"
+
+
+def keyring_path(name: str) -> str:
+    return f"{KEYS}/{name}"
+
+
+def keyring_of(path: str) -> str | None:
+    parts = path.split("/")
+    if len(parts) != 2 or parts[0] != KEYS or not is_hash(parts[1]):
+        return None
+    return parts[1]
 
 
 def lock_path(name: str) -> str:

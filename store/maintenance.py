@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from snapshot.errors import StoreError, VerificationError
-from store import docread, documents, index, layout, limits, packs
+from store import crypto, docread, documents, index, layout, limits, packs
 from store.backend import Entry
+from store.encryption import opened_pack
 from store.index import ChunkIndex
 from store.reader import ChunkSource, pack_dictionary
 from store.reports import CheckReport, GcReport, Problem, StoreStats, SyncReport
@@ -51,12 +52,14 @@ def _referenced(source: ChunkSource, doc: dict[str, Any]) -> Iterator[bytes]:
         yield from keys
 
 
-def _referenced_lists(source: ChunkSource, doc: dict[str, Any]) -> Iterator[list[bytes]]:
+def _referenced_lists(source: ChunkSource | None, doc: dict[str, Any]) -> Iterator[list[bytes]]:
     """What :func:`_referenced` yields, a list at a time: each artifact's chunk-list blobs,
-    then the chunks of each list."""
+    then the chunks of each list (without a ``source``, an encrypted store's structure as
+    a host without its store key sees it: what the documents name)."""
     for entry in doc["artifacts"].values():
         yield list(documents.list_ids(entry))
-        yield from source.windows(entry)
+        if source is not None:
+            yield from source.windows(entry)
 
 
 # -- stats ------------------------------------------------------------------------------
@@ -84,10 +87,11 @@ def stats(store: Store) -> StoreStats:
 # -- check ------------------------------------------------------------------------------
 
 
-def _pack_damage(name: str, data: bytes) -> str | None:
+def _pack_damage(store: Store, name: str, data: bytes) -> str | None:
     """Why a pack read in full is damaged, or None when every chunk in it checks out."""
     if hashlib.sha256(data).hexdigest() != name:
         return "its content does not match its name"
+    encryption = store.encryption if store.encryption.encrypted else None
     try:
         by_frame: dict[tuple[int, int], list[packs.PackEntry]] = {}
         for e in packs.entries_of(data):
@@ -95,16 +99,25 @@ def _pack_damage(name: str, data: bytes) -> str | None:
         frames = sorted(by_frame)
         if max((o + n for o, n in frames), default=0) > len(data):
             return "a frame lies beyond the pack's end"
+        if encryption is not None:
+            opened = opened_pack(
+                encryption, name, data, [(o, n, by_frame[(o, n)][0].key) for o, n in frames]
+            )
+            data = bytes(opened.data)
+            by_frame = {opened.frames[f]: by_frame[f] for f in frames}
+            frames = [opened.frames[f] for f in frames]
         # The pack's frames a batch at a time (with a frame per page, a call into zstd for each
         # would make a full check much slower), each checked as it comes.
         decoded = packs.in_memory(data).decompress_many(name, data, frames)
         for frame, plain in zip(frames, decoded, strict=True):
             if isinstance(plain, packs.PackError):
                 return str(plain)
+            if encryption is not None:
+                continue  # each frame opened with its chunk's id: that was the check
             for e in by_frame[frame]:
                 if not packs.chunk_matches(e.key, plain[e.offset : e.offset + e.length]):
                     return f"chunk {e.key.hex()} does not match its hash"
-    except packs.PackError as exc:
+    except (packs.PackError, crypto.OpenError) as exc:
         return str(exc)
     return None
 
@@ -137,6 +150,8 @@ def check(
 
 def _check(store: Store, read_data_fraction: float, inspect: Inspect | None) -> CheckReport:
     report = CheckReport()
+    if read_data_fraction > 0 and store.encryption.encrypted:
+        store.encryption.need_store_key("reading its packs")
     chunk_index = store.index()
     present = _packs(store)
     report.packs = len(present)
@@ -151,7 +166,7 @@ def _check(store: Store, read_data_fraction: float, inspect: Inspect | None) -> 
         if present[name].size > largest:
             return f"it holds more than the {largest} bytes of any pack this store writes"
         try:
-            return _pack_damage(name, store.backend.read(layout.pack_path(name), largest))
+            return _pack_damage(store, name, store.backend.read(layout.pack_path(name), largest))
         except FileNotFoundError:
             return "it vanished while being checked"
 
@@ -205,7 +220,11 @@ def _check_references(
             report.problems.append(Problem(sid, "malformed", doc))
             continue
         findings = _DocFindings()
-        source = ChunkSource(store.backend, chunk_index, sid)
+        source = (
+            store.chunk_source(sid, chunk_index)
+            if not store.encryption.encrypted or store.keys.store is not None
+            else None
+        )
         # Chunks are taken a chunk list at a time, each list looked up in one batched,
         # sorted query of what the previous snapshot did not hold (a lookup per chunk was
         # most of a check). The locations of a snapshot's first HINT_CHUNKS chunks are kept
@@ -327,7 +346,7 @@ def _mark(store: Store, chunk_index: ChunkIndex) -> bytearray:
     for sid, doc in _documents(store, store.snapshot_ids()):
         if isinstance(doc, str):
             raise StoreError(f"gc refused on {store.url}: {doc}")
-        source = ChunkSource(store.backend, chunk_index, sid)
+        source = store.chunk_source(sid, chunk_index)
         try:
             for key in _referenced(source, doc):
                 position = chunk_index.find(key)
@@ -370,25 +389,48 @@ def _repack(
         if live[position]:
             by_pack.setdefault(chunk_index.location(position).pack, []).append(position)
     kept = _repack_dictionary(store, sorted(by_pack))
-    writer = packs.PackWriter(on_pack, cfg.level, cfg.frame_size, cfg.pack_size, kept)
+    crypt = store.encryption
+    writer = packs.PackWriter(
+        on_pack,
+        cfg.level,
+        cfg.frame_size,
+        cfg.pack_size,
+        kept,
+        crypt.new_pack if crypt.encrypted else None,
+        crypt.pack_written if crypt.encrypted else None,
+    )
     for name, positions in sorted(by_pack.items()):
-        data = store.backend.read(layout.pack_path(name), limits.max_pack(cfg))
+        data: bytes | bytearray = store.backend.read(layout.pack_path(name), limits.max_pack(cfg))
+        lengths: dict[tuple[int, int], tuple[int, int]] = {}
+        try:
+            if crypt.encrypted:
+                located = [(chunk_index.location(p), chunk_index.key(p)) for p in positions]
+                opened = opened_pack(
+                    crypt,
+                    name,
+                    data,
+                    [(loc.frame_offset, loc.frame_length, k) for loc, k in located],
+                )
+                data, lengths = opened.data, opened.frames
+        except crypto.OpenError as exc:
+            raise StoreError(f"gc stopped on {store.url}: pack {name}: {exc}") from None
         decoder = packs.in_memory(data)
         frames: dict[int, bytes] = {}
         for position in positions:
             loc = chunk_index.location(position)
+            _, length = lengths.get((loc.frame_offset, loc.frame_length), (0, loc.frame_length))
             try:
                 if loc.frame_offset not in frames:
                     frames = {
                         loc.frame_offset: decoder.decompress(
-                            name, data[loc.frame_offset : loc.frame_offset + loc.frame_length]
+                            name, data[loc.frame_offset : loc.frame_offset + length]
                         )
                     }
             except packs.PackError as exc:
                 raise StoreError(f"gc stopped on {store.url}: pack {name}: {exc}") from None
             chunk = frames[loc.frame_offset][loc.offset : loc.offset + loc.length]
             key = chunk_index.key(position)
-            if not packs.chunk_matches(key, chunk):
+            if not crypt.encrypted and not packs.chunk_matches(key, chunk):
                 raise StoreError(
                     f"gc stopped on {store.url}: chunk {key.hex()} in pack {name} "
                     "does not match its hash"
@@ -406,7 +448,9 @@ def _repack_dictionary(store: Store, names: list[str]) -> bytes | None:
     the others' pages back into frames of several pages."""
     for name in names:
         try:
-            return pack_dictionary(store.backend, name)
+            return pack_dictionary(
+                store.backend, store.encryption if store.encryption.encrypted else None, name
+            )
         except packs.PackError:
             continue  # none, or damaged: the next one (gc stops on damaged frames anyway)
     return None
@@ -458,6 +502,8 @@ def _gc(store: Store, grace_seconds: float, max_unused: float) -> GcReport:
         return report
 
     present = _packs(store)
+    if repack and store.encryption.encrypted:
+        store.encryption.need_store_key("repacking")
     written, rewritten = _repack(store, chunk_index, live, repack, report)
     # Pack names are content hashes: a repack that a killed gc already wrote comes out under
     # the same name, which this run found unreferenced (its index was not written yet).
@@ -465,11 +511,13 @@ def _gc(store: Store, grace_seconds: float, max_unused: float) -> GcReport:
     keep = [
         p for p in range(len(chunk_index)) if chunk_index.packs[chunk_index.raw(p)[0]] not in gone
     ]
+    stale_keyrings = _compact_keyrings(store, gone) if store.encryption.encrypted else []
     name, data = index.encode(chunk_index, keep)
     store.backend.write(layout.index_path(name), data)
     written += len(data)
     stale_index = [path for n, path in old_index.items() if n != name]
     store.backend.delete(stale_index)
+    store.backend.delete(stale_keyrings)
     store.backend.delete([layout.pack_path(p) for p in sorted(gone)])
 
     freed = sum(present[p].size for p in gone) + sum(index_sizes.get(p, 0) for p in stale_index)
@@ -478,6 +526,22 @@ def _gc(store: Store, grace_seconds: float, max_unused: float) -> GcReport:
     report.index_objects_replaced = len(stale_index)
     report.bytes_freed = freed - written
     return report
+
+
+def _compact_keyrings(store: Store, gone: set[str]) -> list[str]:
+    """Write one keyring with the sealed keys of every pack that stays (those the repack
+    wrote included), as they are; return the paths of the keyrings it replaces."""
+    crypt = store.encryption
+    crypt.write_keyring()  # the repacked packs' keys
+    old = [e.path for e in store.backend.list(layout.KEYS) if layout.keyring_of(e.path)]
+    crypt.forget_keys()
+    assert crypt.public is not None
+    kept = {p: k for p, k in crypt.sealed_keys().items() if p.hex() not in gone}
+    data = crypto.encode_keyring(crypt.public, kept)
+    name = hashlib.sha256(data).hexdigest()
+    store.backend.write(layout.keyring_path(name), data)
+    crypt.forget_keys()
+    return [path for path in old if path != layout.keyring_path(name)]
 
 
 # -- index rebuild ----------------------------------------------------------------------
@@ -555,11 +619,22 @@ def _sync(src: Store, dst: Store, progress: Callable[[int, int], None] | None) -
     missing = [sid for sid in src.snapshot_ids() if sid not in theirs]
     if not missing:
         return report
+    if src.encryption.public != dst.encryption.public and (
+        src.encryption.public is None or dst.encryption.public is None
+    ):
+        raise StoreError(
+            f"cannot sync from {src.url} to {dst.url}: sync copies packs as they are, and one "
+            "store is encrypted and the other is not (store migrate re-encodes)"
+        )
     src_index, dst_index = src.index(), dst.index()
     needed: set[str] = set()
     for sid, doc in _documents(src, missing):
         if isinstance(doc, str):
             raise StoreError(f"cannot sync {sid} from {src.url}: {doc}")
+        if src.encryption.encrypted:
+            # Its chunk lists are sealed: every pack the target lacks goes.
+            needed.update(src_index.packs)
+            continue
         source = ChunkSource(src.backend, src_index, sid)
         try:
             for key in _referenced(source, doc):
@@ -589,6 +664,8 @@ def _sync(src: Store, dst: Store, progress: Callable[[int, int], None] | None) -
             batch, batch_size = [], 0
     _copy_packs(src, dst, batch, report, progress, total)
 
+    if copy and src.encryption.encrypted:
+        _copy_keys(src, dst, copy)
     if needed:
         name, data = index.encode(src_index, src_index.positions_of_packs(needed))
         dst.backend.write(layout.index_path(name), data)
@@ -597,6 +674,24 @@ def _sync(src: Store, dst: Store, progress: Callable[[int, int], None] | None) -
     dst.backend.write_many(docs)
     report.snapshots_copied = len(missing)
     return report
+
+
+def _copy_keys(src: Store, dst: Store, names: list[str]) -> None:
+    """One keyring in ``dst`` for the packs copied: their sealed keys as they are when both
+    stores have one store key, else opened with the source's and sealed to the target's."""
+    wanted = {bytes.fromhex(n) for n in names}
+    same = src.encryption.public == dst.encryption.public
+    if not same:
+        src.encryption.need_store_key(f"syncing to {dst.url}, encrypted to another store key,")
+    sealed = src.encryption.sealed_keys()
+    for pack in sorted(wanted):
+        if pack not in sealed:
+            raise StoreError(f"cannot sync from {src.url}: no keyring holds pack {pack.hex()}")
+        if same:
+            dst.encryption.keep_sealed(pack, sealed[pack])
+        else:
+            dst.encryption.pack_written(pack.hex(), src.encryption.pack_key(pack.hex()))
+    dst.encryption.write_keyring()
 
 
 def _copy_packs(

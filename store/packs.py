@@ -40,7 +40,8 @@ from dataclasses import dataclass
 
 import zstandard
 
-from store import limits
+from store import crypto, limits
+from store.crypto import PackCipher
 
 MAGIC = b"stgmpak1"
 DICT_MAGIC = b"stgmdict"
@@ -84,13 +85,15 @@ class PackWriter:
         frame_size: int,
         pack_size: int,
         dictionary: bytes | None = None,
+        new_key: Callable[[], tuple[bytes, PackCipher] | None] | None = None,
+        on_key: Callable[[str, bytes], None] | None = None,
     ) -> None:
         self._on_pack = on_pack
         self._level = level
         self._dictionary = (
             zstandard.ZstdCompressionDict(dictionary) if dictionary is not None else None
         )
-        self._header = _header(dictionary) if dictionary is not None else b""
+        self._header = _header(dictionary) if dictionary is not None and new_key is None else b""
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="zstd")
         self._pending: collections.deque[
@@ -100,8 +103,30 @@ class PackWriter:
         self._pack_size = pack_size
         self._frame = bytearray()
         self._frame_chunks: list[tuple[bytes, int, int]] = []
-        self._pack = bytearray(self._header)
+        # Encrypted stores (store.encryption): a new key per pack, a frame per chunk (a
+        # frame is opened with its chunk's id), each frame sealed as it is placed.
+        self._new_key = new_key
+        self._on_key = on_key
+        self._per_chunk = new_key is not None or self._dictionary is not None
+        self._compressed_dictionary = (
+            _compressed(dictionary) if dictionary is not None and new_key is not None else b""
+        )
+        self._key: bytes = b""
+        self._cipher: PackCipher | None = None
+        self._pack = self._start_pack()
         self._entries: list[PackEntry] = []
+
+    def _start_pack(self) -> bytearray:
+        fresh = self._new_key() if self._new_key is not None else None
+        if fresh is None:
+            return bytearray(self._header)
+        self._key, self._cipher = fresh
+        if not self._compressed_dictionary:
+            return bytearray()
+        sealed = self._cipher.encrypt(
+            HEADER.size, self._compressed_dictionary, crypto.DICTIONARY_AD
+        )
+        return bytearray(HEADER.pack(DICT_MAGIC, len(sealed)) + sealed)
 
     def add(self, key: bytes, data: bytes | memoryview) -> None:
         self._frame_chunks.append((key, len(self._frame), len(data)))
@@ -121,10 +146,10 @@ class PackWriter:
 
     def _compress(self, frame: bytes, chunks: list[tuple[bytes, int, int]]) -> list[bytes]:
         compressor = self._compressor()
-        if self._dictionary is None:
+        if not self._per_chunk:
             return [bytes(compressor.compress(frame))]
         view = memoryview(frame)
-        if _BATCH and all(n for _, _, n in chunks):
+        if _BATCH and self._dictionary is not None and all(n for _, _, n in chunks):
             # One call for the batch: the GIL is released once, not once a page.
             spans = _flat([(o, n) for _, o, n in chunks])
             segments = struct.pack(f"<{len(spans)}Q", *spans)
@@ -145,7 +170,14 @@ class PackWriter:
     def _collect(self) -> None:
         future, chunks = self._pending.popleft()
         compressed = future.result()
-        if len(compressed) == 1:
+        cipher = self._cipher
+        if cipher is not None:
+            for (key, _, length), frame in zip(chunks, compressed, strict=True):
+                offset = len(self._pack)
+                sealed = cipher.encrypt(offset, frame, key)
+                self._entries.append(PackEntry(key, offset, len(sealed), 0, length))
+                self._pack += sealed
+        elif not self._per_chunk:
             start = len(self._pack)
             self._pack += compressed[0]
             self._entries.extend(
@@ -169,10 +201,13 @@ class PackWriter:
         trailer = zstandard.ZstdCompressor(level=3).compress(records)
         self._pack += trailer
         self._pack += FOOTER.pack(len(trailer), MAGIC)
-        data, entries = self._pack, self._entries
-        self._pack = bytearray(self._header)
+        data, entries, key = self._pack, self._entries, self._key
         self._entries = []
-        self._on_pack(hashlib.sha256(data).hexdigest(), data, entries)
+        name = hashlib.sha256(data).hexdigest()
+        if self._on_key is not None and self._cipher is not None:
+            self._on_key(name, key)
+        self._on_pack(name, data, entries)
+        self._pack = self._start_pack()
 
     def finish(self) -> None:
         """Write out what is buffered: the last frame and the last, possibly small, pack."""
@@ -183,9 +218,13 @@ class PackWriter:
         self._pool.shutdown()
 
 
-def _header(dictionary: bytes) -> bytes:
+def _compressed(dictionary: bytes) -> bytes:
     # Level 9, once a put: it halves the dictionary; higher levels take far longer for little.
-    packed = zstandard.ZstdCompressor(level=9, write_checksum=True).compress(dictionary)
+    return zstandard.ZstdCompressor(level=9, write_checksum=True).compress(dictionary)
+
+
+def _header(dictionary: bytes) -> bytes:
+    packed = _compressed(dictionary)
     return HEADER.pack(DICT_MAGIC, len(packed)) + packed
 
 

@@ -16,8 +16,9 @@ from functools import partial
 from typing import Any
 
 from snapshot.errors import StoreError, VerificationError
-from store import documents, layout, packs
+from store import crypto, documents, layout, packs
 from store.backend import Backend
+from store.encryption import Encryption
 from store.index import ChunkIndex, Location
 
 BATCH_BYTES = 32 << 20
@@ -26,13 +27,27 @@ Frame = tuple[str, int, int]
 
 
 class ChunkSource:
-    def __init__(self, backend: Backend, index: ChunkIndex, snapshot_id: str) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        index: ChunkIndex,
+        snapshot_id: str,
+        encryption: Encryption | None = None,
+    ) -> None:
         self.backend = backend
         self.index = index
         self.snapshot_id = snapshot_id
-        self.frames = packs.FrameDecoder(partial(pack_dictionary, backend))
+        # An encrypted store's frames are opened before they are decoded (None: plaintext).
+        self.encryption = encryption if encryption is not None and encryption.encrypted else None
+        self.frames = packs.FrameDecoder(partial(pack_dictionary, backend, self.encryption))
         # Whose plans a whole read writes to the index cache as it goes (see Store.read_artifact).
         self.staging: str | None = None
+
+    def matches(self, key: bytes, chunk: bytes | memoryview) -> bool:
+        """Whether ``chunk`` is the chunk named ``key``. An encrypted store's frame opened
+        only with its chunk's id as associated data: that is the check (its ids are keyed
+        by the writer key, which a reader need not hold)."""
+        return self.encryption is not None or packs.chunk_matches(key, chunk)
 
     def _missing(self, detail: str) -> VerificationError:
         return VerificationError("missing_data", f"{self.snapshot_id}: {detail}", self.snapshot_id)
@@ -121,30 +136,44 @@ class ChunkSource:
         out: list[bytes],
     ) -> VerificationError | None:
         pack = frame[0]
-        first_key = window[needed[frame][0]][0].hex()
+        first = window[needed[frame][0]][0]
+        first_key = first.hex()
         if len(data) != frame[2]:
             return self._damaged(f"chunk {first_key} in pack {pack}: pack is truncated")
         try:
+            if self.encryption is not None:
+                data = self.encryption.open_frame(pack, frame[1], data, first)
             plain = self.frames.decompress(pack, data)
-        except packs.PackError as exc:
+        except (packs.PackError, crypto.OpenError) as exc:
             return self._damaged(f"chunk {first_key} in pack {pack} is corrupt: {exc}")
         for i in needed[frame]:
             key, loc = window[i]
             chunk = plain[loc.offset : loc.offset + loc.length]
-            if not packs.chunk_matches(key, chunk):
+            if not self.matches(key, chunk):
                 return self._damaged(f"chunk {key.hex()} in pack {pack} does not match its hash")
             out[i] = chunk
         return None
 
 
-def pack_dictionary(backend: Backend, pack: str) -> bytes:
+def pack_dictionary(backend: Backend, encryption: Encryption | None, pack: str) -> bytes:
     """The dictionary pack ``pack`` holds: one read of its first bytes, two for a large one."""
     path = layout.pack_path(pack)
     head = backend.read_range(path, 0, packs.HEAD_READ)
     end = packs.dictionary_length(head)
     if end is not None and end > len(head):
         head += backend.read_range(path, len(head), end)
+    if encryption is not None and end is not None:
+        head = opened_dictionary_block(encryption, pack, head[:end])
     return packs.dictionary_in(head)
+
+
+def opened_dictionary_block(encryption: Encryption, pack: str, block: bytes) -> bytes:
+    """An encrypted pack's dictionary block with its frame opened, as a plaintext pack's."""
+    try:
+        plain = encryption.open_dictionary(pack, packs.HEADER.size, block[packs.HEADER.size :])
+    except crypto.OpenError as exc:
+        raise packs.PackError(f"dictionary: {exc}") from None
+    return packs.HEADER.pack(packs.DICT_MAGIC, len(plain)) + plain
 
 
 def fetch_or_store_error(source: ChunkSource, key: bytes) -> bytes:

@@ -41,7 +41,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from snapshot.errors import VerificationError
-from store import layout, packs
+from store import crypto, layout, packs
 from store.index import Placed
 from store.reader import ChunkSource
 
@@ -281,8 +281,13 @@ class WindowRebuild:
                     f"{source.backend.url}"
                 ) from None
         packed = memoryview(data)
+        opened: VerificationError | None = None
+        if source.encryption is not None:
+            span, packed, opened = self._open_span(span, packed, view)
         # (Sized windows are never in carry mode: nothing inherited, nothing kept.)
         if self.sized and not self.check_chunks and self._write_sized(span, packed, view):
+            if opened is not None:
+                raise opened
             return
         # Frames not carried over, decoded together: a frame is often a single page, and a
         # call into zstd per 4 KiB page made the workers fight over the GIL.
@@ -292,7 +297,7 @@ class WindowRebuild:
             if plain is None and fo - span.start + fl <= len(packed)
         ]
         decoded_frames = iter(source.frames.decompress_many(span.pack, packed, wanted))
-        damage: VerificationError | None = None
+        damage: VerificationError | None = opened
         start, size, check = span.start, len(packed), self.check_chunks
         if stop.is_set():
             return
@@ -337,6 +342,38 @@ class WindowRebuild:
         if damage is not None:
             raise damage
 
+    def _open_span(
+        self, span: Span, packed: memoryview, view: memoryview
+    ) -> tuple[Span, memoryview, VerificationError | None]:
+        """An encrypted span's frames opened, each where it lay: the span as a plaintext
+        store's would be, the frames that do not open left out (their chunks zeroed), and
+        the first of those as the error. A frame holds one chunk, whose id opens it."""
+        encryption = self.source.encryption
+        assert encryption is not None
+        start, keys = span.start, self.keys
+        plain = bytearray(len(packed))
+        frames: list[FrameRuns] = []
+        damage: VerificationError | None = None
+        for frame_offset, frame_length, runs in span.frames:
+            at = frame_offset - start
+            key = keys[runs[0][3]]
+            if at + frame_length > len(packed):
+                frames.append((frame_offset, frame_length, runs))  # truncated: named later
+                continue
+            try:
+                frame = encryption.open_frame(
+                    span.pack, frame_offset, packed[at : at + frame_length], key
+                )
+            except crypto.OpenError as exc:
+                _zero(view, runs)
+                damage = damage or self.source._damaged(
+                    f"chunk {key.hex()} in pack {span.pack} is corrupt: {exc}"
+                )
+                continue
+            plain[at : at + len(frame)] = frame
+            frames.append((frame_offset, len(frame), runs))
+        return Span(span.pack, span.start, span.end, frames), memoryview(plain), damage
+
     def _write_sized(self, span: Span, packed: memoryview, view: memoryview) -> bool:
         """The usual span, written with nothing per frame in Python but its copy: each frame
         holds exactly one run of chunks, from its start, so its decoded size is the run's
@@ -371,6 +408,8 @@ class WindowRebuild:
     ) -> VerificationError | None:
         """The first chunk of a run whose bytes do not hash to its name, as the error."""
         keys, lengths = self.keys, self.lengths
+        if self.source.encryption is not None:
+            return None  # each frame opened with its chunk's id (ChunkSource.matches)
         end = offset + length
         n = first
         while offset < end:

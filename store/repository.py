@@ -18,6 +18,7 @@ from store import config as store_config
 from store import dictionary, docread, documents, layout, limits, locks
 from store.backend import Backend, open_backend
 from store.config import StoreConfig
+from store.encryption import Encryption, StoreKeys
 from store.index import ChunkIndex
 from store.localcache import LocalCache
 from store.reader import ChunkSource
@@ -40,11 +41,17 @@ def _read_config(backend: Backend, url: str) -> bytes | None:
 
 class Store:
     def __init__(
-        self, backend: Backend, settings: StoreConfig, cache: LocalCache | None = None
+        self,
+        backend: Backend,
+        settings: StoreConfig,
+        cache: LocalCache | None = None,
+        keys: StoreKeys | None = None,
     ) -> None:
         self.backend = backend
         self.url = backend.url
         self.config = settings
+        self.keys = keys or StoreKeys()
+        self.encryption = Encryption(backend, settings.encrypt_to, self.keys)
         # This host's cache (an index copy between commands, dictionaries); None: none.
         self.cache = cache or LocalCache(None)
         self.lock_wait = 0.0
@@ -62,6 +69,7 @@ class Store:
         storage_options: dict[str, Any] | None = None,
         settings: StoreConfig | None = None,
         cache: LocalCache | None = None,
+        keys: StoreKeys | None = None,
     ) -> Store:
         backend = open_backend(url, storage_options)
         if backend.exists(layout.CONFIG):
@@ -71,7 +79,7 @@ class Store:
         settings = settings or StoreConfig()
         backend.write(layout.CONFIG, settings.to_json())
         data = backend.read(layout.CONFIG, limits.MAX_SMALL_OBJECT)
-        return cls(backend, store_config.parse(data, url), cache)
+        return cls(backend, store_config.parse(data, url), cache, keys)
 
     @classmethod
     def open(
@@ -80,7 +88,11 @@ class Store:
         storage_options: dict[str, Any] | None = None,
         create: bool = False,
         cache: LocalCache | None = None,
+        keys: StoreKeys | None = None,
+        settings: StoreConfig | None = None,
     ) -> Store:
+        """Open the store at ``url``; with ``create``, make it (with ``settings``) when the
+        folder is empty."""
         backend = open_backend(url, storage_options)
         data = _read_config(backend, url)
         if data is None and create:
@@ -88,7 +100,7 @@ class Store:
                 # Another first use on this host may make the store between our look and
                 # our write; then init refuses, and we join the store it made.
                 with contextlib.suppress(StoreError):
-                    return cls.init(url, storage_options, cache=cache)
+                    return cls.init(url, storage_options, settings, cache, keys)
             data = _read_config(backend, url)
         if data is None:
             if backend.list():
@@ -96,7 +108,7 @@ class Store:
                     f"{url} is not a stigmem store: it holds other files and no config.json"
                 )
             raise StoreError(f"{url} is not a stigmem store (no config.json)")
-        return cls(backend, store_config.parse(data, url), cache)
+        return cls(backend, store_config.parse(data, url), cache, keys)
 
     # -- locking ------------------------------------------------------------------------
 
@@ -276,7 +288,7 @@ class Store:
         # Listed again for every artifact, though the listing for the snapshot's first one
         # held every chunk its document names: reads take no lock, and a gc in between may
         # have replaced the index objects and repacked the chunks.
-        source = ChunkSource(self.backend, self.index(), snapshot_id)
+        source = self.chunk_source(snapshot_id)
         if stage_plans and not check_chunks:
             source.staging = snapshot_id
         done = 0
@@ -289,7 +301,7 @@ class Store:
             source.windows(entry),
             check_chunks,
             spare,
-            carry=self.config.dictionary_size == 0,
+            carry=self.config.dictionary_size == 0 and not self.encryption.encrypted,
             size=entry["size"],
         ):
             out.write(window.buffer)
@@ -308,6 +320,13 @@ class Store:
                 f"{snapshot_id}: {member} rebuilt to {done} bytes, document says {entry['size']}",
                 snapshot_id,
             )
+
+    def chunk_source(self, snapshot_id: str, chunk_index: ChunkIndex | None = None) -> ChunkSource:
+        """What reads ``snapshot_id``'s chunks (with the loaded index, or ``chunk_index``).
+        An encrypted store's content needs the store key: without it, this fails first."""
+        if self.encryption.encrypted:
+            self.encryption.need_store_key("reading its content")
+        return ChunkSource(self.backend, chunk_index or self.index(), snapshot_id, self.encryption)
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Remove the document only; gc frees the data nothing else references."""
@@ -333,6 +352,7 @@ class Transaction:
             self.result,
             progress,
             store.dictionary_for,
+            store.encryption,
         )
         self.entries: dict[str, dict[str, Any]] = {}
 

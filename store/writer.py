@@ -17,6 +17,7 @@ from store import chunker, documents, index, layout
 from store.backend import Backend
 from store.chunker import artifact_size, open_artifact
 from store.config import StoreConfig
+from store.encryption import Encryption, StoreKeys
 from store.index import ChunkIndex
 from store.packs import PackEntry, PackWriter
 from store.reports import PutResult
@@ -35,8 +36,12 @@ class SnapshotWriter:
         result: PutResult,
         progress: Progress | None,
         dictionary: Callable[[dict[str, Path | bytes]], bytes | None] | None = None,
+        encryption: Encryption | None = None,
     ) -> None:
         self.backend = backend
+        self.encryption = encryption or Encryption(backend, None, StoreKeys())
+        # Asked for first: a writer without the writer key of an encrypted store stops here.
+        self._chunk_id = self.encryption.chunk_id()
         self.index = chunk_index
         self.config = config
         self.result = result
@@ -104,7 +109,9 @@ class SnapshotWriter:
         # saves a second pass over the database.
         digest = hashlib.sha256()
         with open_artifact(source) as stream:
-            for batch in chunker.batches(stream, self.config.pages_per_chunk, digest):
+            for batch in chunker.batches(
+                stream, self.config.pages_per_chunk, digest, self._chunk_id
+            ):
                 self._store_batch(batch)
                 plain = 0
                 for key, data in batch:
@@ -124,7 +131,7 @@ class SnapshotWriter:
         return documents.artifact_entry(size, True, lists)
 
     def _store_list(self, blob: bytes) -> bytes:
-        key = hashlib.sha256(blob).digest()
+        key = self._chunk_id(blob)
         self._store(key, blob)
         return key
 
@@ -132,11 +139,23 @@ class SnapshotWriter:
         """Store every artifact's new chunks and one index object; return the doc entries."""
         self._total = sum(artifact_size(s) for s in artifacts.values())
         cfg = self.config
+        crypt = self.encryption
         self._packs = PackWriter(
-            self._pack_done, cfg.level, cfg.frame_size, cfg.pack_size, self._dictionary(artifacts)
+            self._pack_done,
+            cfg.level,
+            cfg.frame_size,
+            cfg.pack_size,
+            self._dictionary(artifacts),
+            crypt.new_pack if crypt.encrypted else None,
+            crypt.pack_written if crypt.encrypted else None,
         )
         entries = {m: self._artifact(m, source) for m, source in sorted(artifacts.items())}
         self._packs.finish()
+        # The keys of the packs before the index that names them: whatever the index names,
+        # a reader holding the store key can open.
+        keyring = crypt.write_keyring()
+        if keyring is not None:
+            self.result.objects_written += 1
         if len(self.index) > self._first_new:
             name, data = index.encode(self.index, range(self._first_new, len(self.index)))
             self.backend.write(layout.index_path(name), data)

@@ -20,7 +20,11 @@ def test_create_then_open(location: Location) -> None:
     created = Store.open(location.url, location.options, cache=location.cache, create=True)
     assert created.url == location.url
     config = json.loads(created.backend.read("config.json"))
-    assert config["format"] == "stigmem-store" and config["version"] == 1
+    assert (
+        config["format"] == "stigmem-store"
+        and config["version"] == 2
+        and config["encryption"] == {"scheme": "none"}
+    )
     assert Store.open(location.url, location.options, cache=location.cache).config == created.config
     # New stores compress every page on its own with a dictionary trained on the database.
     assert config["compression"]["dictionary_size"] == created.config.dictionary_size > 0
@@ -89,9 +93,9 @@ def test_directory_with_other_files_is_refused_even_with_create(location: Locati
 def test_newer_format_version_is_refused(location: Location) -> None:
     store = Store.init(location.url, location.options, cache=location.cache)
     config = json.loads(store.backend.read("config.json"))
-    config["version"] = 2
+    config["version"] = 3
     store.backend.write("config.json", json.dumps(config).encode())
-    with pytest.raises(StoreError, match="format version 2") as err:
+    with pytest.raises(StoreError, match="format version 3") as err:
         Store.open(location.url, location.options, cache=location.cache)
     assert location.url in str(err.value)
 
