@@ -284,6 +284,7 @@ class WindowRebuild:
         opened: VerificationError | None = None
         if source.encryption is not None:
             span, packed, opened = self._open_span(span, packed, view)
+            plains = [None] * len(span.frames)  # never carried: a frame holds one chunk
         # (Sized windows are never in carry mode: nothing inherited, nothing kept.)
         if self.sized and not self.check_chunks and self._write_sized(span, packed, view):
             if opened is not None:
