@@ -400,7 +400,7 @@ def _repack(
         crypt.pack_written if crypt.encrypted else None,
     )
     for name, positions in sorted(by_pack.items()):
-        data: bytes | bytearray = store.backend.read(layout.pack_path(name), limits.max_pack(cfg))
+        data: bytes = store.backend.read(layout.pack_path(name), limits.max_pack(cfg))
         lengths: dict[tuple[int, int], tuple[int, int]] = {}
         try:
             if crypt.encrypted:
@@ -411,7 +411,7 @@ def _repack(
                     data,
                     [(loc.frame_offset, loc.frame_length, k) for loc, k in located],
                 )
-                data, lengths = opened.data, opened.frames
+                data, lengths = bytes(opened.data), opened.frames
         except crypto.OpenError as exc:
             raise StoreError(f"gc stopped on {store.url}: pack {name}: {exc}") from None
         decoder = packs.in_memory(data)

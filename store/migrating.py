@@ -69,7 +69,7 @@ def migrate(src: Store, dst: Store, progress: Progress | None = None) -> Migrate
                 path = Path(scratch) / str(n)
                 sink = _Hashed(path)
                 with sink.file:
-                    src.read_artifact(sid, member, sink, document=doc)
+                    src.read_artifact(sid, member, sink, document=doc)  # type: ignore[arg-type]
                 digest = "sha256:" + sink.sha.hexdigest()
                 if doc["manifest"]["artifacts"].get(member) != digest:
                     raise StoreError(
