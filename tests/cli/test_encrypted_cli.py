@@ -1,0 +1,138 @@
+"""Encrypted stores through the command line: key generation, init, a writer-only node that
+creates and syncs but reads nothing, a store-key host on a new machine, rekey and migrate."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+from store import layout
+from store.repository import Store
+from tests.conftest import Runner, ok
+from tests.nodegen import apply_churn, make_node_db
+
+
+def keys(stigmem: Runner, tmp_path: Path) -> tuple[str, Path, Path]:
+    store_key, writer_key = tmp_path / "store.key", tmp_path / "writer.key"
+    out = ok(stigmem("keys", "generate", "--store", "--out", str(store_key))).stdout
+    pub = next(line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("pub: "))
+    assert "key id: " in out
+    assert (
+        "key id: " in ok(stigmem("keys", "generate", "--writer", "--out", str(writer_key))).stdout
+    )
+    for path in (store_key, writer_key):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    return pub, store_key, writer_key
+
+
+def test_writer_only_node_creates_and_syncs_a_store_key_host_restores(
+    stigmem: Runner, tmp_path: Path
+) -> None:
+    pub, store_key, writer_key = keys(stigmem, tmp_path)
+    local, offsite = tmp_path / "local", tmp_path / "offsite"
+    ok(stigmem("store", "init", str(local), "--encrypt-to", pub))
+    ok(stigmem("store", "init", str(offsite), "--encrypt-to", pub))
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[tiers.local]\nstore = "{local}"\nkeep_daily = 7\nwriter_key = "{writer_key}"\n'
+        f'[tiers.offsite]\nstore = "{offsite}"\nkeep_daily = 30\nwriter_key = "{writer_key}"\n'
+    )
+    db = tmp_path / "node" / "stigmem.db"
+    db.parent.mkdir()
+    make_node_db(db, size_mb=0.3, seed=3)
+    node = {"STIGMEM_CONFIG": str(config)}
+    ids = []
+    for day in range(2):
+        apply_churn(db, day + 1, seed=3, scale=0.2)
+        created = ok(stigmem("snapshot", "create", "--db", str(db), "--json", env=node))
+        ids.append(json.loads(created.stdout)["id"])
+    ok(stigmem("store", "sync", "--to", "offsite", env=node))
+    ok(stigmem("snapshot", "list", env=node))
+    ok(stigmem("store", "stats", env=node))
+    ok(stigmem("store", "check", env=node))
+
+    before = sorted(e.path for e in Store.open(str(local)).backend.list())
+    for args in (
+        ("snapshot", "restore", ids[0][:8], "--db", str(tmp_path / "r.db")),
+        ("snapshot", "verify", ids[0][:8]),
+        ("snapshot", "export", ids[0][:8], "--out", str(tmp_path / "x.tar.gz")),
+        ("store", "check", "--read-data-subset", "10%"),
+    ):
+        failed = stigmem(*args, env=node)
+        assert failed.returncode == 1, failed
+        assert failed.stderr.strip().count("\n") == 0
+        assert "needs the store key" in failed.stderr
+    assert not (tmp_path / "r.db").exists() and not (tmp_path / "x.tar.gz").exists()
+    assert sorted(e.path for e in Store.open(str(local)).backend.list()) == before
+
+    # A new host: an empty home, the offsite store and its store key, no writer key.
+    fresh = tmp_path / "new-host"
+    env = {"STIGMEM_HOME": str(fresh), "STIGMEM_STORE_KEY": str(store_key)}
+    target = tmp_path / "restored.db"
+    ok(
+        stigmem(
+            "--store",
+            str(offsite),
+            "snapshot",
+            "restore",
+            ids[-1][:8],
+            "--db",
+            str(target),
+            env=env,
+        )
+    )
+    assert target.exists()
+
+
+def test_rekey_and_migrate(stigmem: Runner, tmp_path: Path) -> None:
+    pub, store_key, writer_key = keys(stigmem, tmp_path)
+    plain = tmp_path / "plain"
+    db = tmp_path / "node.db"
+    make_node_db(db, size_mb=0.2, seed=5)
+    created = ok(stigmem("--store", str(plain), "snapshot", "create", "--db", str(db), "--json"))
+    sid = json.loads(created.stdout)["id"]
+    encrypted = tmp_path / "encrypted"
+    ok(stigmem("store", "init", str(encrypted), "--encrypt-to", pub))
+    env = {"STIGMEM_WRITER_KEY": str(writer_key), "STIGMEM_STORE_KEY": str(store_key)}
+    migrated = ok(stigmem("store", "migrate", str(plain), str(encrypted), "--json", env=env))
+    assert json.loads(migrated.stdout)["snapshots_copied"] == 1
+    again = ok(stigmem("store", "migrate", str(plain), str(encrypted), "--json", env=env))
+    assert json.loads(again.stdout) | {"bytes_read": 0} == {
+        "snapshots_copied": 0,
+        "snapshots_present": 1,
+        "bytes_read": 0,
+    }
+
+    (tmp_path / "second").mkdir()
+    new_pub, new_key, _ = keys(stigmem, tmp_path / "second")
+    rekeyed = ok(
+        stigmem(
+            "--store", str(encrypted), "store", "rekey", "--encrypt-to", new_pub, "--json", env=env
+        )
+    )
+    assert json.loads(rekeyed.stdout)["packs"] >= 1
+    assert len(Store.open(str(encrypted)).backend.list(layout.KEYS)) == 1
+    old = stigmem(
+        "--store",
+        str(encrypted),
+        "snapshot",
+        "restore",
+        sid[:8],
+        "--db",
+        str(tmp_path / "o.db"),
+        env=env,
+    )
+    assert old.returncode == 1 and "encrypted to store key" in old.stderr
+    ok(
+        stigmem(
+            "--store",
+            str(encrypted),
+            "snapshot",
+            "restore",
+            sid[:8],
+            "--db",
+            str(tmp_path / "n.db"),
+            env={"STIGMEM_STORE_KEY": str(new_key)},
+        )
+    )
