@@ -45,6 +45,7 @@ class Encryption:
         self._sealed: dict[bytes, crypto.Sealed] | None = None
         self._ciphers: dict[str, crypto.PackCipher] = {}
         self._written: dict[bytes, crypto.Sealed] = {}
+        self._reread = False
         if public is not None and keys.store is not None and keys.store.public != public:
             self._wrong_store_key = (
                 f"store {backend.url} is encrypted to store key {crypto.public_key_id(public)}; "
@@ -105,6 +106,9 @@ class Encryption:
         data = crypto.encode_keyring(self.public, self._written)
         name = hashlib.sha256(data).hexdigest()
         self.backend.write(layout.keyring_path(name), data)
+        with self._lock:
+            if self._sealed is not None:
+                self._sealed.update(self._written)
         self._written = {}
         return name
 
@@ -159,6 +163,11 @@ class Encryption:
             return found
         store_key = self.need_store_key("reading its content")
         sealed = self.sealed_keys().get(bytes.fromhex(pack))
+        if sealed is None and not self._reread:
+            # Written by another process since the keyrings were read: read them again, once.
+            with self._lock:
+                self._sealed, self._reread = None, True
+            sealed = self.sealed_keys().get(bytes.fromhex(pack))
         if sealed is None:
             raise crypto.OpenError("no keyring holds the pack's key")
         key = crypto.unseal(sealed.ephemeral_public, sealed.sealed, bytes.fromhex(pack), store_key)

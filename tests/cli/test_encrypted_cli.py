@@ -136,3 +136,56 @@ def test_rekey_and_migrate(stigmem: Runner, tmp_path: Path) -> None:
             env={"STIGMEM_STORE_KEY": str(new_key)},
         )
     )
+
+
+def test_runbook_policy_over_120_days_leaves_nothing_readable_in_either_tier(
+    stigmem: Runner, home: Path, tmp_path: Path
+) -> None:
+    from store import crypto
+    from store.encryption import StoreKeys
+    from tests.store.history import open_catalog, snapshot_day, tiny_node, trust, write_config
+    from tests.store.test_encryption import secrets_of
+
+    pub, store_key, writer_key = keys(stigmem, tmp_path)
+    local_url, offsite_url = str(tmp_path / "local"), str(tmp_path / "offsite")
+    tier = {"grace": "0h", "encrypt_to": pub, "writer_key": str(writer_key)}
+    write_config(
+        home / "config.toml",
+        {
+            "local": {"store": local_url, "keep_daily": 30, **tier},
+            "offsite": {"store": offsite_url, "keep_daily": 90, **tier},
+        },
+    )
+    held = StoreKeys(
+        crypto.StoreKey.from_text(store_key.read_text(), "s"),
+        crypto.WriterKey.from_text(writer_key.read_text(), "w"),
+    )
+    node = tiny_node(tmp_path / "node" / "stigmem.db")
+    ok(stigmem("store", "init", "--tier", "local"))
+    local = Store.open(local_url, keys=held)
+    catalog = open_catalog(home)
+    trust(catalog, node)
+    copies: list[bytes] = []
+    for day in range(120):
+        snapshot_day(node, day, local, catalog, "local", tmp_path)
+        copies.append(node.info.path.read_bytes())
+        if day == 59:
+            ok(stigmem("store", "sync", "--to", "offsite"))
+    catalog.close()
+    ok(stigmem("store", "sync", "--to", "offsite"))
+    curator = {"STIGMEM_STORE_KEY": str(store_key)}
+    for name in ("local", "offsite"):
+        ok(stigmem("snapshot", "prune", "--tier", name, env=curator))
+        ok(stigmem("store", "gc", "--tier", name, "--max-unused", "0%", env=curator))
+        checked = ok(
+            stigmem("store", "check", "--tier", name, "--read-data-subset", "100%", env=curator)
+        )
+        assert checked.stdout.startswith("OK: ")
+    assert len(Store.open(local_url).snapshot_ids()) == 30
+    assert len(Store.open(offsite_url).snapshot_ids()) == 90
+
+    secrets = secrets_of(copies, node.info.path)
+    for url in (local_url, offsite_url):
+        store = Store.open(url)
+        blob = b"\0".join(store.backend.read(e.path) for e in store.backend.list())
+        assert [s for s in secrets if s in blob] == []
