@@ -223,6 +223,22 @@ def test_gc_repacks_and_keeps_one_keyring(location: Location, tmp_path: Path) ->
     assert maintenance.check(reader, read_data_fraction=1.0).ok
 
 
+def test_an_index_object_replaced_by_an_older_one_is_missing_data(
+    location: Location, tmp_path: Path
+) -> None:
+    store = encrypted(location)
+    copies = node_history(tmp_path, 3)
+    ids = put_days(store, tmp_path, copies)
+    older = {p: d for p, d in objects(store).items() if p.startswith(layout.INDEX + "/")}
+    store.delete_snapshot(ids[0])
+    assert maintenance.gc(store, grace_seconds=0, max_unused=0.0).packs_repacked > 0
+    store.backend.delete([e.path for e in store.backend.list(layout.INDEX)])
+    store.backend.write_many(older)
+    with pytest.raises(VerificationError) as failed:
+        read(reopen(location, READER_ONLY), ids[2])
+    assert failed.value.outcome == "missing_data" and "pack" in failed.value.detail
+
+
 def test_gc_without_the_store_key_is_refused(location: Location, tmp_path: Path) -> None:
     store = encrypted(location)
     ids = put_days(store, tmp_path, node_history(tmp_path, 2))
