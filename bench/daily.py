@@ -1,7 +1,7 @@
 """Daily backups of a churning Stigmem node database: stigmem against restic and borg.
 
     .venv/bin/python -m bench.daily [--size-mb 256] [--days 7] [--workdir DIR]
-                                    [--tools stigmem,restic,borg] [--json OUT]
+                                    [--tools stigmem,restic,borg] [--json OUT] [--encrypt]
     .venv/bin/python -m bench.daily --rss-scaling 256,1024
 
 Day 0 is the initial backup; each following day applies one day of a node's writes
@@ -65,6 +65,27 @@ FAIRNESS = (
     "restic and borg full checks read every pack of the repository; stigmem's is "
     "`store check --read-data-subset 100%`; `snapshot verify` (latest only) is reported apart",
 )
+
+# With --encrypt every repository is encrypted: this line replaces the borg part of FAIRNESS.
+ENCRYPTED_FAIRNESS = (
+    "encrypted (--encrypt): stigmem's store is format 2 encrypted to a store key made for the "
+    "run (`store init --encrypt-to`), every command given STIGMEM_STORE_KEY and "
+    "STIGMEM_WRITER_KEY, the new-host restore the store key only; restic's default "
+    "encryption; borg `init -e repokey` (passphrase in BORG_PASSPHRASE) + `create` (lz4, "
+    "buzhash chunker)",
+)
+
+
+def fairness(encrypt: bool) -> tuple[str, ...]:
+    if not encrypt:
+        return FAIRNESS
+    return (
+        tuple(
+            line.replace("; borg `init -e none` + `create` (lz4, buzhash chunker)", "")
+            for line in FAIRNESS
+        )
+        + ENCRYPTED_FAIRNESS
+    )
 
 
 @dataclass
@@ -260,7 +281,7 @@ def read_back(tool: Tool, runs: RestoreRuns) -> Finish:
 
 
 def make_tools(
-    names: Sequence[str], run_dir: Path, db: Path, pubkey: str, res: Results
+    names: Sequence[str], run_dir: Path, db: Path, pubkey: str, res: Results, encrypt: bool
 ) -> list[Tool]:
     tools: list[Tool] = []
     for name in names:
@@ -269,7 +290,9 @@ def make_tools(
             res.skipped[name] = reason
             log(f"skipping {name}: {reason}")
             continue
-        tools.append(TOOLS[name](name=name, work=run_dir / name, db=db, pubkey=pubkey))
+        tools.append(
+            TOOLS[name](name=name, work=run_dir / name, db=db, pubkey=pubkey, encrypt=encrypt)
+        )
     return tools
 
 
@@ -279,7 +302,7 @@ def daily_run(args: argparse.Namespace, workdir: Path, res: Results) -> None:
     db = run_dir / "node" / "stigmem.db"
     info = node_db(workdir / "cache", args.size_mb, args.seed, db)
     log(f"node database {db}: {info['bytes'] / MIB:.1f} MiB, {info['facts']} facts")
-    tools = make_tools(args.tools, run_dir, db, info["pubkey"], res)
+    tools = make_tools(args.tools, run_dir, db, info["pubkey"], res, args.encrypt)
     for tool in tools:
         tool.setup()
         res.versions[tool.name] = tool.version()
@@ -365,7 +388,10 @@ def print_daily(
     checks: Sequence[Check],
 ) -> None:
     raw_floor, zstd_floor = floors
-    print(f"\nstigmem daily backup bench: {args.size_mb:g} MiB database, {args.days} days")
+    encrypted = ", encrypted repositories" if args.encrypt else ""
+    print(
+        f"\nstigmem daily backup bench: {args.size_mb:g} MiB database, {args.days} days{encrypted}"
+    )
     print(
         f"  {env['date']}, {env['cpus']} CPUs, load average {_load(env['loadavg_start'])} at "
         f"start, {_load(os.getloadavg())} at end; RSS floor of the measurement "
@@ -389,7 +415,7 @@ def print_daily(
     if ratio_lines:
         print("\n" + "\n".join(ratio_lines))
     print("\nfairness:")
-    for line in FAIRNESS:
+    for line in fairness(args.encrypt):
         print(f"  - {line}")
     print("\nacceptance:")
     for check in checks:
@@ -463,7 +489,10 @@ SCALED = ("initial", "daily", "restore", "new_host")
 def rss_scaling(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """stigmem's peak RSS at each database size: an initial and a daily snapshot, a restore
     and a restore as a new host."""
-    rows = [scaling_row(float(size), args.seed, workdir) for size in args.rss_scaling.split(",")]
+    rows = [
+        scaling_row(float(size), args.seed, workdir, args.encrypt)
+        for size in args.rss_scaling.split(",")
+    ]
     checks = scaling_checks(rows)
     print("\nstigmem snapshot create and restore: peak RSS by database size")
     print(
@@ -492,12 +521,14 @@ def rss_scaling(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     return {"rss_scaling": rows, "checks": [asdict(c) for c in checks]}
 
 
-def scaling_row(size_mb: float, seed: int, workdir: Path) -> dict[str, Any]:
+def scaling_row(size_mb: float, seed: int, workdir: Path, encrypt: bool) -> dict[str, Any]:
     run_dir = workdir / "scaling" / f"{size_mb:g}"
     shutil.rmtree(run_dir, ignore_errors=True)
     db = run_dir / "node" / "stigmem.db"
     info = node_db(workdir / "cache", size_mb, seed, db)
-    tool = Stigmem(name="stigmem", work=run_dir / "stigmem", db=db, pubkey=info["pubkey"])
+    tool = Stigmem(
+        name="stigmem", work=run_dir / "stigmem", db=db, pubkey=info["pubkey"], encrypt=encrypt
+    )
     tool.setup()
     initial = tool.backup(0)
     log(f"{size_mb:g} MiB initial: {initial.seconds:.2f} s, {initial.peak_rss_mib:.0f} MiB")
@@ -577,6 +608,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="MB,MB",
         help="instead of the daily comparison: stigmem peak RSS at these database sizes",
     )
+    parser.add_argument(
+        "--encrypt",
+        action="store_true",
+        help="encrypted repositories: stigmem a format-2 store encrypted to a store key made "
+        "for the run, borg repokey (restic always encrypts)",
+    )
     args = parser.parse_args(argv)
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = [t for t in args.tools if t not in TOOLS]
@@ -624,7 +661,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             env["loadavg_end"] = os.getloadavg()
             doc.update(versions=res.versions, notes=res.notes, skipped=res.skipped)
             doc["error"] = res.error
-            doc["fairness"] = list(FAIRNESS)
+            doc["fairness"] = list(fairness(args.encrypt))
         if any(c["status"] == "FAIL" for c in doc.get("checks", [])):
             status = status or 3
     except BenchError as exc:
@@ -645,6 +682,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "tools": args.tools,
         "rss_scaling": args.rss_scaling,
+        "encrypt": args.encrypt,
         "workdir": str(args.workdir) if args.workdir else None,
     }
 

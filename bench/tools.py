@@ -71,6 +71,9 @@ class Tool:
     work: Path
     db: Path
     pubkey: str
+    # Encrypted repositories where the tool can choose (stigmem: a format-2 store encrypted
+    # to a store key; borg: repokey); restic always encrypts.
+    encrypt: bool = False
     last_copy_sha256: str = ""
     last_copy_seconds: float | None = None
     notes: list[str] = field(default_factory=list)
@@ -129,8 +132,25 @@ class Stigmem(Tool):
         base = [str(script)] if script.exists() else [sys.executable, "-m", "cli"]
         return [*base, "--home", str(self.home), *args]
 
+    @property
+    def store_key(self) -> Path:
+        return self.work / "keys" / "store.key"
+
+    @property
+    def writer_key(self) -> Path:
+        return self.work / "keys" / "writer.key"
+
+    def _keys_env(self, writer: bool = True) -> dict[str, str]:
+        """The key files of an encrypted store; a restoring host needs only the store key."""
+        if not self.encrypt:
+            return {}
+        env = {"STIGMEM_STORE_KEY": str(self.store_key)}
+        if writer:
+            env["STIGMEM_WRITER_KEY"] = str(self.writer_key)
+        return env
+
     def _env(self) -> dict[str, str]:
-        return clean_env(("STIGMEM_",), STIGMEM_HOME=str(self.home))
+        return clean_env(("STIGMEM_",), STIGMEM_HOME=str(self.home), **self._keys_env())
 
     def _run(self, *args: str) -> Run:
         return run(self._cmd(*args), env=self._env(), cwd=PROJECT)
@@ -140,6 +160,19 @@ class Stigmem(Tool):
         compiled = byte_compile(PACKAGES)
         if compiled:
             self.notes.append(f"byte-compiled {', '.join(compiled)} first, as a wheel install does")
+        if self.encrypt:
+            self.store_key.parent.mkdir(parents=True, exist_ok=True)
+            generated = json.loads(
+                self._run(
+                    "keys", "generate", "--store", "--out", str(self.store_key), "--json"
+                ).stdout
+            )
+            self._run("keys", "generate", "--writer", "--out", str(self.writer_key), "--json")
+            self._run("store", "init", str(self.repo), "--encrypt-to", generated["pub"])
+            self.notes.append(
+                f"encrypted format-2 store, store key {generated['key_id']}, "
+                "STIGMEM_STORE_KEY and STIGMEM_WRITER_KEY set; new host: store key only"
+            )
 
     def backup(self, day: int) -> Run:
         result = self._run("snapshot", "create", "--db", str(self.db), "--json")
@@ -164,7 +197,13 @@ class Stigmem(Tool):
             "--trusted-key", self.pubkey,
         )  # fmt: skip
         argv[argv.index("--home") + 1] = str(home)
-        env = clean_env(("STIGMEM_",), STIGMEM_HOME=str(home), STIGMEM_STORE_URL=str(self.repo))
+        home.mkdir(parents=True)  # empty: no index cache, no catalog, no writer key
+        env = clean_env(
+            ("STIGMEM_",),
+            STIGMEM_HOME=str(home),
+            STIGMEM_STORE_URL=str(self.repo),
+            **self._keys_env(writer=False),
+        )
         return run(argv, env=env, cwd=PROJECT), out
 
     def check(self) -> Run:
@@ -236,7 +275,7 @@ class Restic(CopyThenBackup):
         self.work.mkdir(parents=True, exist_ok=True)
         (self.work / "password").write_text("stigmem-bench\n")
         self._run("init", *self.init_args)
-        self.notes.append(f"repository format version {self._repo_version()}")
+        self.notes.append(f"repository format version {self._repo_version()}, encrypted")
 
     def _repo_version(self) -> str:
         config = json.loads(self._run("cat", "config").stdout)
@@ -272,19 +311,24 @@ class Borg(CopyThenBackup):
     day: int = -1  # the latest archive is named after its day
 
     def _env(self) -> dict[str, str]:
-        return clean_env(
+        env = clean_env(
             ("BORG_",),
             BORG_BASE_DIR=str(self.work / "base"),
             BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes",
             BORG_RELOCATED_REPO_ACCESS_IS_OK="yes",
         )
+        if self.encrypt:
+            env["BORG_PASSPHRASE"] = "stigmem-bench"
+        return env
 
     def _run(self, *args: str, cwd: Path | None = None) -> Run:
         return run(["borg", *args], env=self._env(), cwd=cwd)
 
     def setup(self) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
-        self._run("init", "-e", "none", str(self.repo))
+        mode = "repokey" if self.encrypt else "none"
+        self._run("init", "-e", mode, str(self.repo))
+        self.notes.append(f"init -e {mode}")
 
     def backup_copy(self, day: int) -> Run:
         self.day = day
