@@ -189,6 +189,15 @@ class PackCipher:
     def encrypt(self, offset: int, frame: bytes, ad: bytes) -> bytes:
         return self._aead.encrypt(nonce(offset), frame, ad)
 
+    def open_into(
+        self, offset: int, sealed: bytes | memoryview, ad: bytes, out: memoryview
+    ) -> None:
+        """Open a frame into ``out`` (exactly its plain length: ``len(sealed) - TAG``)."""
+        try:
+            self._aead.decrypt_into(nonce(offset), sealed, ad, out)
+        except InvalidTag:
+            raise OpenError("frame does not authenticate (damaged, moved or replaced)") from None
+
     def open(self, offset: int, sealed: bytes | memoryview, ad: bytes) -> bytes:
         try:
             return self._aead.decrypt(nonce(offset), bytes(sealed), ad)

@@ -353,17 +353,31 @@ class WindowRebuild:
         assert encryption is not None
         start, keys = span.start, self.keys
         plain = bytearray(len(packed))
+        out = memoryview(plain)
         frames: list[FrameRuns] = []
         damage: VerificationError | None = None
+        try:
+            cipher = encryption.cipher(span.pack)
+        except crypto.OpenError as exc:
+            for _, _, runs in span.frames:
+                _zero(view, runs)
+            key = keys[span.frames[0][2][0][3]]
+            failed = self.source._damaged(f"chunk {key.hex()} in pack {span.pack}: {exc}")
+            return Span(span.pack, span.start, span.end, []), out, failed
+        tag = crypto.TAG
         for frame_offset, frame_length, runs in span.frames:
             at = frame_offset - start
             key = keys[runs[0][3]]
-            if at + frame_length > len(packed):
-                frames.append((frame_offset, frame_length, runs))  # truncated: named later
+            if at + frame_length > len(packed) or frame_length <= tag:
+                frames.append((frame_offset, frame_length, runs))  # damage: named later
                 continue
             try:
-                frame = encryption.open_frame(
-                    span.pack, frame_offset, packed[at : at + frame_length], key
+                # Opened in place in the span's buffer: no copy per page.
+                cipher.open_into(
+                    frame_offset,
+                    packed[at : at + frame_length],
+                    key,
+                    out[at : at + frame_length - tag],
                 )
             except crypto.OpenError as exc:
                 _zero(view, runs)
@@ -371,9 +385,8 @@ class WindowRebuild:
                     f"chunk {key.hex()} in pack {span.pack} is corrupt: {exc}"
                 )
                 continue
-            plain[at : at + len(frame)] = frame
-            frames.append((frame_offset, len(frame), runs))
-        return Span(span.pack, span.start, span.end, frames), memoryview(plain), damage
+            frames.append((frame_offset, frame_length - tag, runs))
+        return Span(span.pack, span.start, span.end, frames), out, damage
 
     def _write_sized(self, span: Span, packed: memoryview, view: memoryview) -> bool:
         """The usual span, written with nothing per frame in Python but its copy: each frame
