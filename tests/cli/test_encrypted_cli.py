@@ -189,3 +189,67 @@ def test_runbook_policy_over_120_days_leaves_nothing_readable_in_either_tier(
         store = Store.open(url)
         blob = b"\0".join(store.backend.read(e.path) for e in store.backend.list())
         assert [s for s in secrets if s in blob] == []
+
+
+def test_migrate_killed_at_random_points_then_rerun_loses_nothing(
+    stigmem: Runner, home: Path, tmp_path: Path
+) -> None:
+    import random
+    import signal
+    import subprocess
+    import sys
+
+    from store import crypto
+    from store.config import StoreConfig
+    from store.encryption import StoreKeys
+    from tests.conftest import clean_env
+    from tests.store.history import REAL_SEED, open_catalog, snapshot_day, tiny_node
+
+    pub, store_key, writer_key = keys(stigmem, tmp_path)
+    old_url, new_url = str(tmp_path / "format1"), str(tmp_path / "format2")
+    old = Store.init(old_url, settings=StoreConfig(version=1))
+    node = tiny_node(tmp_path / "node" / "stigmem.db")
+    # Days of several MiB, so the migration runs long enough to be killed in the middle.
+    node.info = make_node_db(
+        node.info.path, size_mb=4, privkey_seed=REAL_SEED, upto="001_init", seed=2
+    )
+    catalog = open_catalog(home)
+    for day in range(20):
+        snapshot_day(node, day, old, catalog, "local", tmp_path)
+    catalog.close()
+    ok(stigmem("store", "init", new_url, "--encrypt-to", pub))
+    env = {
+        **clean_env(home),
+        "STIGMEM_WRITER_KEY": str(writer_key),
+        "STIGMEM_STORE_KEY": str(store_key),
+    }
+    rng = random.Random(61)
+    killed = 0
+    for _ in range(5):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", "store", "migrate", old_url, new_url, "-q"],
+            env=env,
+            cwd=home,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            proc.wait(timeout=rng.uniform(0.2, 0.7))
+            assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            killed += 1
+    ok(stigmem("store", "migrate", old_url, new_url, env=env))
+    assert killed > 0, "no migrate was interrupted: the rounds tested nothing"
+    held = StoreKeys(crypto.StoreKey.from_text(store_key.read_text(), "s"))
+    new = Store.open(new_url, keys=held)
+    assert new.snapshot_ids() == old.snapshot_ids()
+    from tests.store.history import db_digest
+
+    for sid in new.snapshot_ids():
+        assert db_digest(new, sid) == node.sha[sid]
+    checked = ok(
+        stigmem("--store", new_url, "store", "check", "--read-data-subset", "100%", env=env)
+    )
+    assert checked.stdout.startswith("OK: ")
