@@ -185,6 +185,39 @@ class Catalog:
             )
         )
 
+    def record_drill(
+        self,
+        snapshot_id: str,
+        node_id: str,
+        outcome: str,
+        checks: list[dict[str, Any]],
+        restore_seconds: float,
+        size: int,
+        tier: str | None,
+    ) -> None:
+        self._write(
+            lambda c, at: writes.record_drill(
+                c,
+                at,
+                self._host,
+                snapshot_id,
+                node_id,
+                outcome,
+                checks,
+                restore_seconds,
+                size,
+                tier,
+            )
+        )
+
+    def last_drills(self, snapshot_id: str | None = None) -> dict[str, dict[str, Any]]:
+        """The last drill of each snapshot (or of ``snapshot_id``), by snapshot id."""
+        return self._read(lambda c: queries.last_drills(c, snapshot_id))
+
+    def node_drills(self) -> dict[str, dict[str, Any]]:
+        """The last drill of each node, by node id."""
+        return self._read(queries.node_drills)
+
     def record_event(self, event: str, snapshot_id: str | None, detail: str) -> None:
         self._write(
             lambda c, at: writes.record_event(c, at, self._host, event, snapshot_id, detail)

@@ -18,7 +18,7 @@ from sqlalchemy import Select, Table, exists, or_, select
 from sqlalchemy.engine import Connection, Row
 
 from catalog.records import PruneCandidate, SnapshotFilter, SnapshotSummary, iso
-from catalog.tables import events, keys, placements, restores, snapshots, verifications
+from catalog.tables import drills, events, keys, placements, restores, snapshots, verifications
 from catalog.upsert import check_snapshot_id
 from snapshot import boundedjson
 from snapshot.errors import AmbiguousError, CatalogError, UsageError
@@ -258,7 +258,49 @@ def show(conn: Connection, snapshot_id: str) -> dict[str, Any]:
         ("at", "target", "forced", "migrations_replayed", "host"),
         json_fields=("migrations_replayed",),
     )
+    doc["last_drill"] = last_drills(conn, snapshot_id).get(snapshot_id)
     return doc
+
+
+_DRILL_COLUMNS = (
+    drills.c.snapshot_id,
+    drills.c.node_id,
+    drills.c.at,
+    drills.c.outcome,
+    drills.c.checks,
+    drills.c.restore_seconds,
+    drills.c.bytes,
+    drills.c.tier,
+    drills.c.host,
+)
+
+
+def _drill(row: Any) -> dict[str, Any]:
+    return {
+        "snapshot_id": row.snapshot_id,
+        "node_id": row.node_id,
+        "at": iso(row.at),
+        "outcome": row.outcome,
+        "checks": stored_json(row.checks, "checks", list),
+        "restore_seconds": row.restore_seconds,
+        "bytes": row.bytes,
+        "tier": row.tier,
+        "host": row.host,
+    }
+
+
+def last_drills(conn: Connection, snapshot_id: str | None) -> dict[str, dict[str, Any]]:
+    """The newest drill of each snapshot (only ``snapshot_id``'s when given)."""
+    stmt = select(*_DRILL_COLUMNS).order_by(drills.c.at, drills.c.id)
+    if snapshot_id is not None:
+        stmt = stmt.where(drills.c.snapshot_id == snapshot_id)
+    return {row.snapshot_id: _drill(row) for row in conn.execute(stmt)}
+
+
+def node_drills(conn: Connection) -> dict[str, dict[str, Any]]:
+    """The newest drill of each node."""
+    stmt = select(*_DRILL_COLUMNS).order_by(drills.c.at, drills.c.id)
+    return {row.node_id: _drill(row) for row in conn.execute(stmt)}
 
 
 def history(

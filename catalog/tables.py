@@ -34,6 +34,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -175,6 +176,28 @@ restores = Table(
     metadata,
     RestoreColumns,
     Index("ix_restores_snapshot_at", "snapshot_id", "at"),
+)
+
+
+class DrillColumns(TypedColumns):
+    id: Named[int] = Column(SerialId, primary_key=True, autoincrement=True)
+    snapshot_id: Named[str] = Column(hex_id())
+    node_id: Named[str] = Column(String(255))
+    at: Named[datetime] = Column(UTCDateTime())
+    outcome: Named[str] = Column(String(32))  # "ok" or "failed"
+    checks: Named[str] = Column(Text())  # JSON: [{"name", "ok", "detail"}]
+    restore_seconds: Named[float] = Column(Float())
+    bytes: Named[int] = Column(BigInteger())
+    tier: Named[str | None] = Column(String(255))
+    host: Named[str] = Column(String(255))
+
+
+drills = Table(
+    "drills",
+    metadata,
+    DrillColumns,
+    Index("ix_drills_snapshot_at", "snapshot_id", "at"),
+    Index("ix_drills_node_at", "node_id", "at"),
 )
 
 

@@ -16,7 +16,16 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection
 
 from catalog.records import SnapshotRecord
-from catalog.tables import events, keys, metadata, placements, restores, snapshots, verifications
+from catalog.tables import (
+    drills,
+    events,
+    keys,
+    metadata,
+    placements,
+    restores,
+    snapshots,
+    verifications,
+)
 from catalog.upsert import check_snapshot_id, insert
 from snapshot.errors import CatalogError
 
@@ -224,3 +233,40 @@ def set_pinned(conn: Connection, at: datetime, host: str, snapshot_id: str, pinn
     ).rowcount
     if changed:
         record_event(conn, at, host, "pinned" if pinned else "unpinned", snapshot_id, "")
+
+
+def record_drill(
+    conn: Connection,
+    at: datetime,
+    host: str,
+    snapshot_id: str,
+    node_id: str,
+    outcome: str,
+    checks: list[dict[str, Any]],
+    restore_seconds: float,
+    size: int,
+    tier: str | None,
+) -> None:
+    check_snapshot_id(snapshot_id)
+    conn.execute(
+        drills.insert().values(
+            snapshot_id=snapshot_id,
+            node_id=node_id,
+            at=at,
+            outcome=outcome,
+            checks=json.dumps(checks, separators=(",", ":")),
+            restore_seconds=restore_seconds,
+            bytes=size,
+            tier=tier,
+            host=host,
+        )
+    )
+    conn.execute(
+        events.insert().values(
+            at=at,
+            event="drill",
+            snapshot_id=snapshot_id,
+            detail=f"{outcome} in {restore_seconds:.2f}s",
+            host=host,
+        )
+    )

@@ -41,7 +41,13 @@ from snapshot.retention import BUCKET_RULES, Policy
 DEFAULT_GRACE = timedelta(hours=1)
 # A config names a few tiers; anything this large is not one.
 MAX_CONFIG_BYTES = 1 << 20
-TOP_LEVEL_KEYS = ("default_tier", "tiers", "cache")
+TOP_LEVEL_KEYS = ("default_tier", "tiers", "cache", "fleet", "hooks")
+FLEET_KEYS = ("nodes", "every", "drill_every", "node")
+FLEET_NODE_KEYS = ("every", "drill_every")
+HOOK_KEYS = ("ping_url", "command", "timeout")
+DEFAULT_EVERY = timedelta(days=1)
+DEFAULT_DRILL_EVERY = timedelta(days=90)
+DEFAULT_HOOK_TIMEOUT = timedelta(seconds=10)
 CACHE_KEYS = ("enabled", "max_mib")
 TIER_KEYS = (
     "store",
@@ -74,6 +80,39 @@ class Tier:
 
 
 @dataclass(frozen=True)
+class Expected:
+    """How often one node must back up and be drilled."""
+
+    every: timedelta = DEFAULT_EVERY
+    drill_every: timedelta = DEFAULT_DRILL_EVERY
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """``[fleet]``: the nodes expected, and how often each must back up and be drilled."""
+
+    nodes: tuple[str, ...] = ()
+    default: Expected = field(default_factory=Expected)
+    per_node: dict[str, Expected] = field(default_factory=dict)
+
+    def expected(self, node_id: str) -> Expected:
+        return self.per_node.get(node_id, self.default)
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """``[hooks]``: a healthchecks.io-style ping URL and/or a command, around commands."""
+
+    ping_url: str | None = None
+    command: str | None = None
+    timeout: timedelta = DEFAULT_HOOK_TIMEOUT
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.ping_url or self.command)
+
+
+@dataclass(frozen=True)
 class Config:
     """A loaded config. ``path`` is None when no file was read (empty config)."""
 
@@ -82,6 +121,8 @@ class Config:
     tiers: dict[str, Tier] = field(default_factory=dict)  # in file order
     cache: bool = True  # [cache] enabled: keep this host's cache under $STIGMEM_HOME/cache
     cache_max_mib: int | None = None  # [cache] max_mib: its bound (None: the default)
+    fleet: Fleet = field(default_factory=Fleet)
+    hooks: Hooks = field(default_factory=Hooks)
 
     def tier(self, name: str) -> Tier:
         found = self.tiers.get(name)
@@ -180,7 +221,51 @@ class _Reader:
             tiers=tiers,
             cache=enabled,
             cache_max_mib=max_mib,
+            fleet=self.fleet(data.get("fleet", {})),
+            hooks=self.hooks(data.get("hooks", {})),
         )
+
+    def fleet(self, table: Any) -> Fleet:
+        if not isinstance(table, dict):
+            raise self.error("fleet", "expected a table ([fleet])")
+        self.check_keys(table, FLEET_KEYS, "fleet.")
+        nodes = table.get("nodes", [])
+        if not isinstance(nodes, list) or not all(isinstance(n, str) and n for n in nodes):
+            raise self.error("fleet.nodes", f"expected a list of node ids, got {_brief(nodes)}")
+        default = Expected(
+            self.duration(table, "every", "fleet") or DEFAULT_EVERY,
+            self.duration(table, "drill_every", "fleet") or DEFAULT_DRILL_EVERY,
+        )
+        per_raw = table.get("node", {})
+        if not isinstance(per_raw, dict):
+            raise self.error("fleet.node", 'expected tables [fleet.node."<node id>"]')
+        per_node: dict[str, Expected] = {}
+        for node_id, node_table in per_raw.items():
+            prefix = f"fleet.node.{node_id}"
+            if not isinstance(node_table, dict):
+                raise self.error(prefix, "expected a table with every and/or drill_every")
+            self.check_keys(node_table, FLEET_NODE_KEYS, prefix + ".")
+            per_node[node_id] = Expected(
+                self.duration(node_table, "every", prefix) or default.every,
+                self.duration(node_table, "drill_every", prefix) or default.drill_every,
+            )
+        return Fleet(tuple(dict.fromkeys(nodes)), default, per_node)
+
+    def hooks(self, table: Any) -> Hooks:
+        if not isinstance(table, dict):
+            raise self.error("hooks", "expected a table ([hooks])")
+        self.check_keys(table, HOOK_KEYS, "hooks.")
+        found: dict[str, str | None] = {}
+        for key in ("ping_url", "command"):
+            value = table.get(key)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise self.error(f"hooks.{key}", f"expected a string, got {_brief(value)}")
+            found[key] = value
+        url = found["ping_url"]
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise self.error("hooks.ping_url", f"expected an http(s) URL, got {_brief(url)}")
+        timeout = self.duration(table, "timeout", "hooks") or DEFAULT_HOOK_TIMEOUT
+        return Hooks(url, found["command"], timeout)
 
     def cache(self, table: Any) -> tuple[bool, int | None]:
         if not isinstance(table, dict):

@@ -5,7 +5,7 @@ Grammar (restic's ``--keep-within`` plus weeks), case-sensitive, no spaces insid
     duration := term { term }
     term     := digits unit
     unit     := "y" (365 days) | "m" (30 days, a MONTH, not a minute) | "w" (7 days)
-              | "d" (1 day)    | "h" (1 hour)
+              | "d" (1 day)    | "h" (1 hour)           | "s" (1 second)
 
 Examples: ``30d``, ``12h``, ``2w``, ``1y6m``, ``1d12h``. Each unit may appear once. Units are
 fixed lengths rather than calendar steps because a policy is a ``timedelta``: ``1m`` is always
@@ -28,7 +28,7 @@ _TERM = re.compile(r"(\d+)([a-zA-Z]*)")
 # No duration fits a timedelta (999,999,999 days) with more digits than this; checked before
 # int() runs, which refuses 4,300 digits with an error of its own.
 _MAX_DIGITS = 12
-_UNIT_HELP = "y (365 days), m (30 days), w, d or h"
+_UNIT_HELP = "y (365 days), m (30 days), w, d, h or s"
 
 
 class DurationError(ValueError):
@@ -62,7 +62,7 @@ def parse_duration(text: str) -> timedelta:
             if not after:
                 raise DurationError(text, f"number without a unit (units: {_UNIT_HELP})")
             raise DurationError(text, f"unexpected {after[0]!r} after {match.group(1)}")
-        if unit not in UNIT_DAYS and unit != "h":
+        if unit not in UNIT_DAYS and unit not in ("h", "s"):
             raise DurationError(text, f"unknown unit {unit!r} (units: {_UNIT_HELP})")
         if unit in seen:
             raise DurationError(text, f"unit {unit!r} given twice")
@@ -70,6 +70,8 @@ def parse_duration(text: str) -> timedelta:
         try:
             if unit == "h":
                 total += timedelta(hours=number)
+            elif unit == "s":
+                total += timedelta(seconds=number)
             else:
                 total += timedelta(days=number * UNIT_DAYS[unit])
         except OverflowError:

@@ -38,7 +38,7 @@ def test_default_url(tmp_path: Path) -> None:
 
 def test_open_creates_directory_and_schema(catalog_url: str) -> None:
     with Catalog.open(catalog_url) as cat:
-        assert cat.applied_revisions == ("0001", "0002", head_revision())
+        assert cat.applied_revisions == ("0001", "0002", "0003", head_revision())
         assert cat.list_snapshots(SnapshotFilter()) == []
     with Catalog.open(catalog_url) as cat:
         assert cat.applied_revisions == ()
@@ -75,10 +75,10 @@ def test_fresh_catalog_opened_by_processes_at_once_migrates_once(catalog_url: st
     results = PROCESSES.Queue()
     run_processes(open_fresh, [(catalog_url, barrier, results) for _ in range(3)])
     applied = sorted(results.get(timeout=10) for _ in range(3))
-    assert applied == [(), (), ("0001", "0002", "0003")]
+    assert applied == [(), (), ("0001", "0002", "0003", "0004")]
     engine = make_engine(catalog_url)
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [("0003",)]
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [("0004",)]
     engine.dispose()
 
 
@@ -128,7 +128,7 @@ def test_upgrade_from_0001_keeps_and_backfills_rows(catalog_url: str) -> None:
     engine.dispose()
 
     with Catalog.open(catalog_url) as cat:
-        assert cat.applied_revisions == ("0002", "0003")
+        assert cat.applied_revisions == ("0002", "0003", "0004")
         by_id = {s.id: s for s in cat.list_snapshots(SnapshotFilter())}
         assert len(by_id) == 3
         one, two, three = (by_id[snapshot_id(n)] for n in (1, 2, 3))

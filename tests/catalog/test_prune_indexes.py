@@ -70,7 +70,7 @@ def test_upgrade_from_0002_keeps_rows_and_adds_the_indexes(catalog_url: str) -> 
     engine.dispose()
 
     with Catalog.open(catalog_url) as cat:
-        assert cat.applied_revisions == ("0003",)
+        assert cat.applied_revisions == ("0003", "0004")
         rows = cat.snapshots_for_prune("local", [maker.key.key_id])
         assert {s.id for s in cat.list_snapshots()} == {snapshot_id(n) for n in (1, 2, 3)}
     assert [(r.id, r.flags) for r in rows] == [(snapshot_id(3), 1 | 2), (snapshot_id(2), 1 | 4)]
@@ -90,7 +90,7 @@ def test_downgrade_to_0002_drops_only_the_indexes(catalog_url: str) -> None:
     engine.dispose()
     assert all(INDEXES[t] not in names for t, names in _index_names(catalog_url).items())
     with Catalog.open(catalog_url) as cat:
-        assert cat.applied_revisions == ("0003",)
+        assert cat.applied_revisions == ("0003", "0004")
         assert [r.id for r in cat.snapshots_for_prune("local")] == [snapshot_id(1)]
 
 

@@ -572,7 +572,7 @@ def test_catalog_at_the_previous_revision_upgrades_with_rows_intact(
     )  # backfilled by 0002
     engine = make_engine(url)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [("0003",)]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [("0004",)]
     engine.dispose()
 
 
