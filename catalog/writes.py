@@ -30,7 +30,7 @@ from catalog.upsert import check_snapshot_id, insert
 from snapshot.errors import CatalogError
 
 MODES = ("default", "strict", "forced")
-KINDS = ("verify", "restore", "import", "check")
+KINDS = ("verify", "restore", "import", "check", "drill")
 
 tables = metadata.tables
 

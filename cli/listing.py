@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from cli.output import echo, emit_json, table
+from cli.output import echo, emit_json, printable, table
 
 if TYPE_CHECKING:
     from catalog.records import SnapshotFilter, SnapshotSummary
@@ -62,12 +62,26 @@ def _short_time(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 
-def print_list(rows: list[SnapshotSummary], as_json: bool) -> None:
+def print_list(
+    rows: list[SnapshotSummary], as_json: bool, drills: dict[str, dict[str, Any]] | None = None
+) -> None:
+    """``drills``: the last drill of each snapshot that had one, by snapshot id."""
+    drills = drills or {}
     if as_json:
-        emit_json([row.to_json() for row in rows])
+        emit_json([row.to_json() | {"last_drill": drills.get(row.id)} for row in rows])
         return
     table(
-        ["id", "created (UTC)", "node", "signer", "trusted", "tiers", "pinned", "verified"],
+        [
+            "id",
+            "created (UTC)",
+            "node",
+            "signer",
+            "trusted",
+            "tiers",
+            "pinned",
+            "verified",
+            "drilled",
+        ],
         [
             [
                 row.id[:12],
@@ -79,6 +93,9 @@ def print_list(rows: list[SnapshotSummary], as_json: bool) -> None:
                 "pinned" if row.pinned else "",
                 f"{row.last_verify_outcome} {_short_time(row.last_verified_at)}"
                 if row.last_verify_outcome
+                else "never",
+                f"{d['outcome']} {d['at'][:19].replace('T', ' ')}"
+                if (d := drills.get(row.id))
                 else "never",
             ]
             for row in rows
@@ -108,6 +125,18 @@ def print_show(doc: dict[str, Any], as_json: bool) -> None:
         forced = " FORCED" if r["forced"] else ""
         migrations = ", ".join(r["migrations_replayed"]) or "none"
         echo(f"  {r['at']} to {r['target']}{forced}; migrations replayed: {migrations}")
+    drill = doc.get("last_drill")
+    if drill:
+        echo(
+            f"last drill: {drill['at']} {drill['outcome']} on {drill['host']}, restored "
+            f"{drill['bytes']} bytes in {drill['restore_seconds']:.2f} s"
+        )
+        for check in drill["checks"]:
+            # Stored text: anyone who can write the catalog chose it.
+            mark = "ok  " if check.get("ok") else "FAIL"
+            echo("  " + printable(f"{mark} {check.get('name')}: {check.get('detail')}"))
+    else:
+        echo("last drill: never")
 
 
 def print_history(events: list[dict[str, Any]], as_json: bool) -> None:

@@ -95,6 +95,23 @@ def deferred_policy(
     return policy
 
 
+def strict_policy(
+    app: App, trusted_key: tuple[str, ...], trusted_keys_file: Path | None
+) -> Callable[[], TrustPolicy]:
+    """Strict mode: the keys given, else the keys the catalog trusts (and has not revoked);
+    never the manifest's own key or a node's."""
+    if trusted_key or trusted_keys_file is not None:
+        return deferred_policy(app, trusted_key, trusted_keys_file, background=False)
+
+    def policy() -> TrustPolicy:
+        catalog = app.catalog()
+        trusted = tuple(parse_public_key(k, "the catalog") for k in catalog.trusted_keys())
+        revoked = frozenset(parse_public_key(k, "the catalog") for k in catalog.revoked_keys())
+        return TrustPolicy(strict_keys=trusted, revoked=revoked)
+
+    return policy
+
+
 def in_background(work: Callable[[], T]) -> Callable[[], T]:
     """Start ``work`` on a daemon thread; the returned call waits for its result or raises
     its exception. Daemon: a command that fails before it needs the result exits at once

@@ -79,3 +79,9 @@ class LockedError(StigmemError):
 
 class KeyNeededError(StigmemError):
     """An encrypted store needs a key this host does not hold (or holds another one)."""
+
+
+class DrillFailed(StigmemError):
+    """A restore drill found a snapshot that does not restore as its node's database."""
+
+    exit_code = 3
