@@ -144,6 +144,24 @@ def create_snapshot(
     no_store: bool,
     full_check: bool = False,
 ) -> Created:
+    """A snapshot of ``db``, with the ``[hooks]`` of the config told it starts and ends."""
+    from cli.hooks import around
+
+    with around(app, "create") as hook:
+        created = _create_snapshot(app, db, out, sign_with, tier_name, no_store, full_check)
+        hook.result(created.to_json())
+    return created
+
+
+def _create_snapshot(
+    app: App,
+    db: Path,
+    out: Path | None,
+    sign_with: Path | None,
+    tier_name: str | None,
+    no_store: bool,
+    full_check: bool,
+) -> Created:
     from snapshot.capture import backup_copy
     from snapshot.nodedb import check_sqlite
 

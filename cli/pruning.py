@@ -21,6 +21,7 @@ from cli.output import table
 from snapshot.errors import UsageError
 
 if TYPE_CHECKING:
+    from cli.hooks import Hook
     from snapshot.retention import Policy, RowPlan
     from store.repository import Store
 
@@ -77,6 +78,21 @@ def _forget_checks(app: App, removed: list[str]) -> None:
 def prune(
     app: App, tier_name: str | None, dry_run: bool, flags: dict[str, Any], as_json: bool
 ) -> None:
+    """Prune a tier, with the ``[hooks]`` of the config told it starts and ends."""
+    from cli.hooks import around
+
+    with around(app, "prune") as hook:
+        _prune(app, tier_name, dry_run, flags, as_json, hook)
+
+
+def _prune(
+    app: App,
+    tier_name: str | None,
+    dry_run: bool,
+    flags: dict[str, Any],
+    as_json: bool,
+    hook: Hook,
+) -> None:
     from snapshot.durations import DurationError
     from snapshot.retention import EmptyPolicyError
 
@@ -110,6 +126,19 @@ def prune(
     # Serialised once (20 MiB for 100,000 snapshots), for the catalog's record and stdout.
     plan_json = plan.json_text()
     catalog.record_prune(tier.name, policy.to_json(), plan_json, removed, bytes_freed, dry_run)
+    # The --json document without its plan (one entry per snapshot of the tier: megabytes,
+    # more than a ping takes), and the plan's counts instead.
+    hook.result(
+        {
+            "tier": tier.name,
+            "dry_run": dry_run,
+            "policy": policy.to_json(),
+            "snapshots": len(plan.rows),
+            "to_remove": len(plan.remove),
+            "removed": removed,
+            "bytes_freed": bytes_freed,
+        }
+    )
     if as_json:
         compact = (",", ":")
         document = "".join(

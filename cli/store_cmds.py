@@ -169,26 +169,29 @@ def sync_cmd(app: App, to_tier: str, from_tier: str | None, as_json: bool, quiet
 
     An interrupted sync is resumed by running it again: packs already copied are skipped.
     """
+    from cli.hooks import around
     from cli.output import emit_json, progress
     from store import maintenance
 
-    source_tier, target_tier = app.tier(from_tier), app.tier(to_tier)
-    if source_tier.url == target_tier.url:
-        from snapshot.errors import UsageError
+    with around(app, "sync") as hook:
+        source_tier, target_tier = app.tier(from_tier), app.tier(to_tier)
+        if source_tier.url == target_tier.url:
+            from snapshot.errors import UsageError
 
-        raise UsageError(f"tier {to_tier} is the same store as the source: {source_tier.url}")
-    source = app.store(source_tier)
-    target = app.store(target_tier, create=True)
-    with progress(f"sync to {to_tier}") as report:
-        result = maintenance.sync(source, target, progress=report)
-    catalog = app.catalog()
-    added, gone = record_placements(app, target_tier, target.snapshot_ids())
-    catalog.record_event(
-        "sync",
-        None,
-        f"{source.url} -> {target.url}: {result.summary()}; "
-        f"{added} placements recorded, {gone} marked removed",
-    )
+            raise UsageError(f"tier {to_tier} is the same store as the source: {source_tier.url}")
+        source = app.store(source_tier)
+        target = app.store(target_tier, create=True)
+        with progress(f"sync to {to_tier}") as report:
+            result = maintenance.sync(source, target, progress=report)
+        catalog = app.catalog()
+        added, gone = record_placements(app, target_tier, target.snapshot_ids())
+        catalog.record_event(
+            "sync",
+            None,
+            f"{source.url} -> {target.url}: {result.summary()}; "
+            f"{added} placements recorded, {gone} marked removed",
+        )
+        hook.result(result.to_json())
     if as_json:
         emit_json(result.to_json())
     elif not quiet:
