@@ -65,6 +65,11 @@ class StoreError(StigmemError):
     """The store is unreachable, not a store, of a newer format, or damaged beyond one chunk."""
 
 
+class AccessDenied(StoreError):
+    """The store refused this host's credentials an operation (a node's put-only keys refuse
+    every delete)."""
+
+
 class CatalogError(StigmemError):
     """The catalog database cannot be opened, is of a newer schema, or refused a write."""
 

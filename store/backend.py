@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from snapshot.errors import StoreError, shown
+from snapshot.errors import AccessDenied, StoreError, shown
 from snapshot.fileio import write_in_pieces
 from store.limits import MAX_OBJECT
 
@@ -98,7 +98,7 @@ class Backend:
         except FileNotFoundError:
             raise
         except PermissionError as exc:
-            raise StoreError(
+            raise AccessDenied(
                 f"cannot reach store {self.url}: access denied: {_reason(exc)}"
             ) from None
         except Exception as exc:
@@ -476,6 +476,9 @@ class FsspecBackend(Backend):
     def delete(self, paths: builtins.list[str]) -> None:
         if not paths:
             return
+        if "s3" in _protocols(self.fs) or "s3a" in _protocols(self.fs):
+            self._delete_s3(paths)
+            return
         with self._translated():
             try:
                 self.fs.rm([self.full(p) for p in paths])
@@ -484,6 +487,35 @@ class FsspecBackend(Backend):
                 for path in paths:
                     with contextlib.suppress(FileNotFoundError):
                         self.fs.rm_file(self.full(path))
+
+    def _delete_s3(self, paths: builtins.list[str]) -> None:
+        """DeleteObjects, 1,000 keys a request, with its per-key errors raised: s3fs's own
+        bulk delete leaves them unread, and a key the credentials may not delete would look
+        deleted. A key already gone is no error."""
+        full = [self.full(p) for p in paths]
+        with self._translated():
+            for start in range(0, len(full), 1000):
+                batch = full[start : start + 1000]
+                bucket = batch[0].split("/", 1)[0]
+                keys = [{"Key": p.split("/", 1)[1]} for p in batch]
+                out = self.fs.call_s3(
+                    "delete_objects", Bucket=bucket, Delete={"Objects": keys, "Quiet": True}
+                )
+                for path in batch:
+                    self.fs.invalidate_cache(path)
+                errors = [e for e in out.get("Errors", []) if e.get("Code") != "NoSuchKey"]
+                if errors:
+                    first = errors[0]
+                    message = (
+                        f"cannot delete {first.get('Key')} from store {self.url}: "
+                        f"{first.get('Code')}: {first.get('Message')}"
+                    )
+                    if first.get("Code") == "AccessDenied":
+                        raise AccessDenied(
+                            message + " (these credentials may not delete: prune and gc run "
+                            "on a host whose credentials may)"
+                        )
+                    raise StoreError(message)
 
 
 def _past_end(exc: OSError) -> bool:

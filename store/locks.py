@@ -23,6 +23,7 @@ and ``store unlock`` removes it (the object itself: a link, never what it points
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from snapshot import boundedjson
-from snapshot.errors import LockedError, StoreError
+from snapshot.errors import AccessDenied, LockedError, StoreError
 from store import layout
 from store.backend import Backend
 
@@ -46,6 +47,7 @@ DEFAULT_STALE_AFTER = 12 * 3600.0
 MAX_PID = 1 << 22
 MAX_LOCK_BYTES = 64 << 10
 # Names this tool could have written: shown in messages, so no spaces or control characters.
+RELEASED = "released-"
 _LOCK_NAME = re.compile(r"(?:shared|exclusive)-[A-Za-z0-9._-]+\.json")
 
 
@@ -91,10 +93,22 @@ def is_lock_name(name: str) -> bool:
     return _LOCK_NAME.fullmatch(name) is not None
 
 
+def released_name(name: str) -> str:
+    """The marker a holder whose credentials may not delete leaves for its lock ``name``."""
+    return RELEASED + name
+
+
+def _listed(backend: Backend) -> tuple[list[str], set[str]]:
+    """The lock names in ``locks/``, and the names of those a marker says were released."""
+    names = [e.path[len(layout.LOCKS) + 1 :] for e in backend.list(layout.LOCKS)]
+    released = {n[len(RELEASED) :] for n in names if n.startswith(RELEASED)}
+    return [n for n in names if is_lock_name(n)], released
+
+
 def read_locks(backend: Backend) -> list[LockInfo]:
-    paths = [
-        e.path for e in backend.list(layout.LOCKS) if is_lock_name(e.path[len(layout.LOCKS) + 1 :])
-    ]
+    """The locks held: every lock object but those released by a marker."""
+    names, released = _listed(backend)
+    paths = [layout.lock_path(n) for n in names if n not in released]
     found = []
     for path in paths:
         try:
@@ -124,8 +138,24 @@ def break_locks(
     """Remove stale locks (or all of them); return what was removed."""
     now = time.time()
     doomed = [i for i in read_locks(backend) if not stale_only or is_stale(i, now, stale_after)]
-    backend.delete([layout.lock_path(i.name) for i in doomed])
+    backend.delete([layout.lock_path(i.name) for i in doomed] + released_pairs(backend))
     return doomed
+
+
+def released_pairs(backend: Backend) -> list[str]:
+    """The paths of locks released by a marker, and of the markers."""
+    names, released = _listed(backend)
+    locks = [layout.lock_path(n) for n in names if n in released]
+    return locks + [layout.lock_path(released_name(n)) for n in released]
+
+
+def remove(backend: Backend, name: str) -> None:
+    """Remove lock ``name``; credentials that may not delete (a node's put-only keys) leave
+    a marker beside it instead, which every reader takes as its removal."""
+    try:
+        backend.delete([layout.lock_path(name)])
+    except AccessDenied:
+        backend.write(layout.lock_path(released_name(name)), b"{}")
 
 
 class StoreLock:
@@ -173,21 +203,26 @@ class StoreLock:
                 holder = info
         # A kill -9 leaves its lock behind; its pid is dead here, so it guards nothing and
         # goes now rather than piling up. Locks of other hosts only age out (we cannot see
-        # their processes), and are left for 'store unlock'.
+        # their processes), and are left for 'store unlock'. Released pairs go too. Without
+        # the right to delete, all of them stay, ignored, for a host that has it.
+        if self.kind == "exclusive":
+            orphans += released_pairs(self.backend)
         if orphans:
-            self.backend.delete(orphans)
+            with contextlib.suppress(AccessDenied):
+                self.backend.delete(orphans)
         return holder
 
     def acquire(self) -> None:
-        path = layout.lock_path(self.name)
         deadline = time.monotonic() + self.wait
         delay = 0.05
         while True:
-            self.backend.write(path, self._body())
+            self.backend.write(layout.lock_path(self.name), self._body())
             holder = self._conflict()
             if holder is None:
                 return
-            self.backend.delete([path])
+            remove(self.backend, self.name)
+            # A new name for the next try: the old one may now have a released marker.
+            self.name = f"{self.kind}-{uuid.uuid4().hex}.json"
             if time.monotonic() + delay > deadline:
                 age = int(holder.age(time.time()))
                 # Stale locks never get here (they are skipped above), so the holder looks
@@ -201,7 +236,7 @@ class StoreLock:
             delay = min(delay * 2, 2.0)
 
     def release(self) -> None:
-        self.backend.delete([layout.lock_path(self.name)])
+        remove(self.backend, self.name)
 
     def __enter__(self) -> StoreLock:
         self.acquire()
