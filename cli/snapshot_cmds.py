@@ -185,34 +185,40 @@ def drill_cmd(
         raise UsageError("give at most one of SNAPSHOT, --node and --all")
     if migrations_dir is not None and not migrations_dir.is_dir():
         raise StigmemError(f"no such migrations directory: {migrations_dir}")
-    chosen_tier = app.tier(tier) if tier is not None else None
-    policy = strict_policy(app, trusted_key, trusted_keys_file)
-    chosen = chosen_snapshots(app, snapshot, node, chosen_tier, pick_random)
-    if not chosen:
-        raise StigmemError("no stored snapshot to drill: the catalog lists none")
-    results = []
-    for sid, node_id in chosen:
-        results.append(
-            drill(app, source_for(app, sid, chosen_tier), node_id, policy, migrations_dir)
-        )
-    docs = [r.to_json() for r in results]
-    if as_json:
-        emit_json(
-            docs if len(docs) > 1 or every_node or (snapshot is None and node is None) else docs[0]
-        )
-    else:
-        for r in results:
-            echo(
-                f"{'OK' if r.ok else 'FAIL'}: drill of {r.snapshot_id} ({r.node_id}) "
-                f"restored {r.size} bytes in {r.restore_seconds:.2f} s"
-            )
-            for c in r.checks:
-                echo(f"  {'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")
-    if not all(r.ok for r in results):
-        from snapshot.errors import DrillFailed
+    from cli.hooks import around
 
-        failed = [r.snapshot_id[:12] for r in results if not r.ok]
-        raise DrillFailed(f"drill failed for {', '.join(failed)}")
+    with around(app, "drill") as hook:
+        chosen_tier = app.tier(tier) if tier is not None else None
+        policy = strict_policy(app, trusted_key, trusted_keys_file)
+        chosen = chosen_snapshots(app, snapshot, node, chosen_tier, pick_random)
+        if not chosen:
+            raise StigmemError("no stored snapshot to drill: the catalog lists none")
+        results = []
+        for sid, node_id in chosen:
+            results.append(
+                drill(app, source_for(app, sid, chosen_tier), node_id, policy, migrations_dir)
+            )
+        docs = [r.to_json() for r in results]
+        hook.result({"drills": docs})
+        if as_json:
+            emit_json(
+                docs
+                if len(docs) > 1 or every_node or (snapshot is None and node is None)
+                else docs[0]
+            )
+        else:
+            for r in results:
+                echo(
+                    f"{'OK' if r.ok else 'FAIL'}: drill of {r.snapshot_id} ({r.node_id}) "
+                    f"restored {r.size} bytes in {r.restore_seconds:.2f} s"
+                )
+                for c in r.checks:
+                    echo(f"  {'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")
+        if not all(r.ok for r in results):
+            from snapshot.errors import DrillFailed
+
+            failed = [r.snapshot_id[:12] for r in results if not r.ok]
+            raise DrillFailed(f"drill failed for {', '.join(failed)}")
 
 
 @snapshot_group.command(
