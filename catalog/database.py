@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
@@ -34,6 +34,9 @@ from catalog.records import (
 from catalog.upsert import SUPPORTED_BACKENDS
 from snapshot.errors import CatalogError, LockedError, StigmemError, shown
 from snapshot.nodedb import is_busy
+
+if TYPE_CHECKING:
+    from catalog.health import NodeFacts
 
 T = TypeVar("T")
 WRITE_ATTEMPTS = 5
@@ -299,3 +302,10 @@ class Catalog:
 
     def metrics(self, now: datetime) -> list[Sample]:
         return self._read(lambda c: metrics_module.collect(c, now))
+
+    # -- fleet health ------------------------------------------------------------------------
+
+    def fleet_facts(self, cutoff_for: Callable[[str], datetime]) -> dict[str, NodeFacts]:
+        """Per node with a snapshot, what ``catalog.health`` judges (``queries.fleet_facts``);
+        ``cutoff_for(node_id)``: now minus the node's ``every``."""
+        return self._read(lambda c: queries.fleet_facts(c, cutoff_for))

@@ -4,19 +4,27 @@
 the newest snapshot, of the newest snapshot whose last verification is ``ok``, of the last
 verification, and the snapshot count. A series with nothing to measure (never verified) is
 left out rather than given a made-up value, as Prometheus exporters do.
-``render_prometheus`` formats any samples (the CLI adds ``stigmem_store_bytes{tier}``).
+``node_samples`` turns fleet health (``catalog.health``) into per-node series:
+``stigmem_node_overdue`` for every node, and for a node ever drilled the age, outcome and
+restore time of its newest drill. ``render_prometheus`` formats any samples (the CLI adds
+``stigmem_store_bytes{tier}`` and the node series).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 
 from catalog.records import Sample
 from catalog.tables import placements, snapshots
+
+if TYPE_CHECKING:
+    from catalog.health import NodeHealth
 
 HELP = {
     "stigmem_snapshot_newest_age_seconds": "Age of the newest snapshot held by the tier.",
@@ -28,6 +36,13 @@ HELP = {
     ),
     "stigmem_snapshots": "Snapshots held by the tier (live placements).",
     "stigmem_store_bytes": "Bytes stored by the tier's store.",
+    "stigmem_node_overdue": (
+        "1 when the node's newest snapshot is older than its [fleet] every, or a node "
+        "[fleet] names has none; else 0."
+    ),
+    "stigmem_last_drill_age_seconds": "Time since the node's newest restore drill.",
+    "stigmem_drill_ok": "1 when the node's newest restore drill passed, else 0.",
+    "stigmem_restore_seconds": "Seconds the node's newest restore drill took to restore.",
 }
 
 
@@ -97,3 +112,27 @@ def render_prometheus(samples: list[Sample]) -> str:
             else:
                 lines.append(f"{name} {_number(value)}")
     return "\n".join(lines) + "\n" if lines else ""
+
+
+def node_samples(reports: Iterable[NodeHealth], now: datetime) -> list[Sample]:
+    """Per node: ``stigmem_node_overdue`` (1/0, never-seen fleet nodes count as overdue);
+    for a node with a drill, ``stigmem_last_drill_age_seconds``, ``stigmem_drill_ok`` (1/0)
+    and ``stigmem_restore_seconds`` of its newest drill. Grouped by metric, nodes in order."""
+    reports = list(reports)
+    overdue: list[Sample] = []
+    drill_age: list[Sample] = []
+    drill_ok: list[Sample] = []
+    restore: list[Sample] = []
+    for report in reports:
+        labels = {"node": report.node_id}
+        overdue.append(("stigmem_node_overdue", labels, 1.0 if report.overdue else 0.0))
+        facts = report.facts
+        if facts.last_drill_at is None:
+            continue
+        age = (now - facts.last_drill_at).total_seconds()
+        drill_age.append(("stigmem_last_drill_age_seconds", labels, age))
+        ok = facts.last_drill_outcome == "ok"
+        drill_ok.append(("stigmem_drill_ok", labels, 1.0 if ok else 0.0))
+        if facts.restore_seconds is not None:
+            restore.append(("stigmem_restore_seconds", labels, float(facts.restore_seconds)))
+    return overdue + drill_age + drill_ok + restore

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, Table, exists, or_, select
+from sqlalchemy import Select, Table, exists, func, or_, select
 from sqlalchemy.engine import Connection, Row
 
 from catalog.records import PruneCandidate, SnapshotFilter, SnapshotSummary, iso
@@ -22,6 +22,9 @@ from catalog.tables import drills, events, keys, placements, restores, snapshots
 from catalog.upsert import check_snapshot_id
 from snapshot import boundedjson
 from snapshot.errors import AmbiguousError, CatalogError, UsageError
+
+if TYPE_CHECKING:
+    from catalog.health import NodeFacts
 
 MIN_PREFIX = 6
 VERIFIED = ("ok", "failed", "never")
@@ -417,3 +420,93 @@ def _utc_text(text: str) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment.isoformat(timespec="microseconds")
+
+
+def fleet_facts(conn: Connection, cutoff_for: Callable[[str], datetime]) -> dict[str, NodeFacts]:
+    """What ``catalog.health`` judges, for every node with a snapshot, by node id.
+
+    ``cutoff_for(node_id)`` is ``now`` minus the node's ``every``: ``due_snapshot_at`` is the
+    newest snapshot at or before it. A few grouped reads: the newest snapshot per node (the
+    ``(node_id, created_at)`` index), the newest live placement per (node, tier), the newest
+    verification per node (from the snapshot rows), the newest drill per node, and the
+    newest snapshot before each distinct cutoff (nodes share their ``every`` as a rule).
+    """
+    from catalog.health import NodeFacts
+
+    # Not dict(result): a Result has keys(), so dict() would take it for a mapping.
+    newest: dict[str, datetime] = {
+        node_id: at
+        for node_id, at in conn.execute(
+            select(snapshots.c.node_id, func.max(snapshots.c.created_at)).group_by(
+                snapshots.c.node_id
+            )
+        )
+    }
+    tiers: dict[str, dict[str, datetime]] = defaultdict(dict)
+    placed = (
+        select(snapshots.c.node_id, placements.c.tier, func.max(snapshots.c.created_at))
+        .join(placements, placements.c.snapshot_id == snapshots.c.id)
+        .where(placements.c.removed_at.is_(None))
+        .group_by(snapshots.c.node_id, placements.c.tier)
+    )
+    for node_id, tier, at in conn.execute(placed):
+        tiers[node_id][tier] = at
+    last_verified = (
+        select(
+            snapshots.c.node_id,
+            func.max(snapshots.c.last_verified_at).label("at"),
+        )
+        .group_by(snapshots.c.node_id)
+        .subquery()
+    )
+    verified: dict[str, tuple[datetime, str | None]] = {}
+    rows = conn.execute(
+        select(snapshots.c.node_id, snapshots.c.last_verified_at, snapshots.c.last_verify_outcome)
+        .join(
+            last_verified,
+            (last_verified.c.node_id == snapshots.c.node_id)
+            & (last_verified.c.at == snapshots.c.last_verified_at),
+        )
+        .order_by(snapshots.c.node_id, snapshots.c.id)
+    )
+    for node_id, verified_at, outcome in rows:
+        if verified_at is None:
+            continue
+        # Two verifications at the same instant: a failure is the one reported.
+        if node_id not in verified or outcome != "ok":
+            verified[node_id] = (verified_at, outcome)
+    drilled: dict[str, tuple[datetime, str, float]] = {}
+    drill_rows = conn.execute(
+        select(drills.c.node_id, drills.c.at, drills.c.outcome, drills.c.restore_seconds).order_by(
+            drills.c.at, drills.c.id
+        )
+    )
+    for node_id, at, outcome, seconds in drill_rows:
+        drilled[node_id] = (at, outcome, seconds)
+    cutoffs = {node_id: cutoff_for(node_id) for node_id in newest}
+    due: dict[str, datetime] = {}
+    for cutoff in set(cutoffs.values()):
+        before = (
+            select(snapshots.c.node_id, func.max(snapshots.c.created_at))
+            .where(snapshots.c.created_at <= cutoff)
+            .group_by(snapshots.c.node_id)
+        )
+        for node_id, at in conn.execute(before):
+            if cutoffs.get(node_id) == cutoff:
+                due[node_id] = at
+    facts: dict[str, NodeFacts] = {}
+    for node_id, last in newest.items():
+        verify = verified.get(node_id)
+        drill = drilled.get(node_id)
+        facts[node_id] = NodeFacts(
+            node_id=node_id,
+            last_snapshot_at=last,
+            last_verified_at=None if verify is None else verify[0],
+            last_verify_outcome=None if verify is None else verify[1],
+            last_drill_at=None if drill is None else drill[0],
+            last_drill_outcome=None if drill is None else drill[1],
+            restore_seconds=None if drill is None else drill[2],
+            tiers=dict(tiers.get(node_id, {})),
+            due_snapshot_at=due.get(node_id),
+        )
+    return facts

@@ -1,4 +1,4 @@
-"""``stigmem catalog ...``: reindex, metrics."""
+"""``stigmem catalog ...``: reindex, metrics, health."""
 
 from __future__ import annotations
 
@@ -33,10 +33,12 @@ Example (node_exporter textfile collector):
 @click.option("--out", type=click.Path(), help="Write atomically to this file instead of stdout.")
 @pass_app
 def metrics_cmd(app: App, out: str | None) -> None:
-    """Prometheus text format: snapshot ages, counts, stored bytes per node and tier."""
+    """Prometheus text format: snapshot ages, counts, stored bytes per node and tier; per
+    node, overdue (by [fleet]) and the age, outcome and restore time of the newest drill."""
     from cli.checking import metrics_text
+    from cli.health import node_metrics_text
 
-    text = metrics_text(app)
+    text = metrics_text(app) + node_metrics_text(app)
     if out is None:
         click.echo(text, nl=False)
         return
@@ -45,3 +47,21 @@ def metrics_cmd(app: App, out: str | None) -> None:
     from snapshot.fileio import atomic_write_bytes
 
     atomic_write_bytes(Path(out), text.encode(), 0o644)
+
+
+@catalog_group.command(
+    "health",
+    epilog="""\b
+Exit status: 0 when no node has a problem, 1 when one has; a failure (catalog,
+config) exits non-zero too, with a one-line message on stderr.
+Problems: never_seen, overdue, verify_failed, drill_due, drill_failed, offsite_missing.
+Example (cron):
+  stigmem catalog health --json > /var/lib/stigmem/health.json || alert""",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON array.")
+@pass_app
+def health_cmd(app: App, as_json: bool) -> None:
+    """Each node's newest snapshot, verification, drill and tier copies, judged by [fleet]."""
+    from cli.health import show_health
+
+    show_health(app, as_json)

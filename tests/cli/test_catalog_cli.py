@@ -885,7 +885,10 @@ def test_metrics_parse_as_prometheus_text(fleet: Fleet, tmp_path: Path) -> None:
         "stigmem_snapshot_last_verification_age_seconds",
         "stigmem_snapshots",
         "stigmem_store_bytes",
+        "stigmem_node_overdue",  # no drill yet: no drill series
     }
+    assert value("stigmem_node_overdue", node=a) == 0  # fresh
+    assert value("stigmem_node_overdue", node=b) == 1  # 3 days old, [fleet] every is 1 day
     out = tmp_path / "stigmem.prom"
     ok(stigmem("catalog", "metrics", "--out", str(out)))
     assert {n for n, _, _ in parse_prometheus(out.read_text())} == {n for n, _, _ in samples}
