@@ -62,11 +62,20 @@ def _day(value: datetime | None) -> str:
 
 
 def show_health(app: App, as_json: bool) -> None:
-    """Print the report (a table, or the JSON array); exit 1 when any node has a problem."""
+    """Print the report (a table, or the JSON array); exit 1 when any node has a problem.
+    The hooks (event ``health``) get the JSON array, also when a node has a problem."""
+    from cli.hooks import around
+
+    with around(app, "health") as hook:
+        reports = node_health(app)
+        hook.result([report.to_json() for report in reports])
+        _print(reports, as_json)
+
+
+def _print(reports: list[NodeHealth], as_json: bool) -> None:
     from catalog.health import unhealthy
     from cli.output import emit_json, table
 
-    reports = node_health(app)
     if as_json:
         emit_json([report.to_json() for report in reports])
     else:

@@ -138,7 +138,7 @@ class around:
             outcome, code, detail = "success", 0, self.hook.detail
         else:
             outcome, (code, detail) = "failure", failure(exc)
-        return {
+        body = {
             "version": BODY_VERSION,
             "event": self.event,
             "outcome": outcome,
@@ -149,6 +149,10 @@ class around:
             "seconds": round(time.monotonic() - self.clock, 3),
             "detail": detail,
         }
+        if exc is not None and self.hook.detail is not None:
+            # A command that judged and found fault (health, a failed drill): what it found.
+            body["result"] = self.hook.detail
+        return body
 
 
 def failure(exc: BaseException) -> tuple[int, str]:
