@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from snapshot.errors import CatalogError, StigmemError, UsageError, shown
+from snapshot.errors import CatalogError, ConfigError, StigmemError, UsageError, shown
 
 if TYPE_CHECKING:
     from catalog.database import Catalog
@@ -34,6 +34,14 @@ class Tier:
     encrypt_to: str | None = None
     store_key: str | None = None
     writer_key: str | None = None
+    object_lock: str | None = None  # "governance" or "compliance": S3 Object Lock on writes
+
+    def lock_seconds(self) -> float:
+        """How long what this tier writes stays locked: the longest its policy keeps a
+        snapshot, plus the grace period."""
+        longest = self.policy.longest_keep()
+        assert longest is not None  # the config refuses object_lock without such a rule
+        return longest.total_seconds() + self.grace_seconds
 
 
 def _empty_policy() -> Policy:
@@ -123,6 +131,7 @@ class App:
             tier.encrypt_to,
             tier.store_key,
             tier.writer_key,
+            tier.object_lock,
         )
 
     def all_tiers(self) -> list[Tier]:
@@ -149,6 +158,15 @@ class App:
                 keys=keys_for(tier),
                 settings=settings_for(tier) if create else None,
             )
+            if tier.object_lock is not None:
+                from store.backend import FsspecBackend
+
+                backend = store.backend
+                if not isinstance(backend, FsspecBackend) or not backend.is_s3:
+                    raise ConfigError(
+                        f"tier {tier.name}: object_lock needs an S3 store, not {tier.url}"
+                    )
+                backend.object_lock = (tier.object_lock.upper(), tier.lock_seconds())
             self._stores[key] = store
         return self._stores[key]
 

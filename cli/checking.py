@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,6 +13,9 @@ from cli.output import echo, emit_json, note
 from snapshot.errors import StigmemError, VerificationError
 from snapshot.manifest import CURSOR_MEMBER, manifest_from_dict, parse_cursor
 from store.reports import Problem
+
+if TYPE_CHECKING:
+    from store.repository import Store
 
 
 def _signature_problems(sid: str, doc: dict[str, Any]) -> list[Problem]:
@@ -43,6 +46,8 @@ def check_store(app: App, tier: Tier, fraction: float, as_json: bool) -> None:
     from store import maintenance
 
     report = maintenance.check(store, read_data_fraction=fraction, inspect=_signature_problems)
+    if tier.object_lock is not None:
+        report.problems.extend(_lock_problems(store, tier))
     problems: dict[str, list[Problem]] = {}
     for found_problem in report.problems:
         problems.setdefault(found_problem.snapshot_id or "store", []).append(found_problem)
@@ -80,6 +85,36 @@ def check_store(app: App, tier: Tier, fraction: float, as_json: bool) -> None:
         click.echo(("OK: " if not problems else "FAIL: ") + summary)
     if problems:
         raise click.exceptions.Exit(3)
+
+
+def _lock_problems(store: Store, tier: Tier) -> list[Problem]:
+    """Objects an Object Lock should hold for the tier's retention (from their writing) and
+    does not: no lock, or one that ends sooner. A minute's slack for clocks."""
+    from datetime import timedelta
+
+    from store.backend import LOCKABLE
+
+    needed = timedelta(seconds=tier.lock_seconds() - 60)
+    found = []
+    for entry in store.backend.list():
+        if not entry.path.startswith(LOCKABLE) or entry.mtime is None:
+            continue
+        lock = store.backend.lock_of(entry.path)
+        # The store's problem, not the snapshot's: its data is as sound as it was.
+        sid = None
+        written = datetime.fromtimestamp(entry.mtime, UTC)
+        if lock is None:
+            found.append(Problem(sid, "lock_missing", f"{entry.path} has no object lock"))
+        elif lock[1] < written + needed:
+            found.append(
+                Problem(
+                    sid,
+                    "lock_missing",
+                    f"{entry.path} is locked until {lock[1].isoformat()}, sooner than the "
+                    f"tier's retention needs ({written + needed + timedelta(seconds=60)})",
+                )
+            )
+    return found
 
 
 def reindex(app: App, as_json: bool) -> None:

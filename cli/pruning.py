@@ -106,6 +106,7 @@ def _prune(
     store = app.store(tier)
     catalog = app.catalog()
     removed: list[str] = []
+    retained: dict[str, str] = {}  # id -> when its Object Lock ends
     bytes_freed = 0
     if dry_run:
         plan = _plan(app, tier, store, policy, reconcile=False)
@@ -114,7 +115,15 @@ def _prune(
             # Before anything is deleted: the gc below would refuse only after the deletes.
             store.require_sound_documents("prune")
             plan = _plan(app, tier, store, policy, reconcile=True)
+            from store import layout
+
+            locked = store.backend.retained([layout.snapshot_path(s) for s in plan.remove])
             for sid in plan.remove:
+                lock_end = locked.get(layout.snapshot_path(sid))
+                if lock_end is not None:
+                    # Kept by the store until its lock ends; the next prune after removes it.
+                    retained[sid] = lock_end.isoformat()
+                    continue
                 store.delete_snapshot(sid)
                 catalog.mark_removed(sid, tier.name)
                 removed.append(sid)
@@ -136,6 +145,7 @@ def _prune(
             "snapshots": len(plan.rows),
             "to_remove": len(plan.remove),
             "removed": removed,
+            "retained": retained,
             "bytes_freed": bytes_freed,
         }
     )
@@ -153,6 +163,11 @@ def _prune(
                 plan_json,
                 ',"removed":',
                 json.dumps(removed, separators=compact),
+                ',"retained":',
+                json.dumps(
+                    [{"id": sid, "locked_until": until} for sid, until in retained.items()],
+                    separators=compact,
+                ),
                 ',"bytes_freed":',
                 json.dumps(bytes_freed),
                 "}\n",
@@ -175,6 +190,8 @@ def _prune(
         ],
         title=f"prune plan for tier {tier.name}: {policy.describe()}",
     )
+    for sid, locked_until in retained.items():
+        click.echo(f"{sid[:12]}: retained (locked until {locked_until})", err=True)
     verb = "would remove" if dry_run else "removed"
     count = len(plan.remove) if dry_run else len(removed)
     click.echo(f"{verb} {count} of {len(plan.rows)} snapshots; freed {bytes_freed} bytes", err=True)

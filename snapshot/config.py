@@ -58,7 +58,9 @@ TIER_KEYS = (
     "encrypt_to",
     "store_key",
     "writer_key",
+    "object_lock",
 )
+OBJECT_LOCK_MODES = ("governance", "compliance")
 # Tier names appear on the command line, in the catalog and in metric labels.
 _TIER_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -73,10 +75,21 @@ class Tier:
     encrypt_to: str | None = None  # the store key's public half a new store is encrypted to
     store_key: str | None = None  # path of the store key file (reads of content)
     writer_key: str | None = None  # path of the writer key file (writes)
+    object_lock: str | None = None  # S3 Object Lock mode for what this tier writes
 
     @property
     def grace_seconds(self) -> float:
         return self.grace.total_seconds()
+
+    @property
+    def lock_retention(self) -> timedelta | None:
+        """How long an object this tier writes is locked: the longest its policy can keep a
+        snapshot, plus the grace period (None without ``object_lock``)."""
+        if self.object_lock is None:
+            return None
+        longest = self.policy.longest_keep()
+        assert longest is not None  # checked when the config was read
+        return longest + self.grace
 
 
 @dataclass(frozen=True)
@@ -317,6 +330,20 @@ class _Reader:
         grace = self.duration(table, "grace", prefix)
         policy = Policy(**counts, keep_within=within)
         keys: dict[str, str | None] = {}
+        lock = table.get("object_lock")
+        if lock is not None:
+            if lock not in OBJECT_LOCK_MODES:
+                raise self.error(
+                    f"{prefix}.object_lock",
+                    f"expected 'governance' or 'compliance', got {_brief(lock)}",
+                )
+            if policy.longest_keep() is None:
+                raise self.error(
+                    f"{prefix}.object_lock",
+                    "needs a rule bounded in time (keep_within, keep_daily, ...) to derive "
+                    "how long objects stay locked; keep_last alone has no bound",
+                )
+            keys["object_lock"] = lock
         for key in ("encrypt_to", "store_key", "writer_key"):
             value = table.get(key)
             if value is not None and (not isinstance(value, str) or not value.strip()):

@@ -73,6 +73,21 @@ class Policy:
     keep_yearly: int | None = None
     keep_within: timedelta | None = None
 
+    def longest_keep(self) -> timedelta | None:
+        """The longest any time rule can keep a snapshot (a bucket rule's N buckets, a month
+        counted as 31 days and a year as 366; ``keep_within``), or None when no rule is
+        bounded in time (``keep_last`` keeps a snapshot for as long as fewer are taken)."""
+        spans = [
+            timedelta(hours=self.keep_hourly or 0),
+            timedelta(days=self.keep_daily or 0),
+            timedelta(weeks=self.keep_weekly or 0),
+            timedelta(days=31 * (self.keep_monthly or 0)),
+            timedelta(days=366 * (self.keep_yearly or 0)),
+            self.keep_within or timedelta(0),
+        ]
+        longest = max(spans)
+        return longest if longest > timedelta(0) else None
+
     def __post_init__(self) -> None:
         for key in BUCKET_RULES:
             value = getattr(self, key)

@@ -29,7 +29,7 @@ import stat
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from snapshot.errors import AccessDenied, StoreError, shown
@@ -166,6 +166,14 @@ class Backend:
     def delete(self, paths: builtins.list[str]) -> None:
         """Remove objects; ones already gone are not an error."""
         raise NotImplementedError
+
+    def retained(self, paths: builtins.list[str]) -> dict[str, datetime]:
+        """Of ``paths``, those an S3 Object Lock keeps, with when it ends (none here)."""
+        return {}
+
+    def lock_of(self, path: str) -> tuple[str, datetime] | None:
+        """The Object Lock mode and end of an object (None: not locked, or not S3)."""
+        return None
 
 
 class LocalBackend(Backend):
@@ -360,12 +368,59 @@ class LocalBackend(Backend):
                     os.unlink(self._parent_checked(path))
 
 
+# What an Object Lock protects: the data and the commit points. Index objects are derived
+# (rebuilt from pack trailers) and gc must be able to replace them, or a stale one would name
+# deleted packs; locks and config.json are rewritten or removed by design.
+LOCKABLE = ("packs/", "snapshots/", "keys/")
+
+
 class FsspecBackend(Backend):
     """A store on any fsspec filesystem (``memory://``, ``s3://`` through s3fs, ...)."""
 
     def __init__(self, fs: fsspec.AbstractFileSystem, root: str, url: str) -> None:
         super().__init__(root, url)
         self.fs = fs
+        # S3 Object Lock for what is written: (GOVERNANCE or COMPLIANCE, seconds).
+        self.object_lock: tuple[str, float] | None = None
+
+    @property
+    def is_s3(self) -> bool:
+        return bool({"s3", "s3a"} & set(_protocols(self.fs)))
+
+    def _lock_args(self, path: str) -> dict[str, Any]:
+        if self.object_lock is None or not path.startswith(LOCKABLE):
+            return {}
+        mode, seconds = self.object_lock
+        until = datetime.now(UTC) + timedelta(seconds=seconds)
+        return {"ObjectLockMode": mode, "ObjectLockRetainUntilDate": until}
+
+    def _head(self, path: str) -> dict[str, Any] | None:
+        bucket, key = self.full(path).split("/", 1)
+        try:
+            head: dict[str, Any] = self.fs.call_s3("head_object", Bucket=bucket, Key=key)
+        except FileNotFoundError:
+            return None
+        return head
+
+    def lock_of(self, path: str) -> tuple[str, datetime] | None:
+        if not self.is_s3:
+            return None
+        with self._translated():
+            head = self._head(path)
+        if head is None or head.get("ObjectLockRetainUntilDate") is None:
+            return None
+        return str(head.get("ObjectLockMode")), head["ObjectLockRetainUntilDate"]
+
+    def retained(self, paths: builtins.list[str]) -> dict[str, datetime]:
+        if self.object_lock is None or not self.is_s3:
+            return {}
+        now = datetime.now(UTC)
+        found = {}
+        for path in paths:
+            lock = self.lock_of(path)
+            if lock is not None and lock[1] > now:
+                found[path] = lock[1]
+        return found
 
     def check_reachable(self) -> None:
         with self._translated():
@@ -465,10 +520,14 @@ class FsspecBackend(Backend):
 
     def write(self, path: str, data: bytes | bytearray) -> None:
         with self._translated():
-            self.fs.pipe_file(self.full(path), data)
+            self.fs.pipe_file(self.full(path), data, **self._lock_args(path))
 
     def write_many(self, objects: dict[str, bytes]) -> None:
         if not objects:
+            return
+        if self.object_lock is not None:
+            for path, data in objects.items():
+                self.write(path, data)
             return
         with self._translated():
             self.fs.pipe({self.full(p): d for p, d in objects.items()})
@@ -476,7 +535,7 @@ class FsspecBackend(Backend):
     def delete(self, paths: builtins.list[str]) -> None:
         if not paths:
             return
-        if "s3" in _protocols(self.fs) or "s3a" in _protocols(self.fs):
+        if self.is_s3:
             self._delete_s3(paths)
             return
         with self._translated():
@@ -494,10 +553,24 @@ class FsspecBackend(Backend):
         deleted. A key already gone is no error."""
         full = [self.full(p) for p in paths]
         with self._translated():
+            # A locked store keeps versions: a delete without one only hides the object
+            # behind a marker. Its current version is deleted for good (refused while locked).
+            versions = {}
+            if self.object_lock is not None:
+                for path, name in zip(paths, full, strict=True):
+                    head = self._head(path)
+                    if head is not None and head.get("VersionId"):
+                        versions[name] = head["VersionId"]
             for start in range(0, len(full), 1000):
                 batch = full[start : start + 1000]
                 bucket = batch[0].split("/", 1)[0]
-                keys = [{"Key": p.split("/", 1)[1]} for p in batch]
+                keys = [
+                    {
+                        "Key": p.split("/", 1)[1],
+                        **({"VersionId": versions[p]} if p in versions else {}),
+                    }
+                    for p in batch
+                ]
                 out = self.fs.call_s3(
                     "delete_objects", Bucket=bucket, Delete={"Objects": keys, "Quiet": True}
                 )

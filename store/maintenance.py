@@ -498,6 +498,13 @@ def _gc(store: Store, grace_seconds: float, max_unused: float) -> GcReport:
                 delete.add(name)
         elif not young and total[number] - used[number] > total[number] * max_unused:
             repack.add(name)
+    # Packs an S3 Object Lock still holds stay, whole, with their index entries.
+    locked = store.backend.retained([layout.pack_path(p) for p in sorted(delete | repack)])
+    if locked:
+        held = {p for p in delete | repack if layout.pack_path(p) in locked}
+        report.packs_locked = len(held)
+        delete -= held
+        repack -= held
     if not delete and not repack:
         return report
 
@@ -541,7 +548,9 @@ def _compact_keyrings(store: Store, gone: set[str]) -> list[str]:
     name = hashlib.sha256(data).hexdigest()
     store.backend.write(layout.keyring_path(name), data)
     crypt.forget_keys()
-    return [path for path in old if path != layout.keyring_path(name)]
+    stale = [path for path in old if path != layout.keyring_path(name)]
+    locked = store.backend.retained(stale)  # stay until their lock ends; readers ignore none
+    return [path for path in stale if path not in locked]
 
 
 # -- index rebuild ----------------------------------------------------------------------

@@ -73,6 +73,7 @@ class GcReport(_Report):
     packs_repacked: int = 0
     packs_written: int = 0
     packs_kept_young: int = 0
+    packs_locked: int = 0  # kept whole: an S3 Object Lock holds them
     index_objects_replaced: int = 0
     bytes_freed: int = 0
 
