@@ -145,7 +145,7 @@ def _prune(
             "snapshots": len(plan.rows),
             "to_remove": len(plan.remove),
             "removed": removed,
-            "retained": retained,
+            "retained": [{"id": sid, "locked_until": until} for sid, until in retained.items()],
             "bytes_freed": bytes_freed,
         }
     )

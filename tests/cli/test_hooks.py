@@ -196,6 +196,7 @@ def test_sync_and_prune_ping_with_their_results(
         "snapshots": 2,
         "to_remove": 1,
         "removed": [first["id"]],
+        "retained": [],
         "bytes_freed": pruned["bytes_freed"],
     }
     assert second["id"] not in json.dumps(body)
