@@ -137,6 +137,46 @@ def verify_cmd(
 
 
 @snapshot_group.command(
+    "sql",
+    epilog="""\b
+Examples:
+  stigmem snapshot sql 3fa2c1 "SELECT count(*) FROM facts"
+  stigmem snapshot sql 3fa2c1 "SELECT * FROM facts WHERE id = ?" 42 --json""",
+)
+@click.argument("snapshot")
+@click.argument("query")
+@click.argument("params", nargs=-1)
+@trust_options
+@click.option("--force-unverified", is_flag=True, help="Query even if verification fails.")
+@click.option("--json", "as_json", is_flag=True, help="Rows as a JSON array of objects.")
+@click.option("--csv", "as_csv", is_flag=True, help="Rows as CSV with a header line.")
+@pass_app
+def sql_cmd(
+    app: App,
+    snapshot: str,
+    query: str,
+    params: tuple[str, ...],
+    trusted_key: tuple[str, ...],
+    trusted_keys_file: Path | None,
+    force_unverified: bool,
+    as_json: bool,
+    as_csv: bool,
+) -> None:
+    """Run a read-only SQL query on a stored snapshot, in place (pages fetched as needed)."""
+    from cli.querying import run_sql
+    from cli.trust_keys import deferred_policy
+    from snapshot.errors import UsageError
+
+    if as_json and as_csv:
+        raise UsageError("give at most one of --json and --csv")
+    policy = deferred_policy(
+        app, trusted_key, trusted_keys_file, force_unverified, background=False
+    )
+    output = "json" if as_json else "csv" if as_csv else "table"
+    run_sql(app, snapshot, query, params, policy, force_unverified, output)
+
+
+@snapshot_group.command(
     "drill",
     epilog="""\b
 Examples:

@@ -1,0 +1,135 @@
+"""``snapshot sql``: a read-only SQL query on a stored snapshot, in place.
+
+The snapshot's database is opened through ``store.storedfile`` (pages fetched as the query
+touches them, each checked against its id), never restored. Before any page is read the
+snapshot is judged as ``verify`` would judge it, less the whole-database digest (that would
+read every page): its manifest's signature and signer under the trust options, and its last
+recorded verification, which must not have failed. ``--force-unverified`` queries anyway.
+Only reading statements run: an authorizer refuses anything else (exit 2).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from cli.app import App
+from snapshot.errors import StigmemError, UsageError, VerificationError
+
+if TYPE_CHECKING:
+    from snapshot.trust import TrustPolicy
+
+DB_MEMBER = "artifacts/stigmem.db"
+
+
+class RefusedStatement(UsageError):
+    """The statement would do more than read."""
+
+
+def _authorizer() -> Callable[..., int]:
+    import apsw
+
+    allowed = {apsw.SQLITE_SELECT, apsw.SQLITE_READ, apsw.SQLITE_FUNCTION, apsw.SQLITE_RECURSIVE}
+
+    def authorize(op: int, *_: Any) -> int:
+        return apsw.SQLITE_OK if op in allowed else apsw.SQLITE_DENY
+
+    return authorize
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    return value
+
+
+def run_sql(
+    app: App,
+    ref: str,
+    query: str,
+    params: tuple[str, ...],
+    policy: Callable[[], TrustPolicy],
+    force_unverified: bool,
+    output: str,
+) -> None:
+    import apsw
+
+    from cli.sources import StoreSource, resolve
+    from snapshot.manifest import manifest_from_dict
+    from snapshot.trust import evaluate
+    from store.storedfile import ChunkCache, StoredFile, open_database
+
+    source = resolve(app, ref, 0)
+    if not isinstance(source, StoreSource):
+        raise StigmemError(f"snapshot sql reads stored snapshots: {ref} is a tarball")
+    store, sid = source.store, source.snapshot_id
+    manifest = manifest_from_dict(store.load_document(sid)["manifest"])
+    verdict = evaluate(manifest, dict(manifest.artifacts), policy())
+    catalog = app.catalog()
+    last = None
+    if catalog.known_ids([sid]):
+        last = catalog.show(sid).get("last_verify_outcome")
+    if not force_unverified:
+        if not verdict.ok:
+            raise VerificationError(verdict.outcome, verdict.detail, sid)
+        if last not in (None, "ok"):
+            raise VerificationError(
+                str(last), f"{sid}: its last verification failed ({last}); verify it again", sid
+            )
+    cache = ChunkCache()
+    stored = StoredFile(store, sid, DB_MEMBER, cache)
+    conn = open_database(stored, f"{sid}.db")
+    conn.authorizer = _authorizer()
+    try:
+        cursor = conn.execute(query, params)
+        try:
+            columns = [name for name, _ in cursor.get_description()]
+        except apsw.ExecutionCompleteError:
+            columns = []
+        rows = [tuple(row) for row in cursor]
+    except apsw.AuthError:
+        raise RefusedStatement(
+            "snapshot sql runs reading statements only (SELECT, WITH ... SELECT): refused"
+        ) from None
+    except apsw.ReadOnlyError:
+        raise RefusedStatement("snapshot sql runs reading statements only: refused") from None
+    except apsw.SQLError as exc:
+        if stored.failure is not None:
+            raise stored.failure from None
+        raise UsageError(f"snapshot sql: {exc}") from None
+    except apsw.Error as exc:
+        if stored.failure is not None:
+            raise stored.failure from None
+        raise StigmemError(f"snapshot sql on {sid}: {exc}") from None
+    finally:
+        conn.close()
+    catalog.record_event(
+        "sql",
+        sid,
+        f"{len(rows)} rows, {cache.decoded} of {len(stored.keys)} pages read: {query[:200]}",
+    )
+    _print(columns, rows, output)
+
+
+def _print(columns: list[str], rows: list[tuple[Any, ...]], output: str) -> None:
+    from cli.output import emit_json, table
+
+    if output == "json":
+        emit_json([{c: _value(v) for c, v in zip(columns, row, strict=True)} for row in rows])
+    elif output == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([[_value(v) for v in row] for row in rows])
+        click.echo(buffer.getvalue(), nl=False)
+    else:
+        table(
+            columns,
+            [[json.dumps(v) if isinstance(v, dict) else _value(v) for v in row] for row in rows],
+        )
