@@ -24,6 +24,7 @@ from snapshot.errors import StigmemError, UsageError, VerificationError
 
 if TYPE_CHECKING:
     from snapshot.trust import TrustPolicy
+    from store.repository import Store
 
 DB_MEMBER = "artifacts/stigmem.db"
 
@@ -49,6 +50,27 @@ def _value(value: Any) -> Any:
     return value
 
 
+def judge(app: App, store: Store, sid: str, policy: Callable[[], TrustPolicy], force: bool) -> None:
+    """Refuse (``VerificationError``) a snapshot whose manifest does not verify under
+    ``policy`` (signature, signer; not the whole-database digest) or whose last recorded
+    verification failed, unless ``force``."""
+    from snapshot.manifest import manifest_from_dict
+    from snapshot.trust import evaluate
+
+    manifest = manifest_from_dict(store.load_document(sid)["manifest"])
+    verdict = evaluate(manifest, dict(manifest.artifacts), policy())
+    catalog = app.catalog()
+    last = catalog.show(sid).get("last_verify_outcome") if catalog.known_ids([sid]) else None
+    if force:
+        return
+    if not verdict.ok:
+        raise VerificationError(verdict.outcome, verdict.detail, sid)
+    if last not in (None, "ok"):
+        raise VerificationError(
+            str(last), f"{sid}: its last verification failed ({last}); verify it again", sid
+        )
+
+
 def run_sql(
     app: App,
     ref: str,
@@ -61,27 +83,13 @@ def run_sql(
     import apsw
 
     from cli.sources import StoreSource, resolve
-    from snapshot.manifest import manifest_from_dict
-    from snapshot.trust import evaluate
     from store.storedfile import ChunkCache, StoredFile, open_database
 
     source = resolve(app, ref, 0)
     if not isinstance(source, StoreSource):
         raise StigmemError(f"snapshot sql reads stored snapshots: {ref} is a tarball")
     store, sid = source.store, source.snapshot_id
-    manifest = manifest_from_dict(store.load_document(sid)["manifest"])
-    verdict = evaluate(manifest, dict(manifest.artifacts), policy())
-    catalog = app.catalog()
-    last = None
-    if catalog.known_ids([sid]):
-        last = catalog.show(sid).get("last_verify_outcome")
-    if not force_unverified:
-        if not verdict.ok:
-            raise VerificationError(verdict.outcome, verdict.detail, sid)
-        if last not in (None, "ok"):
-            raise VerificationError(
-                str(last), f"{sid}: its last verification failed ({last}); verify it again", sid
-            )
+    judge(app, store, sid, policy, force_unverified)
     cache = ChunkCache()
     stored = StoredFile(store, sid, DB_MEMBER, cache)
     conn = open_database(stored, f"{sid}.db")
@@ -109,7 +117,7 @@ def run_sql(
         raise StigmemError(f"snapshot sql on {sid}: {exc}") from None
     finally:
         conn.close()
-    catalog.record_event(
+    app.catalog().record_event(
         "sql",
         sid,
         f"{len(rows)} rows, {cache.decoded} of {len(stored.keys)} pages read: {query[:200]}",

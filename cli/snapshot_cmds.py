@@ -177,6 +177,133 @@ def sql_cmd(
 
 
 @snapshot_group.command(
+    "find",
+    epilog="""\b
+Examples:
+  stigmem snapshot find --entity team:ops --relation oncall
+  stigmem snapshot find --node stigmem:node:1b4e... --since 30d --entity team:ops --json""",
+)
+@click.option("--node", help="Only this node's snapshots.")
+@click.option("--since", help="Only snapshots made since (date or age, 7d).")
+@click.option("--until", help="Only snapshots made until (date or age).")
+@click.option("--entity", required=True, help="The facts of this entity.")
+@click.option("--relation", help="... with this relation.")
+@click.option("--value", help="... with this value.")
+@trust_options
+@click.option("--force-unverified", is_flag=True, help="Search snapshots that fail verification.")
+@JSON
+@pass_app
+def find_cmd(
+    app: App,
+    node: str | None,
+    since: str | None,
+    until: str | None,
+    entity: str,
+    relation: str | None,
+    value: str | None,
+    trusted_key: tuple[str, ...],
+    trusted_keys_file: Path | None,
+    force_unverified: bool,
+    as_json: bool,
+) -> None:
+    """Facts across a node's snapshots: when each was first and last seen, and gone."""
+    from datetime import UTC, datetime
+
+    from cli.listing import time_bound
+    from cli.output import emit_json, table
+    from cli.searching import find
+    from cli.trust_keys import deferred_policy
+
+    now = datetime.now(UTC)
+    policy = deferred_policy(
+        app, trusted_key, trusted_keys_file, force_unverified, background=False
+    )
+    found, decoded = find(
+        app,
+        node,
+        time_bound(since, now, "--since") if since else None,
+        time_bound(until, now, "--until") if until else None,
+        entity,
+        relation,
+        value,
+        policy,
+        force_unverified,
+    )
+    app.catalog().record_event(
+        "find", None, f"entity {entity!r}: {len(found)} facts, {decoded} chunks decoded"
+    )
+    if as_json:
+        emit_json(found)
+        return
+    table(
+        ["fact", "relation", "value", "first seen", "last seen", "gone in"],
+        [
+            [
+                f["fact"].get("id"),
+                f["fact"].get("relation"),
+                f["fact"].get("value_v"),
+                f["first_seen"]["created_at"][:19],
+                f["last_seen"]["created_at"][:19],
+                f["gone_in"]["snapshot_id"][:12] if f["gone_in"] else "-",
+            ]
+            for f in found
+        ],
+    )
+
+
+@snapshot_group.command(
+    "diff",
+    epilog="""\b
+Examples:
+  stigmem snapshot diff 3fa2c1 8b01de
+  stigmem snapshot diff 3fa2c1 8b01de --format markdown > review.md""",
+)
+@click.argument("older")
+@click.argument("newer")
+@trust_options
+@click.option("--force-unverified", is_flag=True, help="Compare snapshots that fail verification.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default="text")
+@JSON
+@pass_app
+def diff_cmd(
+    app: App,
+    older: str,
+    newer: str,
+    trusted_key: tuple[str, ...],
+    trusted_keys_file: Path | None,
+    force_unverified: bool,
+    fmt: str,
+    as_json: bool,
+) -> None:
+    """What changed between two stored snapshots: pages, rows per table, facts."""
+    from cli.output import echo, emit_json, table
+    from cli.searching import diff, diff_markdown
+    from cli.trust_keys import deferred_policy
+
+    policy = deferred_policy(
+        app, trusted_key, trusted_keys_file, force_unverified, background=False
+    )
+    doc = diff(app, older, newer, policy, force_unverified)
+    app.catalog().record_event(
+        "diff", doc["to"], f"from {doc['from']}: {doc['pages_changed']} pages changed"
+    )
+    if as_json:
+        emit_json(doc)
+    elif fmt == "markdown":
+        click.echo(diff_markdown(doc), nl=False)
+    else:
+        echo(f"{doc['pages_changed']} pages changed from {doc['from'][:12]} to {doc['to'][:12]}")
+        table(
+            ["table", "added", "removed", "changed"],
+            [
+                [t, c["added"], c["removed"], c["changed"]]
+                for t, c in doc["tables"].items()
+                if any(c.values())
+            ],
+        )
+
+
+@snapshot_group.command(
     "drill",
     epilog="""\b
 Examples:
