@@ -31,6 +31,14 @@ WRITER_ONLY = StoreKeys(None, WRITER_KEY)
 READER_ONLY = StoreKeys(STORE_KEY, None)
 
 
+@pytest.fixture(params=["memory", "local", "memory+cache"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> Location:
+    """The store suite's backends but S3, whose reads and writes are those of memory (both
+    go through FsspecBackend); encrypted S3 stores are run by the CLI suite's commands and by
+    test_a_writer_only_host_on_s3 below."""
+    return conftest.make_location(request.param, tmp_path, request)
+
+
 def encrypted(location: Location, keys: StoreKeys = BOTH_KEYS) -> Store:
     settings = replace(small_settings(), encrypt_to=STORE_KEY.public)
     return Store.init(location.url, location.options, settings, location.cache, keys)
@@ -339,3 +347,17 @@ def test_a_store_key_file_round_trips_and_refuses_other_keys(tmp_path: Path) -> 
         crypto.StoreKey.from_text(writer.to_text(), "w.key")
     with pytest.raises(crypto.BadKey, match="not a writer key file"):
         crypto.WriterKey.from_text(key.to_text(), "s.key")
+
+
+def test_a_writer_only_host_on_s3_adds_and_a_store_key_host_reads(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    s3 = conftest.make_location("s3", tmp_path, request)
+    encrypted(s3, WRITER_ONLY)
+    copies = node_history(tmp_path, 2)
+    ids = put_days(reopen(s3, WRITER_ONLY), tmp_path, copies)
+    with pytest.raises(KeyNeededError, match="needs the store key"):
+        read(reopen(s3, WRITER_ONLY), ids[0])
+    reader = reopen(s3, READER_ONLY)
+    assert [read(reader, s) for s in ids] == copies
+    assert maintenance.check(reader, read_data_fraction=1.0).ok
