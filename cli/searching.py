@@ -132,61 +132,97 @@ def find(
     return found, cache.decoded
 
 
-def _tables(conn: Any) -> dict[str, list[str]]:
-    """User tables and the columns that key their rows (the primary key, else the rowid)."""
-    tables: dict[str, list[str]] = {}
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _tables(conn: Any, schema: str) -> dict[str, tuple[list[str], list[str]]]:
+    """User tables of ``schema``: (the columns that key a row, every column). The key is the
+    primary key, else the rowid."""
+    tables: dict[str, tuple[list[str], list[str]]] = {}
     for (name,) in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-        "ORDER BY name"
+        f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table' "
+        "AND name NOT LIKE 'sqlite_%' AND sql NOT LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name"
     ):
-        info = list(conn.execute("SELECT name, pk FROM pragma_table_info(?)", (name,)))
+        info = list(conn.execute(f"SELECT name, pk FROM {schema}.pragma_table_info(?)", (name,)))
         key = [column for column, pk in sorted(info, key=lambda c: c[1]) if pk]
-        tables[str(name)] = key or ["rowid"]
+        tables[str(name)] = (key or ["rowid"], [column for column, _ in info])
     return tables
 
 
-def _keyed(conn: Any, table: str, key: list[str]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
-    quoted = '"' + table.replace('"', '""') + '"'
-    columns = ", ".join('"' + c.replace('"', '""') + '"' if c != "rowid" else "rowid" for c in key)
-    out: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    for row in conn.execute(f"SELECT {columns}, * FROM {quoted}"):
-        out[tuple(row[: len(key)])] = tuple(row[len(key) :])
-    return out
+def _counts(conn: Any, table: str, key: list[str], columns: list[str]) -> dict[str, int]:
+    """Rows of ``table`` added in ``b``, removed from ``main``, and changed (same key, other
+    values in the columns both have), counted by SQLite: its temporary b-trees, not Python
+    memory, hold the rows."""
+    t = _q(table)
+    keys = ", ".join("rowid" if k == "rowid" else _q(k) for k in key)
+    cols = ", ".join(_q(c) for c in columns)
+    on = " AND ".join(
+        f"a.{'rowid' if k == 'rowid' else _q(k)} IS b.{'rowid' if k == 'rowid' else _q(k)}"
+        for k in key
+    )
+
+    def count(sql: str) -> int:
+        return int(conn.execute(sql).fetchone()[0])
+
+    added = count(
+        f"SELECT count(*) FROM (SELECT {keys} FROM b.{t} EXCEPT SELECT {keys} FROM main.{t})"
+    )
+    removed = count(
+        f"SELECT count(*) FROM (SELECT {keys} FROM main.{t} EXCEPT SELECT {keys} FROM b.{t})"
+    )
+    common = count(f"SELECT count(*) FROM main.{t} AS a JOIN b.{t} AS b ON {on}")
+    same = count(
+        f"SELECT count(*) FROM (SELECT {keys}, {cols} FROM main.{t} "
+        f"INTERSECT SELECT {keys}, {cols} FROM b.{t})"
+    )
+    return {"added": added, "removed": removed, "changed": common - same}
 
 
 def diff(
     app: App, older: str, newer: str, policy: Callable[[], TrustPolicy], force: bool
 ) -> dict[str, Any]:
-    from store.storedfile import ChunkCache
+    from store.storedfile import ChunkCache, StoredFile, open_database, register
 
     catalog = app.catalog()
     a, b = catalog.resolve(older), catalog.resolve(newer)
     cache = ChunkCache()
-    opened = []
+    files = []
     for sid in (a, b):
         store, _ = _stored(app, sid)
         judge(app, store, sid, policy, force)
-        opened.append(_open(store, sid, cache))
-    (conn_a, file_a), (conn_b, file_b) = opened
+        files.append(StoredFile(store, sid, DB_MEMBER, cache))
+    file_a, file_b = files
+    conn = open_database(file_a, f"{a}.db")
     try:
+        # The second snapshot through the same VFS, so SQLite compares the two itself.
+        register(file_b, f"{b}.db")
+        conn.execute(f"ATTACH DATABASE 'file:{b}.db?immutable=1' AS b")
         pages = sum(1 for x, y in itertools.zip_longest(file_a.keys, file_b.keys) if x != y)
-        tables_a, tables_b = _tables(conn_a), _tables(conn_b)
+        tables_a, tables_b = _tables(conn, "main"), _tables(conn, "b")
         tables: dict[str, dict[str, int]] = {}
+        for table in sorted(set(tables_a) | set(tables_b)):
+            if table not in tables_b:
+                n = int(conn.execute(f"SELECT count(*) FROM main.{_q(table)}").fetchone()[0])
+                tables[table] = {"added": 0, "removed": n, "changed": 0}
+            elif table not in tables_a:
+                n = int(conn.execute(f"SELECT count(*) FROM b.{_q(table)}").fetchone()[0])
+                tables[table] = {"added": n, "removed": 0, "changed": 0}
+            else:
+                key = tables_a[table][0]
+                common = [c for c in tables_a[table][1] if c in tables_b[table][1]]
+                tables[table] = _counts(conn, table, key, common)
         facts_added: list[dict[str, Any]] = []
         facts_removed: list[dict[str, Any]] = []
-        for table in sorted(set(tables_a) | set(tables_b)):
-            rows_a = _keyed(conn_a, table, tables_a[table]) if table in tables_a else {}
-            rows_b = _keyed(conn_b, table, tables_b[table]) if table in tables_b else {}
-            added = [k for k in rows_b if k not in rows_a]
-            removed = [k for k in rows_a if k not in rows_b]
-            changed = sum(1 for k, v in rows_b.items() if k in rows_a and rows_a[k] != v)
-            tables[table] = {"added": len(added), "removed": len(removed), "changed": changed}
-            if table == "facts":
-                facts_added = _facts(conn_b, added, tables_b[table])
-                facts_removed = _facts(conn_a, removed, tables_a[table])
+        if "facts" in tables_a and "facts" in tables_b:
+            facts_added = list(
+                _rows(conn, "SELECT * FROM b.facts WHERE id NOT IN (SELECT id FROM main.facts)")
+            )
+            facts_removed = list(
+                _rows(conn, "SELECT * FROM main.facts WHERE id NOT IN (SELECT id FROM b.facts)")
+            )
     finally:
-        conn_a.close()
-        conn_b.close()
+        conn.close()
     return {
         "from": a,
         "to": b,
@@ -196,15 +232,6 @@ def diff(
         "facts_removed": facts_removed,
         "chunks_decoded": cache.decoded,
     }
-
-
-def _facts(conn: Any, keys: list[tuple[Any, ...]], key: list[str]) -> list[dict[str, Any]]:
-    if key != ["id"]:
-        return []
-    out: list[dict[str, Any]] = []
-    for (fact_id,) in keys:
-        out.extend(_rows(conn, "SELECT * FROM facts WHERE id = ?", (fact_id,)))
-    return out
 
 
 def diff_markdown(doc: dict[str, Any]) -> str:

@@ -174,13 +174,19 @@ def _register() -> None:
     _vfs = SnapshotVFS()
 
 
-def open_database(stored: StoredFile, name: str) -> Any:
-    """An apsw connection to ``stored`` (a SQLite database), read-only and immutable."""
-    import apsw
-
+def register(stored: StoredFile, name: str) -> None:
+    """Make ``stored`` openable by SQLite as ``file:<name>?immutable=1`` with this VFS (an
+    ``ATTACH`` in a connection of :func:`open_database`, say)."""
     with _lock:
         if _vfs is None:
             _register()
         _files[name] = stored
+
+
+def open_database(stored: StoredFile, name: str) -> Any:
+    """An apsw connection to ``stored`` (a SQLite database), read-only and immutable."""
+    import apsw
+
+    register(stored, name)
     flags = apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
     return apsw.Connection(f"file:{name}?immutable=1", flags=flags, vfs=VFS_NAME)

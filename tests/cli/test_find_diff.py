@@ -24,6 +24,39 @@ def facts(copy: Path, where: str = "1", *params: Any) -> dict[str, dict[str, Any
         conn.close()
 
 
+def row_by_row(old: Path, new: Path) -> dict[str, dict[str, int]]:
+    out = {}
+    a, b = sqlite3.connect(old), sqlite3.connect(new)
+    try:
+        names = [
+            n
+            for (n,) in a.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                " AND sql NOT LIKE 'CREATE VIRTUAL TABLE%'"
+            )
+        ]
+        for name in names:
+            info = list(a.execute(f'SELECT name, pk FROM pragma_table_info("{name}")'))
+            key = [c for c, pk in sorted(info, key=lambda i: i[1]) if pk] or ["rowid"]
+            cols = ", ".join(f'"{c}"' for c, _ in info)
+            keys = ", ".join(k if k == "rowid" else f'"{k}"' for k in key)
+
+            def rows(conn: sqlite3.Connection) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+                got = conn.execute(f'SELECT {keys}, {cols} FROM "{name}"')  # noqa: B023
+                return {r[: len(key)]: r[len(key) :] for r in got}  # noqa: B023
+
+            ra, rb = rows(a), rows(b)
+            out[name] = {
+                "added": len(rb.keys() - ra.keys()),
+                "removed": len(ra.keys() - rb.keys()),
+                "changed": sum(1 for k in ra.keys() & rb.keys() if ra[k] != rb[k]),
+            }
+    finally:
+        a.close()
+        b.close()
+    return out
+
+
 def history(stigmem: Runner, tmp_path: Path, days: int) -> tuple[Path, list[str], list[Path]]:
     """A node snapshotted daily; the snapshot ids and a copy of the database at each."""
     db = tmp_path / "node" / "stigmem.db"
@@ -93,6 +126,9 @@ def test_diff_counts_rows_and_lists_facts_as_the_copies_say(
         "removed": len(removed),
         "changed": len(changed),
     }
+    # Every table, row by row from the two copies, keyed by primary key (else rowid).
+    for table, counts in row_by_row(copies[0], copies[1]).items():
+        assert doc["tables"][table] == counts, table
     assert {f["id"] for f in doc["facts_added"]} == added
     assert all(f == after[f["id"]] for f in doc["facts_added"])
     assert {f["id"] for f in doc["facts_removed"]} == removed
