@@ -155,3 +155,18 @@ def test_a_drill_interrupted_by_sigint_leaves_no_scratch_and_no_live_change(
     assert proc.returncode != 0, (out, err)
     assert scratch_left(home) == []
     assert digest(db) == before
+
+
+def test_a_drill_replays_a_migrations_folder(stigmem: Runner, home: Path, tmp_path: Path) -> None:
+    db = tmp_path / "node" / "stigmem.db"
+    db.parent.mkdir(parents=True)
+    make_node_db(db, size_mb=0.2, seed=12, upto="010_scope_propagation")
+    sid = ok(stigmem("snapshot", "create", "--db", str(db), "--json")).json()["id"]
+    folder = Path(__file__).parent.parent / "fixtures" / "migrations"
+    code, doc = drill(stigmem, db, sid[:10], "--migrations-dir", str(folder))
+    assert code == 0, doc
+    checks = {c["name"]: c for c in doc["checks"]}
+    assert checks["migrations"]["ok"] and "replayed" in checks["migrations"]["detail"]
+    newer = sorted(p.stem for p in folder.glob("*.sql") if p.stem > "010_scope_propagation")
+    assert newer and all(name in checks["migrations"]["detail"] for name in newer)
+    assert checks["schema_migrations"]["ok"]
