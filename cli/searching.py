@@ -69,10 +69,10 @@ def find(
     value: str | None,
     policy: Callable[[], TrustPolicy],
     force: bool,
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[dict[str, Any]], tuple[int, int]]:
     """The facts matching, each with the first and last snapshot it was seen in and the one
     it was gone in (per node, oldest to newest), newest ``last_seen`` first; and how many
-    chunks were decoded."""
+    chunks were decoded, and how many distinct chunks the queries read."""
     from catalog.records import SnapshotFilter
     from store.storedfile import ChunkCache
 
@@ -129,7 +129,7 @@ def find(
     found.sort(
         key=lambda f: (f["last_seen"]["created_at"], f["last_seen"]["snapshot_id"]), reverse=True
     )
-    return found, cache.decoded
+    return found, (cache.decoded, len(cache.touched))
 
 
 def _q(name: str) -> str:

@@ -230,7 +230,10 @@ def find_cmd(
         force_unverified,
     )
     app.catalog().record_event(
-        "find", None, f"entity {entity!r}: {len(found)} facts, {decoded} chunks decoded"
+        "find",
+        None,
+        f"entity {entity!r}: {len(found)} facts, {decoded[0]} chunks decoded, "
+        f"{decoded[1]} distinct chunks read",
     )
     if as_json:
         emit_json(found)

@@ -30,10 +30,12 @@ class ChunkCache:
     def __init__(self, max_bytes: int = CACHE_BYTES) -> None:
         self.max_bytes = max_bytes
         self.decoded = 0
+        self.touched: set[bytes] = set()  # distinct chunks asked for
         self._held: collections.OrderedDict[bytes, bytes] = collections.OrderedDict()
         self._bytes = 0
 
     def get(self, key: bytes) -> bytes | None:
+        self.touched.add(key)
         found = self._held.get(key)
         if found is not None:
             self._held.move_to_end(key)

@@ -109,6 +109,11 @@ def test_find_names_first_last_and_gone_as_the_restored_copies_say(
     assert got[doomed]["gone_in"]["snapshot_id"] == ids[-1]
     last_seen = [f["last_seen"]["created_at"] for f in found]
     assert last_seen == sorted(last_seen, reverse=True)
+    # Each distinct page (chunk) was decoded once, however many snapshots share it.
+    (event,) = ok(stigmem("snapshot", "history", "--event", "find", "--json")).json()
+    words = event["detail"].split(": ", 1)[1].split()
+    decoded, distinct = int(words[2]), int(words[5])
+    assert decoded == distinct
 
 
 def test_diff_counts_rows_and_lists_facts_as_the_copies_say(
