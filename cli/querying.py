@@ -120,7 +120,7 @@ def run_sql(
     app.catalog().record_event(
         "sql",
         sid,
-        f"{len(rows)} rows, {cache.decoded} of {len(stored.keys)} pages read: {query[:200]}",
+        f"{len(rows)} rows, {cache.decoded} of {len(stored)} pages read: {query[:200]}",
     )
     _print(columns, rows, output)
 

@@ -8,7 +8,6 @@ fetched and decoded once.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -198,7 +197,9 @@ def diff(
         # The second snapshot through the same VFS, so SQLite compares the two itself.
         register(file_b, f"{b}.db")
         conn.execute(f"ATTACH DATABASE 'file:{b}.db?immutable=1' AS b")
-        pages = sum(1 for x, y in itertools.zip_longest(file_a.keys, file_b.keys) if x != y)
+        pages = abs(len(file_a) - len(file_b)) + sum(
+            1 for n in range(min(len(file_a), len(file_b))) if file_a.key(n) != file_b.key(n)
+        )
         tables_a, tables_b = _tables(conn, "main"), _tables(conn, "b")
         tables: dict[str, dict[str, int]] = {}
         for table in sorted(set(tables_a) | set(tables_b)):

@@ -60,21 +60,29 @@ class StoredFile:
         if entry is None:
             raise StoreError(f"snapshot {snapshot_id} in {store.url} has no member {member}")
         self.source = store.chunk_source(snapshot_id)
-        self.keys: list[bytes] = list(itertools.chain.from_iterable(self.source.windows(entry)))
+        # The chunk ids end to end, 32 bytes each: a list of 65,536 bytes objects would take
+        # twice the memory, for each snapshot a search opens.
+        self.ids = b"".join(itertools.chain.from_iterable(self.source.windows(entry)))
         self.size = int(entry["size"])
         self.chunk_size = 0
-        if self.keys:
-            first = self.source.index.lookup(self.keys[0])
+        if self.ids:
+            first = self.source.index.lookup(self.ids[:32])
             if first is None:
-                raise self.source._missing(f"chunk {self.keys[0].hex()} is in no index")
+                raise self.source._missing(f"chunk {self.ids[:32].hex()} is in no index")
             self.chunk_size = first.length
         self.reads = 0
         # The first chunk that failed its check or was missing: SQLite sees only an I/O
         # error, the caller raises this instead.
         self.failure: VerificationError | None = None
 
+    def __len__(self) -> int:
+        return len(self.ids) // 32
+
+    def key(self, n: int) -> bytes:
+        return self.ids[32 * n : 32 * n + 32]
+
     def chunk(self, n: int) -> bytes:
-        key = self.keys[n]
+        key = self.key(n)
         found = self.cache.get(key)
         if found is None:
             try:
@@ -100,8 +108,9 @@ class StoredFile:
 class _File:
     """What SQLite holds open: read-only, immutable, lock-free."""
 
-    def __init__(self, stored: StoredFile) -> None:
+    def __init__(self, stored: StoredFile, name: str) -> None:
         self.stored = stored
+        self.name = name
 
     def xRead(self, amount: int, offset: int) -> bytes:
         return self.stored.read(offset, amount)
@@ -123,7 +132,10 @@ class _File:
         pass
 
     def xClose(self) -> None:
-        pass
+        # Once closed, the file is forgotten: a search opens many, one at a time.
+        with _lock:
+            if _files.get(self.name) is self.stored:
+                del _files[self.name]
 
     def xLock(self, level: int) -> None:
         pass
@@ -162,7 +174,7 @@ def _register() -> None:
             stored = _files.get(filename)
             if stored is None:
                 raise apsw.CantOpenError(f"{filename}: not a stored snapshot opened here")
-            return _File(stored)
+            return _File(stored, filename)
 
         def xAccess(self, pathname: str, flags: int) -> bool:
             return pathname in _files
