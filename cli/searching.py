@@ -136,17 +136,61 @@ def _q(name: str) -> str:
 
 
 def _tables(conn: Any, schema: str) -> dict[str, tuple[list[str], list[str]]]:
-    """User tables of ``schema``: (the columns that key a row, every column). The key is the
-    primary key, else the rowid."""
+    """User tables of ``schema``: (the columns that key a row, every column). A row is keyed
+    by what orders the table's own b-tree, so both snapshots are read in page order: the
+    rowid, or the primary key of a WITHOUT ROWID table. (A row keeps its rowid in a live
+    database; ordered by another key, every row would be a lookup at a random page.)"""
     tables: dict[str, tuple[list[str], list[str]]] = {}
-    for (name,) in conn.execute(
-        f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table' "
+    for name, sql in conn.execute(
+        f"SELECT name, sql FROM {schema}.sqlite_master WHERE type = 'table' "
         "AND name NOT LIKE 'sqlite_%' AND sql NOT LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name"
     ):
         info = list(conn.execute(f"SELECT name, pk FROM {schema}.pragma_table_info(?)", (name,)))
-        key = [column for column, pk in sorted(info, key=lambda c: c[1]) if pk]
-        tables[str(name)] = (key or ["rowid"], [column for column, _ in info])
+        key = ["rowid"]
+        if "WITHOUT ROWID" in str(sql).upper():
+            key = [column for column, pk in sorted(info, key=lambda c: c[1]) if pk]
+        tables[str(name)] = (key, [column for column, _ in info])
     return tables
+
+
+@dataclass
+class _TableDiff:
+    added: list[tuple[Any, ...]]
+    removed: list[tuple[Any, ...]]
+    changed: int
+
+    def counts(self) -> dict[str, int]:
+        return {"added": len(self.added), "removed": len(self.removed), "changed": self.changed}
+
+
+def _merged(conn: Any, table: str, key: list[str], columns: list[str]) -> _TableDiff:
+    """Both snapshots' rows of ``table`` in key order, read side by side once: each page is
+    read once per snapshot, and a page both hold is decoded once (the chunk cache holds it
+    between the two reads). Raises TypeError for keys Python cannot order as SQLite does
+    (mixed types, NULL): the caller lets SQLite count those."""
+    t = _q(table)
+    keys = ", ".join("rowid" if k == "rowid" else _q(k) for k in key)
+    cols = ", ".join(_q(c) for c in columns)
+    n = len(key)
+    rows_a = iter(conn.cursor().execute(f"SELECT {keys}, {cols} FROM main.{t} ORDER BY {keys}"))
+    rows_b = iter(conn.cursor().execute(f"SELECT {keys}, {cols} FROM b.{t} ORDER BY {keys}"))
+    added: list[tuple[Any, ...]] = []
+    removed: list[tuple[Any, ...]] = []
+    changed = 0
+    a, b = next(rows_a, None), next(rows_b, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a[:n] < b[:n]):
+            removed.append(a[:n])  # type: ignore[index]
+            a = next(rows_a, None)
+        elif a is None or b[:n] < a[:n]:
+            added.append(b[:n])
+            b = next(rows_b, None)
+        else:
+            if a[:n] != b[:n]:
+                raise TypeError(f"table {table}: keys SQLite orders and Python does not")
+            changed += a != b
+            a, b = next(rows_a, None), next(rows_b, None)
+    return _TableDiff(added, removed, changed)
 
 
 def _counts(conn: Any, table: str, key: list[str], columns: list[str]) -> dict[str, int]:
@@ -202,6 +246,8 @@ def diff(
         )
         tables_a, tables_b = _tables(conn, "main"), _tables(conn, "b")
         tables: dict[str, dict[str, int]] = {}
+        facts_added: list[dict[str, Any]] = []
+        facts_removed: list[dict[str, Any]] = []
         for table in sorted(set(tables_a) | set(tables_b)):
             if table not in tables_b:
                 n = int(conn.execute(f"SELECT count(*) FROM main.{_q(table)}").fetchone()[0])
@@ -212,16 +258,15 @@ def diff(
             else:
                 key = tables_a[table][0]
                 common = [c for c in tables_a[table][1] if c in tables_b[table][1]]
-                tables[table] = _counts(conn, table, key, common)
-        facts_added: list[dict[str, Any]] = []
-        facts_removed: list[dict[str, Any]] = []
-        if "facts" in tables_a and "facts" in tables_b:
-            facts_added = list(
-                _rows(conn, "SELECT * FROM b.facts WHERE id NOT IN (SELECT id FROM main.facts)")
-            )
-            facts_removed = list(
-                _rows(conn, "SELECT * FROM main.facts WHERE id NOT IN (SELECT id FROM b.facts)")
-            )
+                try:
+                    merged = _merged(conn, table, key, common)
+                except TypeError:
+                    tables[table] = _counts(conn, table, key, common)
+                    continue
+                tables[table] = merged.counts()
+                if table == "facts":
+                    facts_added = _by_rowid(conn, "b", merged.added)
+                    facts_removed = _by_rowid(conn, "main", merged.removed)
     finally:
         conn.close()
     return {
@@ -233,6 +278,13 @@ def diff(
         "facts_removed": facts_removed,
         "chunks_decoded": cache.decoded,
     }
+
+
+def _by_rowid(conn: Any, schema: str, keys: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for (rowid,) in keys:
+        out.extend(_rows(conn, f"SELECT * FROM {schema}.facts WHERE rowid = ?", (rowid,)))
+    return out
 
 
 def diff_markdown(doc: dict[str, Any]) -> str:

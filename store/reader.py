@@ -115,6 +115,12 @@ class ChunkSource:
                         f"pack {frame[0]} holding chunk {key.hex()} is missing "
                         f"from {self.backend.url}"
                     ) from None
+        if len(batch) == 1:
+            # One frame (a page a query reads, a chunk list): a pool would cost more than it.
+            failure = self._decode(batch[0], datas[0], needed, window, out)
+            if failure is not None:
+                raise failure
+            return
         # zstd and SHA-256 release the GIL: frames are decoded and checked two at a time.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="unpack") as pool:
             failures = list(

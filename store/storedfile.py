@@ -170,6 +170,10 @@ def _register() -> None:
             super().__init__(VFS_NAME, base="")
 
         def xOpen(self, name: Any, flags: list[int]) -> Any:
+            if name is None:
+                # SQLite's own temporary files (sorting, the b-trees of EXCEPT): the
+                # default VFS's, deleted on close.
+                return super().xOpen(name, flags)
             filename = name.filename() if hasattr(name, "filename") else str(name)
             stored = _files.get(filename)
             if stored is None:
