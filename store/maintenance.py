@@ -185,7 +185,21 @@ def _check(store: Store, read_data_fraction: float, inspect: Inspect | None) -> 
         detail = f"pack {name} is damaged: {why}"
         if not any(name in d for d in referenced_damage):
             report.problems.append(Problem(None, "checksum_error", detail))
+    if store.encryption.encrypted:
+        report.problems.extend(_unkeyed(store, chunk_index, present))
     return report
+
+
+def _unkeyed(store: Store, chunk_index: ChunkIndex, present: dict[str, Entry]) -> list[Problem]:
+    """Packs the index names whose key no keyring holds (sealed to the store's key): their
+    chunks cannot be read by anyone. Keyrings are plaintext records: no key is needed."""
+    store.encryption.forget_keys()
+    sealed = store.encryption.sealed_keys()
+    lost = [p for p in chunk_index.packs if p in present and bytes.fromhex(p) not in sealed]
+    return [
+        Problem(None, "missing_data", f"pack {name} has no sealed key in any keyring")
+        for name in sorted(lost)
+    ]
 
 
 def _check_references(

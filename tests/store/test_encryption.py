@@ -197,10 +197,12 @@ def test_tampered_objects_fail_as_checksum_error_or_missing_data(
     assert outcome() == "checksum_error"
     store.backend.write(a, data_a)
     store.backend.write(b, data_b)
-    # Keyrings gone: nothing opens.
+    # Keyrings gone: nothing opens, and a check without the store key says which packs.
     keyrings = {p: d for p, d in objects(store).items() if p.startswith(layout.KEYS + "/")}
     store.backend.delete(list(keyrings))
     assert outcome() == "checksum_error"
+    unkeyed = maintenance.check(reopen(location, WRITER_ONLY))
+    assert {p.detail.split()[1] for p in unkeyed.problems} == {p.split("/")[-1] for p in packs}
     store.backend.write_many(keyrings)
     # The first snapshot's chunk lists under the second's document.
     doc_first = store.load_document(first)
