@@ -250,6 +250,8 @@ class Store:
         known only then. Leaving without ``commit`` leaves unreferenced packs for gc.
         """
         with self.lock("shared"):
+            if self.encryption.encrypted:
+                self._follow_rekey()
             tx = Transaction(self, progress)
             try:
                 yield tx
@@ -257,6 +259,18 @@ class Store:
                 # The in-memory index holds placeholders for chunks that never reached a pack.
                 self.forget_index()
                 raise
+
+    def _follow_rekey(self) -> None:
+        """Read config.json again under the lock: a rekey that finished since this store was
+        opened names another store key, and new pack keys must be sealed to that one (sealed
+        to the retired key, no reader could open them)."""
+        data = _read_config(self.backend, self.url)
+        if data is None:
+            raise StoreError(f"{self.url} is not a stigmem store (no config.json)")
+        settings = store_config.parse(data, self.url)
+        if settings.encrypt_to != self.config.encrypt_to:
+            self.config = settings
+            self.encryption = Encryption(self.backend, settings.encrypt_to, self.keys)
 
     def read_artifact(
         self,

@@ -363,3 +363,19 @@ def test_a_writer_only_host_on_s3_adds_and_a_store_key_host_reads(
     reader = reopen(s3, READER_ONLY)
     assert [read(reader, s) for s in ids] == copies
     assert maintenance.check(reader, read_data_fraction=1.0).ok
+
+
+def test_a_put_after_a_rekey_it_did_not_see_seals_to_the_new_key(
+    location: Location, tmp_path: Path
+) -> None:
+    encrypted(location)
+    copies = node_history(tmp_path, 2)
+    writer = reopen(location, WRITER_ONLY)  # opened before the rekey
+    first = put_days(writer, tmp_path, copies[:1])
+    new = crypto.StoreKey.generate()
+    rekeying.rekey(reopen(location, BOTH_KEYS), new.public)
+    later = tmp_path / "later.db"
+    later.write_bytes(copies[1])
+    second = put(writer, "later", later)
+    reader = reopen(location, StoreKeys(new, None))
+    assert [read(reader, s) for s in (*first, second)] == copies
