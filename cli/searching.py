@@ -287,36 +287,53 @@ def _by_rowid(conn: Any, schema: str, keys: list[tuple[Any, ...]]) -> list[dict[
     return out
 
 
-def diff_markdown(doc: dict[str, Any]) -> str:
-    """The diff as an incident-review section: what changed, table by table, then the facts."""
+def diff_markdown(doc: dict[str, Any], node: str, created: tuple[str, str]) -> str:
+    """The diff in the layout of the runbook's Markdown review (``snapshot.markdown``): a
+    header, a section per entity with the facts added and retracted, each fact as the review
+    prints one, then the tables that changed. ``created``: when each snapshot was taken."""
+    from snapshot.jqprint import jq_number, value_text
+    from snapshot.markdown import AUTO_GENERATED
+
+    def fact_line(fact: dict[str, Any]) -> str:
+        try:
+            conf = jq_number(float(fact.get("confidence") or 0))
+            value = value_text(str(fact.get("value_type")), str(fact.get("value_v")))
+        except (TypeError, ValueError):
+            conf, value = str(fact.get("confidence")), str(fact.get("value_v"))
+        # The database's own text: control characters escaped.
+        return printable(
+            f"- **{fact.get('relation')}** (source={fact.get('source')}, conf={conf}): {value}"
+        )
+
     lines = [
-        f"# Changes from snapshot {doc['from'][:12]} to {doc['to'][:12]}",
+        f"# Stigmem Snapshot Diff — {created[1]}",
         "",
-        f"- Pages changed: {doc['pages_changed']}",
+        AUTO_GENERATED.replace("snapshot export", "snapshot diff"),
         "",
-        "## Tables",
+        f"- **Node:** {printable(node)}",
+        f"- **From:** {doc['from']} ({created[0]})",
+        f"- **To:** {doc['to']} ({created[1]})",
+        f"- **Pages changed:** {doc['pages_changed']}",
         "",
-        "| table | added | removed | changed |",
-        "|---|---|---|---|",
     ]
+    by_entity: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for kind, facts in (("added", doc["facts_added"]), ("retracted", doc["facts_removed"])):
+        for fact in facts:
+            by_entity.setdefault(str(fact.get("entity")), {}).setdefault(kind, []).append(fact)
+    if not by_entity:
+        lines += ["_No facts added or retracted._", ""]
+    for entity in sorted(by_entity):
+        for kind in ("added", "retracted"):
+            facts = by_entity[entity].get(kind, [])
+            if facts:
+                lines += [f"## {printable(entity)} — {kind}", ""]
+                lines += [fact_line(f) for f in facts]
+                lines.append("")
+    lines += ["## Table Changes", "", "| Table | Added | Removed | Changed |", "|---|---|---|---|"]
     for table, counts in doc["tables"].items():
         if any(counts.values()):
             lines.append(
-                f"| {table} | {counts['added']} | {counts['removed']} | {counts['changed']} |"
-            )
-    for title, facts in (
-        ("Facts added", doc["facts_added"]),
-        ("Facts retracted", doc["facts_removed"]),
-    ):
-        lines += ["", f"## {title}", ""]
-        if not facts:
-            lines.append("None.")
-        for fact in facts:
-            # The database's own text: control characters escaped.
-            lines.append(
-                printable(
-                    f"- `{fact.get('entity')}` {fact.get('relation')} = {fact.get('value_v')!r} "
-                    f"({fact.get('timestamp')}, id `{fact.get('id')}`)"
-                )
+                f"| {printable(table)} | {counts['added']} | {counts['removed']} | "
+                f"{counts['changed']} |"
             )
     return "\n".join(lines) + "\n"

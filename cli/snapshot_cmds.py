@@ -293,7 +293,10 @@ def diff_cmd(
     if as_json:
         emit_json(doc)
     elif fmt == "markdown":
-        click.echo(diff_markdown(doc), nl=False)
+        catalog = app.catalog()
+        older_row, newer_row = catalog.show(doc["from"]), catalog.show(doc["to"])
+        created = (str(older_row["created_at"]), str(newer_row["created_at"]))
+        click.echo(diff_markdown(doc, str(newer_row["node_id"]), created), nl=False)
     else:
         echo(f"{doc['pages_changed']} pages changed from {doc['from'][:12]} to {doc['to'][:12]}")
         table(

@@ -142,5 +142,11 @@ def test_diff_counts_rows_and_lists_facts_as_the_copies_say(
     assert same["pages_changed"] == 0
     assert all(c == {"added": 0, "removed": 0, "changed": 0} for c in same["tables"].values())
     markdown = ok(stigmem("snapshot", "diff", ids[0][:10], ids[1][:10], "--format", "markdown"))
-    assert markdown.stdout.startswith(f"# Changes from snapshot {ids[0][:12]} to {ids[1][:12]}")
-    assert "## Facts added" in markdown.stdout
+    text = markdown.stdout
+    assert text.startswith("# Stigmem Snapshot Diff — ")
+    assert f"- **From:** {ids[0]}" in text and f"- **To:** {ids[1]}" in text
+    for fact_id in added:
+        fact = after[fact_id]
+        assert f"## {fact['entity']} — added" in text
+        assert f"- **{fact['relation']}** (source={fact['source']}, " in text
+    assert "## Table Changes" in text and "| facts |" in text
