@@ -58,7 +58,10 @@ def test_gc_keeps_referenced_and_frees_unreferenced(location: Location, tmp_path
     assert maintenance.check(store, read_data_fraction=1.0).ok
 
 
-def test_gc_repacks_mostly_dead_packs(location: Location, tmp_path: Path) -> None:
+def mostly_dead_day(location: Location, tmp_path: Path) -> tuple[Store, Path, str]:
+    """A store of two days, the second with a third of the rows changed, and the first
+    deleted: its packs hold chunks only it used. The store, the database as the second day
+    saw it, and that day's id."""
     store = Store.init(
         location.url, location.options, cache=location.cache, settings=small_settings()
     )
@@ -67,6 +70,11 @@ def test_gc_repacks_mostly_dead_packs(location: Location, tmp_path: Path) -> Non
     change_rows(db, list(range(1, 2001, 3)), "changed")
     day2, _ = put(store, "day2", db)
     store.delete_snapshot(day1)
+    return store, db, day2
+
+
+def test_gc_repacks_mostly_dead_packs(location: Location, tmp_path: Path) -> None:
+    store, db, day2 = mostly_dead_day(location, tmp_path)
     before = maintenance.stats(store)
 
     report = maintenance.gc(store, grace_seconds=0)
@@ -81,14 +89,7 @@ def test_gc_repacks_mostly_dead_packs(location: Location, tmp_path: Path) -> Non
 def test_gc_rerun_after_one_stopped_before_its_deletes_loses_nothing(
     location: Location, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = Store.init(
-        location.url, location.options, cache=location.cache, settings=small_settings()
-    )
-    db = make_db(tmp_path / "node.db", 2000)
-    day1, _ = put(store, "day1", db)
-    change_rows(db, list(range(1, 2001, 3)), "changed")
-    day2, _ = put(store, "day2", db)
-    store.delete_snapshot(day1)
+    store, db, day2 = mostly_dead_day(location, tmp_path)
 
     # A gc killed after writing its repacked packs and its index, before any delete.
     delete = store.backend.delete
