@@ -35,7 +35,12 @@ READER_ONLY = StoreKeys(STORE_KEY, None)
 def location(request: pytest.FixtureRequest, tmp_path: Path) -> Location:
     """The store suite's backends but S3, whose reads and writes are those of memory (both
     go through FsspecBackend); encrypted S3 stores are run by the CLI suite's commands and by
-    test_a_writer_only_host_on_s3 below."""
+    the writer-only test, on ``every_location``."""
+    return conftest.make_location(request.param, tmp_path, request)
+
+
+@pytest.fixture(params=["memory", "local", "memory+cache", "s3"])
+def every_location(request: pytest.FixtureRequest, tmp_path: Path) -> Location:
     return conftest.make_location(request.param, tmp_path, request)
 
 
@@ -128,8 +133,9 @@ def test_no_object_holds_page_content_page_hashes_or_keys(
 
 
 def test_a_writer_only_host_adds_snapshots_and_reads_none(
-    location: Location, tmp_path: Path
+    every_location: Location, tmp_path: Path
 ) -> None:
+    location = every_location
     encrypted(location, WRITER_ONLY)
     copies = node_history(tmp_path, 2)
     writer = reopen(location, WRITER_ONLY)
@@ -349,20 +355,6 @@ def test_a_store_key_file_round_trips_and_refuses_other_keys(tmp_path: Path) -> 
         crypto.StoreKey.from_text(writer.to_text(), "w.key")
     with pytest.raises(crypto.BadKey, match="not a writer key file"):
         crypto.WriterKey.from_text(key.to_text(), "s.key")
-
-
-def test_a_writer_only_host_on_s3_adds_and_a_store_key_host_reads(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    s3 = conftest.make_location("s3", tmp_path, request)
-    encrypted(s3, WRITER_ONLY)
-    copies = node_history(tmp_path, 2)
-    ids = put_days(reopen(s3, WRITER_ONLY), tmp_path, copies)
-    with pytest.raises(KeyNeededError, match="needs the store key"):
-        read(reopen(s3, WRITER_ONLY), ids[0])
-    reader = reopen(s3, READER_ONLY)
-    assert [read(reader, s) for s in ids] == copies
-    assert maintenance.check(reader, read_data_fraction=1.0).ok
 
 
 def test_a_put_after_a_rekey_it_did_not_see_seals_to_the_new_key(
