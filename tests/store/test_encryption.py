@@ -239,6 +239,36 @@ def test_gc_repacks_and_keeps_one_keyring(location: Location, tmp_path: Path) ->
     assert maintenance.check(reader, read_data_fraction=1.0).ok
 
 
+def test_a_put_stopped_before_its_keyring_leaves_garbage_not_damage(
+    location: Location, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = encrypted(location)
+    copies = node_history(tmp_path, 2)
+    first = put_days(store, tmp_path, copies[:1])
+    kept = {e.path for e in store.backend.list(layout.PACKS)}
+    (tmp_path / "day1.db").write_bytes(copies[1])
+    with monkeypatch.context() as m:
+        m.setattr(store.encryption, "write_keyring", lambda: _raise(KeyboardInterrupt()))
+        with pytest.raises(KeyboardInterrupt):
+            put(store, "day1", tmp_path / "day1.db")
+    left = {e.path for e in store.backend.list(layout.PACKS)} - kept
+    assert left, "the stopped put wrote no pack: the test tested nothing"
+
+    reader = reopen(location, BOTH_KEYS)
+    report = maintenance.check(reader, read_data_fraction=1.0)
+    assert report.ok, report.problems
+    second = put(reader, "day1", tmp_path / "day1.db")
+    maintenance.gc(reader, grace_seconds=0)
+    assert not left & {e.path for e in reader.backend.list(layout.PACKS)}
+    final = reopen(location, READER_ONLY)
+    assert [read(final, s) for s in [*first, second]] == copies
+    assert maintenance.check(final, read_data_fraction=1.0).ok
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
+
+
 def test_an_index_object_replaced_by_an_older_one_is_missing_data(
     location: Location, tmp_path: Path
 ) -> None:
