@@ -24,14 +24,15 @@ import sqlite3
 import struct
 import sys
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import zstandard
 
 from snapshot.errors import StoreError
-from store import limits
+from store import documents, limits
 
 MAGIC = b"stgmidx1"
 _ENTRY = struct.Struct(">32sIIIII")
@@ -51,6 +52,23 @@ class Location:
     frame_length: int
     offset: int
     length: int
+
+
+class Locator(Protocol):
+    """What a read asks an index: ``ChunkIndex`` (every entry, in SQLite) or
+    ``snapshotindex.SnapshotIndex`` (one snapshot's entries, for one read)."""
+
+    packs: list[str]
+
+    def lookup(self, key: bytes) -> Location | None: ...
+
+    def locate_in_pack_order(
+        self, keys: bytes, use_kept: bool = True, staging: str | None = None
+    ) -> list[Placed]: ...
+
+    def windows(
+        self, entry: dict[str, Any], fetch_list: Callable[[bytes], bytes]
+    ) -> Iterator[list[bytes]]: ...
 
 
 _KEY_INDEX = "CREATE INDEX IF NOT EXISTS e_key ON e(key, pack, fo, fl, off, len)"
@@ -317,6 +335,12 @@ class ChunkIndex:
             return None
         return Location(self.packs[row[0]], row[1], row[2], row[3], row[4])
 
+    def windows(
+        self, entry: dict[str, Any], fetch_list: Callable[[bytes], bytes]
+    ) -> Iterator[list[bytes]]:
+        """An artifact's chunk ids, a chunk list at a time (``documents.chunk_windows``)."""
+        return documents.chunk_windows(entry, fetch_list)
+
     def locate_many(self, keys: list[bytes]) -> dict[bytes, tuple[str, int, int, int, int]]:
         """Locations of those ``keys`` the index holds, as plain tuples ``(pack, frame offset,
         frame length, offset, length)``: one query per few hundred keys.
@@ -505,7 +529,7 @@ class ChunkIndex:
     def _object(self, data: bytes, name: str) -> tuple[memoryview, list[int]]:
         """An index object's records, and its packs' numbers in this index (new packs get
         theirs now)."""
-        plain, count, body = _parsed(data, name)
+        plain, count, body = parsed_object(data, name)
         start = len(MAGIC) + 4
         numbers = [
             self.pack_number(plain[start + 32 * i : start + 32 * i + 32].hex())
@@ -597,7 +621,7 @@ class ChunkIndex:
         db.execute("DROP TABLE temp.kept")
 
 
-def _parsed(data: bytes, name: str) -> tuple[bytearray, int, int]:
+def parsed_object(data: bytes, name: str) -> tuple[bytearray, int, int]:
     """An index object's plain bytes, its number of packs and where its records start."""
     try:
         # Records are mostly hashes, which do not compress: a bomb is refused early.

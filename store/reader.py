@@ -16,10 +16,10 @@ from functools import partial
 from typing import Any
 
 from snapshot.errors import StoreError, VerificationError
-from store import crypto, documents, layout, packs
+from store import crypto, layout, packs
 from store.backend import Backend
 from store.encryption import Encryption
-from store.index import ChunkIndex, Location
+from store.index import Location, Locator
 
 BATCH_BYTES = 32 << 20
 
@@ -30,7 +30,7 @@ class ChunkSource:
     def __init__(
         self,
         backend: Backend,
-        index: ChunkIndex,
+        index: Locator,
         snapshot_id: str,
         encryption: Encryption | None = None,
     ) -> None:
@@ -73,7 +73,7 @@ class ChunkSource:
         return blob
 
     def windows(self, entry: dict[str, Any]) -> Iterator[list[bytes]]:
-        return documents.chunk_windows(entry, self.fetch_list)
+        return self.index.windows(entry, self.fetch_list)
 
     def _window(self, window: list[tuple[bytes, Location]]) -> list[bytes]:
         needed: dict[Frame, list[int]] = {}

@@ -400,11 +400,19 @@ class WindowRebuild:
         frames: list[tuple[int, int]] = []
         sizes: list[int] = []
         positions: list[int] = []
+        # Frames whose chunk the artifact holds more than once (empty pages, say): the
+        # positions after the first, as (frame number, position).
+        again: list[tuple[int, int]] = []
         for frame_offset, frame_length, runs in span.frames:
-            if len(runs) != 1 or runs[0][1] or not 0 < runs[0][2] <= packs.MAX_FRAME:
+            size = runs[0][2]
+            if runs[0][1] or not 0 < size <= packs.MAX_FRAME:
                 return False  # a size of 0 would have zstd trust the frame's header instead
+            for position, offset, length, _ in runs[1:]:
+                if offset or length != size:
+                    return False
+                again.append((len(frames), position))
             frames.append((frame_offset - start, frame_length))
-            sizes.append(runs[0][2])
+            sizes.append(size)
             positions.append(runs[0][0])
         n = 0
         for batch in self.source.frames.decompress_sized(span.pack, packed, frames, sizes):
@@ -415,6 +423,9 @@ class WindowRebuild:
                 # A segment exports its bytes; the stubs do not say so.
                 view[position : position + sizes[n]] = batch[k]  # type: ignore[call-overload]
                 n += 1
+        for frame, position in again:
+            first = positions[frame]
+            view[position : position + sizes[frame]] = view[first : first + sizes[frame]]
         return n == len(frames)
 
     def _check_run(

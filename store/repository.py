@@ -19,11 +19,12 @@ from store import dictionary, docread, documents, layout, limits, locks
 from store.backend import Backend, open_backend
 from store.config import StoreConfig
 from store.encryption import Encryption, StoreKeys
-from store.index import ChunkIndex
+from store.index import ChunkIndex, Locator
 from store.localcache import LocalCache
 from store.reader import ChunkSource
 from store.rebuild import rebuilt_in_order
 from store.reports import PutResult
+from store.snapshotindex import SnapshotIndex
 from store.writer import SnapshotWriter
 
 MIN_PREFIX = 6
@@ -302,7 +303,7 @@ class Store:
         # Listed again for every artifact, though the listing for the snapshot's first one
         # held every chunk its document names: reads take no lock, and a gc in between may
         # have replaced the index objects and repacked the chunks.
-        source = self.chunk_source(snapshot_id)
+        source = self.chunk_source(snapshot_id, self._one_read_index(doc))
         if stage_plans and not check_chunks:
             source.staging = snapshot_id
         done = 0
@@ -335,12 +336,34 @@ class Store:
                 snapshot_id,
             )
 
-    def chunk_source(self, snapshot_id: str, chunk_index: ChunkIndex | None = None) -> ChunkSource:
+    def chunk_source(self, snapshot_id: str, chunk_index: Locator | None = None) -> ChunkSource:
         """What reads ``snapshot_id``'s chunks (with the loaded index, or ``chunk_index``).
         An encrypted store's content needs the store key: without it, this fails first."""
         if self.encryption.encrypted:
             self.encryption.need_store_key("reading its content")
         return ChunkSource(self.backend, chunk_index or self.index(), snapshot_id, self.encryption)
+
+    def _one_read_index(self, document: dict[str, Any]) -> SnapshotIndex | None:
+        """The index entries a whole read of ``document`` needs, when this process has not
+        loaded the index and this host keeps no copy of it (a new host, ``--no-cache``):
+        loading every entry of the store's history to read one snapshot would cost more
+        than the read (``store.snapshotindex``). None: use the index (``index``). The
+        index objects are listed again for each read, as ``index`` does: a gc in between
+        may have replaced them."""
+        if self._index is not None:
+            return None
+        cached = self.cache.index_path(self.url)
+        if cached is not None and cached.exists():
+            return None
+        if self.encryption.encrypted:
+            self.encryption.need_store_key("reading its content")
+        names = sorted(n for e in self.backend.list(layout.INDEX) if (n := layout.index_of(e.path)))
+        read = self.backend.read_many([layout.index_path(n) for n in names])
+        return SnapshotIndex(
+            ((data, path) for path, data in read.items()),
+            document,
+            limits.entry_bounds(self.config),
+        )
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Remove the document only; gc frees the data nothing else references."""

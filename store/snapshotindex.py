@@ -1,0 +1,184 @@
+"""The index entries one snapshot's read needs, found in the index objects as they are.
+
+A host that holds no copy of a store's index (a new host, ``--no-cache``) would otherwise
+load every index object into a ``ChunkIndex`` before its first read: an insert per chunk
+of the store's whole history, then a lookup per chunk of the snapshot. A whole read of one
+snapshot needs the locations of that snapshot's chunks only, so ``SnapshotIndex`` scans
+the decompressed index objects for them instead:
+
+- once for the document's chunk lists (and the chunks artifacts name directly);
+- then, for each group of chunk lists (at most ``GROUP_KEYS`` chunks, which bounds the
+  memory a read holds whatever the database's size), once for the group's chunks.
+
+The first location of a chunk in index objects taken in name order wins, as when
+``ChunkIndex`` loads them, and each entry used is held to the same bounds
+(``limits.entry_bounds``) when it is used, so a read names the same damage either way.
+Reads of single pages (``store.storedfile``) keep using ``ChunkIndex``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import struct
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from snapshot.errors import StoreError
+from store import documents
+from store.index import MAGIC, Location, Placed, parsed_object
+
+GROUP_KEYS = 1 << 17  # chunks located per scan: 512 MiB of 4 KiB pages
+_RECORD = 52  # an index object's entry: the hash, then the place
+_KEY = struct.Struct(">32s20x")
+_PLACE = struct.Struct(">IIIII")
+
+# (pack number in this index, frame offset, frame length, offset, length)
+Place = tuple[int, int, int, int, int]
+
+
+@dataclass(frozen=True)
+class _Object:
+    name: str
+    numbers: list[int]  # this index's pack number of each pack the object names
+    records: memoryview
+    first: int  # the number of its first record across all objects
+
+
+class SnapshotIndex:
+    """Locations of the chunks of one snapshot document's artifacts (see the module)."""
+
+    def __init__(
+        self,
+        objects: Iterable[tuple[bytes, str]],
+        document: dict[str, Any],
+        bounds: tuple[int, int, int] | None,
+    ) -> None:
+        self.packs: list[str] = []
+        self.bounds = bounds
+        numbers: dict[str, int] = {}
+        self._objects: list[_Object] = []
+        for data, name in objects:
+            plain, count, body = parsed_object(data, name)
+            start = len(MAGIC) + 4
+            local = []
+            for i in range(count):
+                pack = plain[start + 32 * i : start + 32 * i + 32].hex()
+                if pack not in numbers:
+                    numbers[pack] = len(self.packs)
+                    self.packs.append(pack)
+                local.append(numbers[pack])
+            last = self._objects[-1] if self._objects else None
+            first = last.first + len(last.records) // _RECORD if last is not None else 0
+            self._objects.append(_Object(name, local, memoryview(plain)[body:], first))
+        self._firsts = [obj.first for obj in self._objects]
+        # The chunk lists and directly named chunks of every artifact: what a read looks up
+        # before it knows any other chunk.
+        heads: set[bytes] = set()
+        for entry in document.get("artifacts", {}).values():
+            if entry.get("chunk_lists"):
+                heads.update(documents.list_ids(entry))
+            else:
+                heads.update(bytes.fromhex(c) for c in entry.get("chunks", []))
+        self._known: dict[bytes, int] = self._scan(heads)
+        self._group: dict[bytes, int] = {}
+
+    def _scan(self, wanted: set[bytes]) -> dict[bytes, int]:
+        """The first entry for each of ``wanted`` that an index object holds, as its record
+        number across all objects. The objects are taken last to first, each one's hits
+        replacing the later ones'."""
+        found: dict[bytes, int] = {}
+        for obj in reversed(self._objects):
+            found.update(
+                {
+                    key: n
+                    for n, (key,) in enumerate(_KEY.iter_unpack(obj.records), obj.first)
+                    if key in wanted
+                }
+            )
+        return found
+
+    def _checked(self, record: int) -> Place:
+        """Record ``record`` as this index numbers it, refused as ``ChunkIndex`` refuses it."""
+        obj = self._objects[bisect.bisect_right(self._firsts, record) - 1]
+        pack, fo, fl, off, length = _PLACE.unpack_from(
+            obj.records, (record - obj.first) * _RECORD + 32
+        )
+        if pack >= len(obj.numbers):
+            raise StoreError(
+                f"index object {obj.name} names pack number {pack} of {len(obj.numbers)}"
+            )
+        if self.bounds is not None:
+            chunk, frame, decoded = self.bounds
+            if not (0 < length <= chunk and 0 < fl <= frame and off + length <= decoded):
+                raise StoreError(
+                    f"index object {obj.name} names a chunk or frame larger than this store's "
+                    f"(chunks of at most {chunk} bytes, frames of {frame})"
+                )
+        return obj.numbers[pack], fo, fl, off, length
+
+    def _place(self, key: bytes) -> Place | None:
+        hit = self._group.get(key)
+        if hit is None:
+            hit = self._known.get(key)
+        return None if hit is None else self._checked(hit)
+
+    def lookup(self, key: bytes) -> Location | None:
+        if key not in self._group and key not in self._known:
+            # Not a chunk this read looked for: one scan for it alone.
+            self._known.update(self._scan({key}))
+        place = self._place(key)
+        if place is None:
+            return None
+        pack, fo, fl, off, length = place
+        return Location(self.packs[pack], fo, fl, off, length)
+
+    def windows(
+        self, entry: dict[str, Any], fetch_list: Callable[[bytes], bytes]
+    ) -> Iterator[list[bytes]]:
+        """The artifact's chunk ids, a chunk list at a time (as ``documents.chunk_windows``),
+        each group's chunks located before its first list is handed out. The caller plans
+        each list before it asks for the next (``rebuild``), so a group's locations are
+        replaced only once none of its lists is still to be planned."""
+        if not entry.get("chunk_lists"):
+            yield from documents.chunk_windows(entry, fetch_list)
+            return
+        ids = documents.list_ids(entry)
+        at = 0
+        while at < len(ids):
+            group: list[list[bytes]] = []
+            count = 0
+            while at < len(ids) and count < GROUP_KEYS:
+                keys = documents.split_list(fetch_list(ids[at]))
+                group.append(keys)
+                count += len(keys)
+                at += 1
+            self._group = {}
+            self._group = self._scan(set(itertools.chain.from_iterable(group)))
+            while group:
+                yield group.pop(0)
+        self._group = {}
+
+    def locate_in_pack_order(
+        self, keys: bytes, use_kept: bool = True, staging: str | None = None
+    ) -> list[Placed]:
+        """As ``ChunkIndex.locate_in_pack_order``: rows ``(n, pack number, frame offset,
+        frame length, offset, length)`` of the n-th hash of ``keys`` found, in pack order.
+        Nothing is kept (``use_kept``, ``staging``): this index lives for one read."""
+        rows: list[Placed] = []
+        group, known, checked = self._group, self._known, self._checked
+        for n in range(len(keys) // 32):
+            key = keys[32 * n : 32 * n + 32]
+            hit = group.get(key)
+            if hit is None:
+                hit = known.get(key)
+            if hit is not None:
+                rows.append((n, *checked(hit)))
+        rows.sort(key=_pack_order)
+        return rows
+
+
+def _pack_order(row: Placed) -> tuple[int, int, int, int]:
+    n, pack, fo, _, off, _ = row
+    return pack, fo, off, n
