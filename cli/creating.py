@@ -260,12 +260,16 @@ def _store_and_sign(
 ) -> Manifest:
     """Pack the copy while integrity_check runs; sign and commit only once it passed."""
     from cli.output import progress
+    from snapshot.checked import FULL, QUICK, attest
 
     with progress("storing") as report, store.transaction(report) as tx:
         digests = tx.add_artifacts({CURSOR_MEMBER: cursor, DB_MEMBER: copy})
         check.raise_if_failed(f"copy of {db} fails its integrity check")
         manifest = _sign(digests[DB_MEMBER], cursor, node_id, key)
-        tx.commit(manifest.snapshot_id, manifest.raw)
+        # Another host restoring these bytes may then skip the check (snapshot.checked).
+        pragma = FULL if check.full else QUICK
+        checked = attest(key, pragma, manifest.snapshot_id, manifest.db_sha256)
+        tx.commit(manifest.snapshot_id, manifest.raw, checked)
     return manifest
 
 

@@ -76,7 +76,7 @@ def restore_snapshot(
 ) -> Restored:
     """``policy`` is called once the bytes are written (it may still be reading the catalog's
     keys in the background); ``forced`` is ``--force-unverified``."""
-    from snapshot.checked import FULL, QUICK
+    from snapshot.checked import FULL, QUICK, attested
     from snapshot.manifest import DB_MEMBER
     from snapshot.restore import restore_database
 
@@ -107,9 +107,21 @@ def restore_snapshot(
 
     def checked_before() -> bool:
         # By the digest of the bytes written, whatever the manifest claims: these exact
-        # bytes passed quick_check here before (at create), so it would pass again.
-        digest = outcome["written"].actual.get(DB_MEMBER)
-        return digest is not None and app.cache().was_checked(digest, QUICK)
+        # bytes passed quick_check here before (at create), so it would pass again. Or the
+        # snapshot's signer attests they passed it where it was created (snapshot.checked);
+        # never for a forced restore, whose signer may be the one thing that failed.
+        written = outcome["written"]
+        digest = written.actual.get(DB_MEMBER)
+        if digest is None:
+            return False
+        if app.cache().was_checked(digest, QUICK):
+            return True
+        return (
+            not forced
+            and written.manifest is not None
+            and isinstance(source, StoreSource)
+            and attested(source.checked_record(), written.manifest, digest, QUICK)
+        )
 
     result = restore_database(
         target,
@@ -122,7 +134,8 @@ def restore_snapshot(
     )
     if result.checked_before:
         logging.getLogger("stigmem").info(
-            "quick_check not repeated: these bytes passed it at create on this host"
+            "quick_check not repeated: these bytes passed it at create (on this host, or as "
+            "the snapshot's signer attests)"
         )
     if result.integrity != "ok":
         # SQLite's findings name the database's own tables and indexes: untrusted text.

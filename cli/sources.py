@@ -95,6 +95,11 @@ class StoreSource:
     def peek(self) -> Manifest:
         return manifest_from_dict(self._document()["manifest"])
 
+    def checked_record(self) -> Any:
+        """The document's attestation that the database passed SQLite's check (or None),
+        as the store holds it: untrusted until ``snapshot.checked.attested`` says so."""
+        return self._document().get("checked")
+
     def _read_manifest_and_cursor(self, state: ReadResult) -> None:
         state.manifest = self.peek()
         cursor = io.BytesIO()

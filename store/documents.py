@@ -16,6 +16,10 @@ chunk-list blobs instead: each blob is the concatenation of up to ``hashes_per_l
 32-byte chunk hashes, stored in packs like any chunk (content-addressed, deduplicated,
 checked on read). A 256 MiB database of 4 KiB pages then costs 16 list ids in its document
 rather than 65,536 hashes, and the lists themselves are compressed binary.
+
+A document may also hold ``"checked"``: the signer's attestation that the database passed
+SQLite's check when it was created (``snapshot.checked.attest``). Readers that do not use
+it ignore it; a malformed one is only not used.
 """
 
 from __future__ import annotations
@@ -34,8 +38,15 @@ MAX_DOCUMENT_BYTES = 16 << 20
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-def encode(manifest: dict[str, Any], artifacts: dict[str, dict[str, Any]]) -> bytes:
-    return json.dumps({"manifest": manifest, "artifacts": artifacts}).encode()
+def encode(
+    manifest: dict[str, Any],
+    artifacts: dict[str, dict[str, Any]],
+    checked: dict[str, Any] | None = None,
+) -> bytes:
+    doc: dict[str, Any] = {"manifest": manifest, "artifacts": artifacts}
+    if checked is not None:
+        doc["checked"] = checked
+    return json.dumps(doc).encode()
 
 
 def parse(data: bytes, snapshot_id: str) -> dict[str, Any]:

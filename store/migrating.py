@@ -80,6 +80,12 @@ def migrate(src: Store, dst: Store, progress: Progress | None = None) -> Migrate
                 report.bytes_read += path.stat().st_size
                 if progress:
                     progress(report.bytes_read, total)
-            dst.put_snapshot(sid, doc["manifest"], artifacts)
+            checked = doc.get("checked")
+            dst.put_snapshot(
+                sid,
+                doc["manifest"],
+                artifacts,
+                checked=checked if isinstance(checked, dict) else None,
+            )
         report.snapshots_copied += 1
     return report

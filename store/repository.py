@@ -233,14 +233,17 @@ class Store:
         manifest: dict[str, Any],
         artifacts: dict[str, Path | bytes],
         progress: Progress | None = None,
+        checked: dict[str, Any] | None = None,
     ) -> PutResult:
+        """``checked``: the signed record that the database passed SQLite's check
+        (``snapshot.checked.attest``), kept in the document as it is."""
         if not layout.is_hash(snapshot_id):
             raise StoreError(f"snapshot id {snapshot_id!r} is not 64 lowercase hex digits")
         if self.has_snapshot(snapshot_id):
             return PutResult(snapshot_id, already_present=True)
         with self.transaction(progress) as tx:
             tx.add_artifacts(artifacts)
-            return tx.commit(snapshot_id, manifest)
+            return tx.commit(snapshot_id, manifest, checked)
 
     @contextlib.contextmanager
     def transaction(self, progress: Progress | None = None) -> Iterator[Transaction]:
@@ -400,14 +403,16 @@ class Transaction:
             self.store.index_written(self.writer.index_name)
         return dict(self.writer.digests)
 
-    def commit(self, snapshot_id: str, manifest: dict[str, Any]) -> PutResult:
+    def commit(
+        self, snapshot_id: str, manifest: dict[str, Any], checked: dict[str, Any] | None = None
+    ) -> PutResult:
         if not layout.is_hash(snapshot_id):
             raise StoreError(f"snapshot id {snapshot_id!r} is not 64 lowercase hex digits")
         self.result.snapshot_id = snapshot_id
         if self.store.has_snapshot(snapshot_id):
             self.result.already_present = True
         else:
-            doc = documents.encode(manifest, self.entries)
+            doc = documents.encode(manifest, self.entries, checked)
             self.store.write_document(snapshot_id, doc)
             self.result.objects_written += 1
             self.result.new_bytes_stored += len(doc)

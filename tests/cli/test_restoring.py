@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from snapshot.checked import QUICK, attest
+from snapshot.keys import b64url_encode
 from tests import reference_format as ref
 from tests.conftest import Runner, ok, rows, write_rotten_database
 from tests.nodegen import NodeInfo, make_node_db
@@ -31,26 +34,73 @@ def restore(stigmem: Runner, ref_: str, target: Path, pubkey: str, *extra: str) 
     return ok(stigmem(*args, "--no-backup", "--json", *extra)).json()
 
 
-def test_a_restore_of_bytes_create_checked_here_says_so(
+def edit_document(home: Path, snapshot_id: str, edit: Any) -> None:
+    """Change a stored snapshot's document as someone with write access to the store could."""
+    from store import documents
+    from store.repository import Store
+
+    store = Store.open(str(home / "store"))
+    doc = store.load_document(snapshot_id)
+    edit(doc)
+    data = documents.encode(doc["manifest"], doc["artifacts"], doc.get("checked"))
+    store.write_document(snapshot_id, data)
+
+
+def test_a_restore_of_bytes_create_checked_says_so_here_and_on_another_host(
     stigmem: Runner, home: Path, node: NodeInfo, tmp_path: Path
 ) -> None:
     created = ok(stigmem("snapshot", "create", "--db", str(node.path), "--json")).json()
     target = tmp_path / "restored.db"
-
     args = ["snapshot", "restore", created["id"], "--db", str(target), "--no-backup"]
-    marked = ok(stigmem("--log-level", "INFO", *args, "--trusted-key", node.pubkey, "--json"))
+
+    def restored(*extra: str) -> Any:
+        return ok(stigmem("--log-level", "INFO", *args, "--trusted-key", node.pubkey, *extra))
+
+    marked = restored("--json")
     assert marked.json()["integrity_check"] == {"pragma": "quick_check", "result": "ok"}
     assert "quick_check not repeated" in marked.stderr
     assert hashlib.sha256(target.read_bytes()).hexdigest() == created["db_sha256"]
     assert rows(target, "PRAGMA integrity_check") == [("ok",)]
 
-    # Without the mark (another host, or a cleared cache) the restore checks itself, and
-    # says the same.
+    # Without the mark (another host, or a cleared cache), the attestation the signer put in
+    # the store document serves the same.
     for mark in (home / "cache" / "checked").iterdir():
         mark.unlink()
-    unmarked = ok(stigmem("--log-level", "INFO", *args, "--trusted-key", node.pubkey, "--json"))
-    assert "quick_check not repeated" not in unmarked.stderr
-    assert unmarked.json()["integrity_check"] == marked.json()["integrity_check"]
+    attested = restored("--json")
+    assert "quick_check not repeated" in attested.stderr
+    assert attested.json()["integrity_check"] == marked.json()["integrity_check"]
+
+    # A restore forced past a failed verification does not take the signer's word.
+    for mark in (home / "cache" / "checked").iterdir():
+        mark.unlink()
+    untrusted = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+    forced = ok(
+        stigmem(
+            "--log-level", "INFO", *args, "--trusted-key", b64url_encode(untrusted),
+            "--force-unverified",
+        )
+    )  # fmt: skip
+    assert "quick_check not repeated" not in forced.stderr
+
+    # An attestation someone else signed, one of the same bytes in another snapshot, or
+    # none: the restore checks the bytes itself, and says the same.
+
+    forged = attest(Ed25519PrivateKey.generate(), QUICK, created["id"], created["db_sha256"])
+    second = ok(stigmem("snapshot", "create", "--db", str(node.path), "--json")).json()
+    from store.repository import Store
+
+    replayed = Store.open(str(home / "store")).load_document(second["id"])["checked"]
+    for record in (forged, replayed, None):
+
+        def put(doc: dict[str, Any], record: Any = record) -> None:
+            doc["checked"] = record
+
+        edit_document(home, created["id"], put)
+        for mark in (home / "cache" / "checked").iterdir():
+            mark.unlink()
+        unmarked = restored("--json")
+        assert "quick_check not repeated" not in unmarked.stderr, record
+        assert unmarked.json()["integrity_check"] == marked.json()["integrity_check"]
     text = ok(stigmem(*args, "--trusted-key", node.pubkey)).stdout
     assert "  integrity   quick_check passed" in text
 
