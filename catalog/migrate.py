@@ -12,22 +12,41 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import (
+    Column,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 import migrations
 from catalog.engine import WRITE
-from catalog.tables import metadata
+from catalog.tables import metadata, schema
 from snapshot.errors import CatalogError
 
 if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-# The newest revision this code knows. Checked against the scripts by a test; it lets an
-# up-to-date catalog open without importing Alembic (a quarter of a second per command).
-HEAD = "0004"
+# Every revision this code knows, oldest first. Checked against the scripts by a test; it
+# lets an up-to-date catalog open, and a new one be made, without importing Alembic.
+REVISIONS = ("0001", "0002", "0003", "0004")
+HEAD = REVISIONS[-1]
+# Alembic's own table, made as Alembic makes it, for a catalog created at the head.
+_VERSION_TABLE = Table(
+    "alembic_version",
+    MetaData(),
+    Column("version_num", String(32), nullable=False),
+    PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+)
 
 # Any fixed 64-bit number; it only has to be the same for every opener of a catalog.
 PG_MIGRATION_LOCK = 0x5717_6E3A_C0DE
@@ -62,8 +81,11 @@ def current_revision(conn: Connection) -> str | None:
 
 def upgrade(engine: Engine, shown_url: str) -> tuple[str, ...]:
     """Bring the catalog to head; return the revisions applied by this call (often none)."""
-    if _stored_revision(engine, shown_url) == HEAD:
+    stored = _stored_revision(engine, shown_url)
+    if stored == HEAD:
         return ()
+    if stored is None and _create_at_head(engine, shown_url):
+        return REVISIONS
     from alembic import command
 
     scripts = script_directory()
@@ -85,6 +107,24 @@ def upgrade(engine: Engine, shown_url: str) -> tuple[str, ...]:
         command.upgrade(config, "head")
     applied = [rev.revision for rev in scripts.iterate_revisions(head, before or "base")]
     return tuple(reversed(applied))
+
+
+def _create_at_head(engine: Engine, shown_url: str) -> bool:
+    """Make a new catalog's tables as the head revision has them, and record that revision
+    (Alembic's "create_all, then stamp head"): one transaction under the upgrade's lock,
+    without running every migration since the first, which costs a host's first command
+    a tenth of a second. False when another opener got there first; the migrations then run
+    from whatever it recorded. A test holds the tables made so equal to the migrated ones."""
+    with engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(PG_MIGRATION_LOCK)))
+        if inspect(conn).has_table(_VERSION_TABLE.name):
+            return False
+        _refuse_foreign_database(conn, shown_url)
+        schema().create_all(conn)  # the partial indexes too
+        _VERSION_TABLE.create(conn)
+        conn.execute(insert(_VERSION_TABLE).values(version_num=HEAD))
+    return True
 
 
 def _stored_revision(engine: Engine, shown_url: str) -> str | None:

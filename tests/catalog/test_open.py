@@ -14,7 +14,7 @@ from alembic.runtime.migration import MigrationContext
 
 from catalog import Catalog, SnapshotFilter, default_catalog_url
 from catalog.engine import make_engine
-from catalog.migrate import head_revision
+from catalog.migrate import REVISIONS, head_revision
 from catalog.tables import schema
 from snapshot.errors import CatalogError
 from tests.catalog.catalog_factories import Maker, open_fresh, record_many, snapshot_id, upgrade_to
@@ -44,13 +44,28 @@ def test_open_creates_directory_and_schema(catalog_url: str) -> None:
         assert cat.applied_revisions == ()
 
 
-def test_models_match_the_migrated_schema(catalog_url: str) -> None:
-    Catalog.open(catalog_url).close()
-    engine = make_engine(catalog_url)
+def schema_differences(url: str) -> list[object]:
+    engine = make_engine(url)
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
-        assert compare_metadata(context, schema()) == []
+        found = list(compare_metadata(context, schema()))
     engine.dispose()
+    return found
+
+
+def test_models_match_the_schema_the_migrations_make(catalog_url: str) -> None:
+    if catalog_url.startswith("sqlite:///"):
+        Path(catalog_url.removeprefix("sqlite:///")).parent.mkdir(parents=True)
+    upgrade_to(catalog_url, "head")  # every migration, from an empty database
+    assert schema_differences(catalog_url) == []
+    with Catalog.open(catalog_url) as cat:
+        assert cat.applied_revisions == ()
+
+
+def test_a_new_catalog_is_made_as_the_migrations_make_it(catalog_url: str) -> None:
+    with Catalog.open(catalog_url) as cat:  # made at the head, without running them
+        assert cat.applied_revisions == REVISIONS
+    assert schema_differences(catalog_url) == []
 
 
 def test_same_snapshots_recorded_by_processes_at_once(catalog_url: str) -> None:
@@ -212,7 +227,9 @@ def test_sqlite_file_that_is_not_a_catalog(tmp_path: Path) -> None:
         Catalog.open(f"sqlite:///{other}")
 
 
-def test_head_constant_matches_the_migration_scripts() -> None:
-    from catalog.migrate import HEAD, head_revision
+def test_revision_constants_match_the_migration_scripts() -> None:
+    from catalog.migrate import HEAD, head_revision, script_directory
 
     assert head_revision() == HEAD
+    chain = [r.revision for r in script_directory().iterate_revisions(HEAD, "base")]
+    assert tuple(reversed(chain)) == REVISIONS
