@@ -24,8 +24,10 @@ it ignore it; a malformed one is only not used.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -78,7 +80,13 @@ def artifact_entry(size: int, chunk_lists: bool, names: list[bytes]) -> dict[str
 def split_list(blob: bytes) -> list[bytes]:
     if len(blob) % 32:
         raise ValueError("chunk list length is not a multiple of 32")
-    return [blob[i : i + 32] for i in range(0, len(blob), 32)]
+    return list(_ids_of(len(blob) // 32).unpack(blob))
+
+
+@functools.lru_cache(maxsize=16)
+def _ids_of(count: int) -> struct.Struct:
+    """Splits ``count`` hashes in one call (a list holds thousands, split on every read)."""
+    return struct.Struct("32s" * count)
 
 
 def list_ids(entry: dict[str, Any]) -> list[bytes]:

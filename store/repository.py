@@ -59,6 +59,9 @@ class Store:
         self.stale_after = locks.DEFAULT_STALE_AFTER
         self._index: ChunkIndex | None = None
         self._index_names: set[str] = set()
+        # The last SnapshotIndex made, for the next artifact of the same snapshot: (snapshot
+        # id, the index objects it was made from, it).
+        self._one_read: tuple[str, list[str], SnapshotIndex] | None = None
         self._held: str | None = None
 
     # -- opening ------------------------------------------------------------------------
@@ -306,7 +309,7 @@ class Store:
         # Listed again for every artifact, though the listing for the snapshot's first one
         # held every chunk its document names: reads take no lock, and a gc in between may
         # have replaced the index objects and repacked the chunks.
-        source = self.chunk_source(snapshot_id, self._one_read_index(doc))
+        source = self.chunk_source(snapshot_id, self._one_read_index(snapshot_id, doc))
         if stage_plans and not check_chunks:
             source.staging = snapshot_id
         done = 0
@@ -346,13 +349,14 @@ class Store:
             self.encryption.need_store_key("reading its content")
         return ChunkSource(self.backend, chunk_index or self.index(), snapshot_id, self.encryption)
 
-    def _one_read_index(self, document: dict[str, Any]) -> SnapshotIndex | None:
+    def _one_read_index(self, snapshot_id: str, document: dict[str, Any]) -> SnapshotIndex | None:
         """The index entries a whole read of ``document`` needs, when this process has not
         loaded the index and this host keeps no copy of it (a new host, ``--no-cache``):
         loading every entry of the store's history to read one snapshot would cost more
         than the read (``store.snapshotindex``). None: use the index (``index``). The
-        index objects are listed again for each read, as ``index`` does: a gc in between
-        may have replaced them."""
+        index objects are listed again for each read, as ``index`` does (a gc in between
+        may have replaced them); the same snapshot's next artifact reuses what they gave
+        while they are the same."""
         if self._index is not None:
             return None
         cached = self.cache.index_path(self.url)
@@ -361,12 +365,17 @@ class Store:
         if self.encryption.encrypted:
             self.encryption.need_store_key("reading its content")
         names = sorted(n for e in self.backend.list(layout.INDEX) if (n := layout.index_of(e.path)))
+        if self._one_read is not None and self._one_read[:2] == (snapshot_id, names):
+            return self._one_read[2]
+        self._one_read = None
         read = self.backend.read_many([layout.index_path(n) for n in names])
-        return SnapshotIndex(
+        found = SnapshotIndex(
             ((data, path) for path, data in read.items()),
             document,
             limits.entry_bounds(self.config),
         )
+        self._one_read = (snapshot_id, names, found)
+        return found
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Remove the document only; gc frees the data nothing else references."""

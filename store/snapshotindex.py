@@ -19,7 +19,9 @@ Reads of single pages (``store.storedfile``) keep using ``ChunkIndex``.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
+import operator
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -31,7 +33,15 @@ from store.index import MAGIC, Location, Placed, parsed_object
 
 GROUP_KEYS = 1 << 17  # chunks located per scan: 512 MiB of 4 KiB pages
 _RECORD = 52  # an index object's entry: the hash, then the place
-_KEY = struct.Struct(">32s20x")
+_BATCH = 4096  # records whose keys are taken out of an index object in one call
+
+
+@functools.lru_cache(maxsize=16)
+def _keys_of(count: int) -> struct.Struct:
+    """Unpacks the keys of ``count`` records in one call."""
+    return struct.Struct(">" + "32s20x" * count)
+
+
 _PLACE = struct.Struct(">IIIII")
 
 # (pack number in this index, frame offset, frame length, offset, length)
@@ -86,17 +96,21 @@ class SnapshotIndex:
 
     def _scan(self, wanted: set[bytes]) -> dict[bytes, int]:
         """The first entry for each of ``wanted`` that an index object holds, as its record
-        number across all objects. The objects are taken last to first, each one's hits
-        replacing the later ones'."""
+        number across all objects. Records are taken ``_BATCH`` at a time, last to first,
+        each batch's hits replacing those found after it; within a batch, the set
+        intersection and the key-to-number map are built in C, not a step per record."""
         found: dict[bytes, int] = {}
         for obj in reversed(self._objects):
-            found.update(
-                {
-                    key: n
-                    for n, (key,) in enumerate(_KEY.iter_unpack(obj.records), obj.first)
-                    if key in wanted
-                }
-            )
+            count = len(obj.records) // _RECORD
+            for start in range((count - 1) // _BATCH * _BATCH, -1, -_BATCH):
+                n = min(_BATCH, count - start)
+                keys = _keys_of(n).unpack_from(obj.records, start * _RECORD)
+                hits = wanted.intersection(keys)
+                if hits:
+                    last = obj.first + start + n - 1
+                    # Reversed, so that a key held twice in the batch maps to its first.
+                    numbers = dict(zip(reversed(keys), range(last, last - n, -1), strict=True))
+                    found.update(zip(hits, map(numbers.__getitem__, hits), strict=True))
         return found
 
     def _checked(self, record: int) -> Place:
@@ -166,19 +180,18 @@ class SnapshotIndex:
         """As ``ChunkIndex.locate_in_pack_order``: rows ``(n, pack number, frame offset,
         frame length, offset, length)`` of the n-th hash of ``keys`` found, in pack order.
         Nothing is kept (``use_kept``, ``staging``): this index lives for one read."""
+        ids = documents.split_list(keys)
+        known, checked = self._known, self._checked
         rows: list[Placed] = []
-        group, known, checked = self._group, self._known, self._checked
-        for n in range(len(keys) // 32):
-            key = keys[32 * n : 32 * n + 32]
-            hit = group.get(key)
+        for n, hit in enumerate(map(self._group.get, ids)):
             if hit is None:
-                hit = known.get(key)
-            if hit is not None:
-                rows.append((n, *checked(hit)))
-        rows.sort(key=_pack_order)
+                hit = known.get(ids[n])
+                if hit is None:
+                    continue
+            rows.append((n, *checked(hit)))
+        rows.sort(key=_PACK_ORDER)
         return rows
 
 
-def _pack_order(row: Placed) -> tuple[int, int, int, int]:
-    n, pack, fo, _, off, _ = row
-    return pack, fo, off, n
+# Rows (n, pack, frame offset, frame length, offset, length) by pack, frame offset, offset, n.
+_PACK_ORDER = operator.itemgetter(1, 2, 4, 0)
