@@ -31,7 +31,7 @@ from snapshot.errors import StoreError
 from store import documents
 from store.index import MAGIC, Location, Placed, parsed_object
 
-GROUP_KEYS = 1 << 17  # chunks located per scan: 512 MiB of 4 KiB pages
+GROUP_KEYS = 3 << 15  # chunks located per scan: 384 MiB of 4 KiB pages
 _RECORD = 52  # an index object's entry: the hash, then the place
 _BATCH = 4096  # records whose keys are taken out of an index object in one call
 
