@@ -198,6 +198,26 @@ class PackCipher:
         except InvalidTag:
             raise OpenError("frame does not authenticate (damaged, moved or replaced)") from None
 
+    def open_frames_into(
+        self,
+        sealed: memoryview,
+        start: int,
+        frames: list[tuple[int, int, bytes]],
+        out: memoryview,
+    ) -> int | None:
+        """Open frames ``(offset in the pack, sealed length, chunk id)`` of the stretch of the
+        pack that begins at ``start`` (``sealed``), each into ``out`` where it lay, as
+        :meth:`open_into` would one by one. The number of the first frame that does not
+        authenticate, or None; the frames after it are left as they were."""
+        decrypt = self._aead.decrypt_into
+        for n, (offset, length, ad) in enumerate(frames):
+            at = offset - start
+            try:
+                decrypt(nonce(offset), sealed[at : at + length], ad, out[at : at + length - TAG])
+            except InvalidTag:
+                return n
+        return None
+
     def open(self, offset: int, sealed: bytes | memoryview, ad: bytes) -> bytes:
         try:
             return self._aead.decrypt(nonce(offset), bytes(sealed), ad)

@@ -282,6 +282,13 @@ class WindowRebuild:
                 ) from None
         packed = memoryview(data)
         opened: VerificationError | None = None
+        if (
+            source.encryption is not None
+            and self.sized
+            and not self.check_chunks
+            and self._write_sealed_sized(span, packed, view)
+        ):
+            return
         if source.encryption is not None:
             span, packed, opened = self._open_span(span, packed, view)
             plains = [None] * len(span.frames)  # never carried: a frame holds one chunk
@@ -388,6 +395,70 @@ class WindowRebuild:
             frames.append((frame_offset, frame_length - tag, runs))
         return Span(span.pack, span.start, span.end, frames), out, damage
 
+    def _write_sealed_sized(self, span: Span, packed: memoryview, view: memoryview) -> bool:
+        """The usual encrypted span, opened and decoded with as little done per frame as
+        may be: ``_open_span`` and ``_write_sized`` in one pass over its frames. False when
+        anything is out of the ordinary (a frame that does not open, a run that is not a
+        whole chunk, a truncated span, a batch that fails): the careful way then opens and
+        decodes the span again, names what failed, and rewrites whatever this wrote."""
+        encryption = self.source.encryption
+        assert encryption is not None
+        start, keys, tag = span.start, self.keys, crypto.TAG
+        if span.end - start > len(packed):
+            return False
+        try:
+            cipher = encryption.cipher(span.pack)
+        except crypto.OpenError:
+            return False
+        sealed: list[tuple[int, int, bytes]] = []
+        frames: list[tuple[int, int]] = []
+        sizes: list[int] = []
+        positions: list[int] = []
+        again: list[tuple[int, int]] = []
+        for frame_offset, frame_length, runs in span.frames:
+            position, offset, size, first = runs[0]
+            if offset or not 0 < size <= packs.MAX_FRAME or frame_length <= tag:
+                return False
+            for other, offset, length, _ in runs[1:]:
+                if offset or length != size:
+                    return False
+                again.append((len(frames), other))
+            sealed.append((frame_offset, frame_length, keys[first]))
+            frames.append((frame_offset - start, frame_length - tag))
+            sizes.append(size)
+            positions.append(position)
+        plain = bytearray(len(packed))
+        if cipher.open_frames_into(packed, start, sealed, memoryview(plain)) is not None:
+            return False
+        return self._copy_sized(span.pack, memoryview(plain), view, frames, sizes, positions, again)
+
+    def _copy_sized(
+        self,
+        pack: str,
+        data: memoryview,
+        view: memoryview,
+        frames: list[tuple[int, int]],
+        sizes: list[int],
+        positions: list[int],
+        again: list[tuple[int, int]],
+    ) -> bool:
+        """Frames ``(offset in data, length)`` decoded a batch at a time, each to its chunk's
+        position in the window, then the chunks held at more than one position copied to
+        the others. False when a batch fails."""
+        n = 0
+        for batch in self.source.frames.decompress_sized(pack, data, frames, sizes):
+            if batch is None:
+                return False
+            for k in range(len(batch)):
+                position = positions[n]
+                # A segment exports its bytes; the stubs do not say so.
+                view[position : position + sizes[n]] = batch[k]  # type: ignore[call-overload]
+                n += 1
+        for frame, position in again:
+            first = positions[frame]
+            view[position : position + sizes[frame]] = view[first : first + sizes[frame]]
+        return n == len(frames)
+
     def _write_sized(self, span: Span, packed: memoryview, view: memoryview) -> bool:
         """The usual span, written with nothing per frame in Python but its copy: each frame
         holds exactly one run of chunks, from its start, so its decoded size is the run's
@@ -414,19 +485,7 @@ class WindowRebuild:
             frames.append((frame_offset - start, frame_length))
             sizes.append(size)
             positions.append(runs[0][0])
-        n = 0
-        for batch in self.source.frames.decompress_sized(span.pack, packed, frames, sizes):
-            if batch is None:
-                return False
-            for k in range(len(batch)):
-                position = positions[n]
-                # A segment exports its bytes; the stubs do not say so.
-                view[position : position + sizes[n]] = batch[k]  # type: ignore[call-overload]
-                n += 1
-        for frame, position in again:
-            first = positions[frame]
-            view[position : position + sizes[frame]] = view[first : first + sizes[frame]]
-        return n == len(frames)
+        return self._copy_sized(span.pack, packed, view, frames, sizes, positions, again)
 
     def _check_run(
         self, pack: str, plain: memoryview, offset: int, length: int, first: int
