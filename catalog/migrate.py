@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError
 
 import migrations
 from catalog.engine import WRITE
-from catalog.tables import metadata, schema
+from catalog.tables import LIVE_PLACEMENT_INDEXES, metadata
 from snapshot.errors import CatalogError
 
 if TYPE_CHECKING:
@@ -121,7 +121,9 @@ def _create_at_head(engine: Engine, shown_url: str) -> bool:
         if inspect(conn).has_table(_VERSION_TABLE.name):
             return False
         _refuse_foreign_database(conn, shown_url)
-        schema().create_all(conn)  # the partial indexes too
+        metadata.create_all(conn)
+        for statement in LIVE_PLACEMENT_INDEXES:
+            conn.execute(text(statement))
         _VERSION_TABLE.create(conn)
         conn.execute(insert(_VERSION_TABLE).values(version_num=HEAD))
     return True

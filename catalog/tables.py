@@ -239,6 +239,18 @@ events = Table(
 )
 
 
+# The two partial indexes ``schema`` adds, as DDL that SQLite and PostgreSQL both take: a
+# catalog made at the head (``migrate``) gets them without importing the dialect packages
+# the options of ``schema``'s indexes need (IF NOT EXISTS: ``metadata`` holds them once
+# ``schema`` ran in the process). A test holds them equal to ``schema``'s.
+LIVE_PLACEMENT_INDEXES = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS ux_placements_live ON placements (snapshot_id, tier) "
+    "WHERE removed_at IS NULL",
+    "CREATE INDEX IF NOT EXISTS ix_placements_tier_live "
+    "ON placements (tier, snapshot_id, removed_at) WHERE removed_at IS NULL",
+)
+
+
 def schema() -> MetaData:
     """The complete schema: ``metadata`` with the partial indexes on live placements.
 

@@ -54,6 +54,7 @@ class _Object:
     numbers: list[int]  # this index's pack number of each pack the object names
     records: memoryview
     first: int  # the number of its first record across all objects
+    count: int  # its records
 
 
 class SnapshotIndex:
@@ -66,7 +67,8 @@ class SnapshotIndex:
         bounds: tuple[int, int, int] | None,
     ) -> None:
         self.packs: list[str] = []
-        self.bounds = bounds
+        # Unbounded (None): what a 32-bit field can hold.
+        self._chunk, self._frame, self._decoded = bounds or (1 << 32, 1 << 32, 1 << 33)
         numbers: dict[str, int] = {}
         self._objects: list[_Object] = []
         for data, name in objects:
@@ -80,9 +82,11 @@ class SnapshotIndex:
                     self.packs.append(pack)
                 local.append(numbers[pack])
             last = self._objects[-1] if self._objects else None
-            first = last.first + len(last.records) // _RECORD if last is not None else 0
-            self._objects.append(_Object(name, local, memoryview(plain)[body:], first))
+            first = last.first + last.count if last is not None else 0
+            records = memoryview(plain)[body:]
+            self._objects.append(_Object(name, local, records, first, len(records) // _RECORD))
         self._firsts = [obj.first for obj in self._objects]
+        self._last = self._objects[0] if self._objects else _Object("", [], memoryview(b""), 0, 0)
         # The chunk lists and directly named chunks of every artifact: what a read looks up
         # before it knows any other chunk.
         heads: set[bytes] = set()
@@ -115,22 +119,28 @@ class SnapshotIndex:
 
     def _checked(self, record: int) -> Place:
         """Record ``record`` as this index numbers it, refused as ``ChunkIndex`` refuses it."""
-        obj = self._objects[bisect.bisect_right(self._firsts, record) - 1]
-        pack, fo, fl, off, length = _PLACE.unpack_from(
-            obj.records, (record - obj.first) * _RECORD + 32
-        )
+        obj = self._last
+        at = record - obj.first
+        if not 0 <= at < obj.count:
+            # Records a window needs mostly lie in one object: look for another only here.
+            obj = self._last = self._objects[bisect.bisect_right(self._firsts, record) - 1]
+            at = record - obj.first
+        pack, fo, fl, off, length = _PLACE.unpack_from(obj.records, at * _RECORD + 32)
+        if (
+            pack < len(obj.numbers)
+            and 0 < length <= self._chunk
+            and 0 < fl <= self._frame
+            and off + length <= self._decoded
+        ):
+            return obj.numbers[pack], fo, fl, off, length
         if pack >= len(obj.numbers):
             raise StoreError(
                 f"index object {obj.name} names pack number {pack} of {len(obj.numbers)}"
             )
-        if self.bounds is not None:
-            chunk, frame, decoded = self.bounds
-            if not (0 < length <= chunk and 0 < fl <= frame and off + length <= decoded):
-                raise StoreError(
-                    f"index object {obj.name} names a chunk or frame larger than this store's "
-                    f"(chunks of at most {chunk} bytes, frames of {frame})"
-                )
-        return obj.numbers[pack], fo, fl, off, length
+        raise StoreError(
+            f"index object {obj.name} names a chunk or frame larger than this store's "
+            f"(chunks of at most {self._chunk} bytes, frames of {self._frame})"
+        )
 
     def _place(self, key: bytes) -> Place | None:
         hit = self._group.get(key)

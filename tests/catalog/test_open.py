@@ -62,6 +62,34 @@ def test_models_match_the_schema_the_migrations_make(catalog_url: str) -> None:
         assert cat.applied_revisions == ()
 
 
+def test_a_new_catalog_made_by_the_command_line_has_the_migrated_indexes(tmp_path: Path) -> None:
+    """In a process of its own: the test process's ``schema()`` calls put the partial
+    indexes in the shared metadata, which a command's first open never has."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    made, migrated = tmp_path / "made.db", tmp_path / "migrated.db"
+    subprocess.run(
+        [sys.executable, "-c", "import sys; from catalog import Catalog; "
+         "Catalog.open(sys.argv[1]).close()", f"sqlite:///{made}"],
+        check=True,
+    )  # fmt: skip
+    upgrade_to(f"sqlite:///{migrated}", "head")
+
+    def indexes(path: Path) -> set[tuple[object, ...]]:
+        with sqlite3.connect(path) as db:
+            found = set()
+            for table in ("snapshots", "placements", "verifications", "restores", "drills"):
+                for _, name, unique, _, partial in db.execute(f"PRAGMA index_list({table})"):
+                    columns = tuple(r[2] for r in db.execute(f"PRAGMA index_info({name})"))
+                    found.add((table, name, unique, partial, columns))
+            return found
+
+    assert indexes(made) == indexes(migrated)
+    assert any(entry[1] == "ux_placements_live" and entry[3] for entry in indexes(made))
+
+
 def test_a_new_catalog_is_made_as_the_migrations_make_it(catalog_url: str) -> None:
     with Catalog.open(catalog_url) as cat:  # made at the head, without running them
         assert cat.applied_revisions == REVISIONS
