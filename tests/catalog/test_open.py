@@ -79,7 +79,7 @@ def test_a_new_catalog_made_by_the_command_line_has_the_migrated_indexes(tmp_pat
 
     def indexes(path: Path) -> set[tuple[object, ...]]:
         with sqlite3.connect(path) as db:
-            found = set()
+            found: set[tuple[object, ...]] = set()
             for table in ("snapshots", "placements", "verifications", "restores", "drills"):
                 for _, name, unique, _, partial in db.execute(f"PRAGMA index_list({table})"):
                     columns = tuple(r[2] for r in db.execute(f"PRAGMA index_info({name})"))
