@@ -178,7 +178,7 @@ class SnapshotIndex:
                 group.append(keys)
                 count += len(keys)
                 at += 1
-            self._group = {}
+            self._group = {}  # the last group's locations go before the next's are found
             self._group = self._scan(set(itertools.chain.from_iterable(group)))
             while group:
                 yield group.pop(0)
