@@ -83,6 +83,17 @@ class Span:
     frames: list[FrameRuns]
 
 
+@dataclass
+class _SizedPlan:
+    """A span of single-chunk frames as ``decompress_sized`` takes it (see _sized_plan)."""
+
+    frames: list[tuple[int, int]]  # (offset in the span, length), opened
+    sizes: list[int]  # each frame's chunk length
+    positions: list[int]  # where each frame's chunk goes in the window
+    again: list[tuple[int, int]]  # (frame number, position): chunks held more than once
+    sealed: list[tuple[int, int, bytes]]  # encrypted: (offset in the pack, length, chunk id)
+
+
 class WindowRebuild:
     """Chunks ``keys``, in order, rebuilt into ``buffer`` from the frames that hold them."""
 
@@ -403,61 +414,17 @@ class WindowRebuild:
         decodes the span again, names what failed, and rewrites whatever this wrote."""
         encryption = self.source.encryption
         assert encryption is not None
-        start, keys, tag = span.start, self.keys, crypto.TAG
-        if span.end - start > len(packed):
+        plan = self._sized_plan(span, len(packed), crypto.TAG)
+        if plan is None:
             return False
         try:
             cipher = encryption.cipher(span.pack)
         except crypto.OpenError:
             return False
-        sealed: list[tuple[int, int, bytes]] = []
-        frames: list[tuple[int, int]] = []
-        sizes: list[int] = []
-        positions: list[int] = []
-        again: list[tuple[int, int]] = []
-        for frame_offset, frame_length, runs in span.frames:
-            position, offset, size, first = runs[0]
-            if offset or not 0 < size <= packs.MAX_FRAME or frame_length <= tag:
-                return False
-            for other, offset, length, _ in runs[1:]:
-                if offset or length != size:
-                    return False
-                again.append((len(frames), other))
-            sealed.append((frame_offset, frame_length, keys[first]))
-            frames.append((frame_offset - start, frame_length - tag))
-            sizes.append(size)
-            positions.append(position)
         plain = bytearray(len(packed))
-        if cipher.open_frames_into(packed, start, sealed, memoryview(plain)) is not None:
+        if cipher.open_frames_into(packed, span.start, plan.sealed, memoryview(plain)) is not None:
             return False
-        return self._copy_sized(span.pack, memoryview(plain), view, frames, sizes, positions, again)
-
-    def _copy_sized(
-        self,
-        pack: str,
-        data: memoryview,
-        view: memoryview,
-        frames: list[tuple[int, int]],
-        sizes: list[int],
-        positions: list[int],
-        again: list[tuple[int, int]],
-    ) -> bool:
-        """Frames ``(offset in data, length)`` decoded a batch at a time, each to its chunk's
-        position in the window, then the chunks held at more than one position copied to
-        the others. False when a batch fails."""
-        n = 0
-        for batch in self.source.frames.decompress_sized(pack, data, frames, sizes):
-            if batch is None:
-                return False
-            for k in range(len(batch)):
-                position = positions[n]
-                # A segment exports its bytes; the stubs do not say so.
-                view[position : position + sizes[n]] = batch[k]  # type: ignore[call-overload]
-                n += 1
-        for frame, position in again:
-            first = positions[frame]
-            view[position : position + sizes[frame]] = view[first : first + sizes[frame]]
-        return n == len(frames)
+        return self._copy_sized(span.pack, memoryview(plain), view, plan)
 
     def _write_sized(self, span: Span, packed: memoryview, view: memoryview) -> bool:
         """The usual span, written with nothing per frame in Python but its copy: each frame
@@ -465,27 +432,58 @@ class WindowRebuild:
         length and zstd needs no frame header read for it (``decompress_sized``). False
         when that is not so, or a batch fails as a whole: the careful way then decodes the
         span again, names what failed, and rewrites whatever this wrote."""
-        start = span.start
-        if span.end - start > len(packed):
-            return False  # truncated: the careful way names the chunk
-        frames: list[tuple[int, int]] = []
-        sizes: list[int] = []
-        positions: list[int] = []
-        # Frames whose chunk the artifact holds more than once (empty pages, say): the
-        # positions after the first, as (frame number, position).
-        again: list[tuple[int, int]] = []
+        plan = self._sized_plan(span, len(packed), 0)
+        return plan is not None and self._copy_sized(span.pack, packed, view, plan)
+
+    def _sized_plan(self, span: Span, available: int, tag: int) -> _SizedPlan | None:
+        """Where each frame of ``span`` lies once opened (its sealed length less ``tag``),
+        its chunk's size and position, and for an encrypted span what opens it; None when
+        a frame is not one whole chunk or the span is truncated (``available`` bytes)."""
+        start, keys = span.start, self.keys
+        if span.end - start > available:
+            return None  # truncated: the careful way names the chunk
+        plan = _SizedPlan([], [], [], [], [])
+        frames, sizes, positions, again, sealed = (
+            plan.frames,
+            plan.sizes,
+            plan.positions,
+            plan.again,
+            plan.sealed,
+        )
         for frame_offset, frame_length, runs in span.frames:
-            size = runs[0][2]
-            if runs[0][1] or not 0 < size <= packs.MAX_FRAME:
-                return False  # a size of 0 would have zstd trust the frame's header instead
-            for position, offset, length, _ in runs[1:]:
+            position, offset, size, first = runs[0]
+            # A size of 0 would have zstd trust the frame's header instead.
+            if offset or not 0 < size <= packs.MAX_FRAME or frame_length <= tag:
+                return None
+            for other, offset, length, _ in runs[1:]:
                 if offset or length != size:
-                    return False
-                again.append((len(frames), position))
-            frames.append((frame_offset - start, frame_length))
+                    return None
+                again.append((len(frames), other))
+            if tag:
+                sealed.append((frame_offset, frame_length, keys[first]))
+            frames.append((frame_offset - start, frame_length - tag))
             sizes.append(size)
-            positions.append(runs[0][0])
-        return self._copy_sized(span.pack, packed, view, frames, sizes, positions, again)
+            positions.append(position)
+        return plan
+
+    def _copy_sized(self, pack: str, data: memoryview, view: memoryview, plan: _SizedPlan) -> bool:
+        """The plan's frames in ``data`` decoded a batch at a time, each to its chunk's
+        position in the window, then the chunks held at more than one position copied to
+        the others. False when a batch fails."""
+        positions, sizes = plan.positions, plan.sizes
+        n = 0
+        for batch in self.source.frames.decompress_sized(pack, data, plan.frames, sizes):
+            if batch is None:
+                return False
+            for k in range(len(batch)):
+                position = positions[n]
+                # A segment exports its bytes; the stubs do not say so.
+                view[position : position + sizes[n]] = batch[k]  # type: ignore[call-overload]
+                n += 1
+        for frame, position in plan.again:
+            first = positions[frame]
+            view[position : position + sizes[frame]] = view[first : first + sizes[frame]]
+        return n == len(plan.frames)
 
     def _check_run(
         self, pack: str, plain: memoryview, offset: int, length: int, first: int
