@@ -9,7 +9,7 @@ from pathlib import Path
 
 from store import layout
 from store.repository import Store
-from tests.conftest import Runner, ok
+from tests.conftest import Result, Runner, ok
 from tests.nodegen import apply_churn, make_node_db
 
 
@@ -113,29 +113,14 @@ def test_rekey_and_migrate(stigmem: Runner, tmp_path: Path) -> None:
     )
     assert json.loads(rekeyed.stdout)["packs"] >= 1
     assert len(Store.open(str(encrypted)).backend.list(layout.KEYS)) == 1
-    old = stigmem(
-        "--store",
-        str(encrypted),
-        "snapshot",
-        "restore",
-        sid[:8],
-        "--db",
-        str(tmp_path / "o.db"),
-        env=env,
-    )
+
+    def restore(target: str, env: dict[str, str]) -> Result:
+        args = ["--store", str(encrypted), "snapshot", "restore", sid[:8], "--db", target]
+        return stigmem(*args, env=env)
+
+    old = restore(str(tmp_path / "o.db"), env)
     assert old.returncode == 1 and "encrypted to store key" in old.stderr
-    ok(
-        stigmem(
-            "--store",
-            str(encrypted),
-            "snapshot",
-            "restore",
-            sid[:8],
-            "--db",
-            str(tmp_path / "n.db"),
-            env={"STIGMEM_STORE_KEY": str(new_key)},
-        )
-    )
+    ok(restore(str(tmp_path / "n.db"), {"STIGMEM_STORE_KEY": str(new_key)}))
 
 
 def test_runbook_policy_over_120_days_leaves_nothing_readable_in_either_tier(
