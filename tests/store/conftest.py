@@ -98,7 +98,10 @@ def framed_settings() -> Any:
     return dataclasses.replace(small_settings(), dictionary_size=0)
 
 
-BOTH = ("artifacts/schema_migration_cursor.json", "artifacts/stigmem.db")
+DB = "artifacts/stigmem.db"
+CURSOR = "artifacts/schema_migration_cursor.json"
+CURSOR_BYTES = b'{"applied_migrations": ["001_init"]}'
+BOTH = (CURSOR, DB)
 
 
 def manifest(

@@ -21,7 +21,15 @@ from store import index as index_format
 from store import layout, limits, locks, maintenance, packs
 from store.repository import Store
 from tests.store import conftest
-from tests.store.conftest import Location, make_db, make_location, small_settings
+from tests.store.conftest import (
+    CURSOR,
+    CURSOR_BYTES,
+    DB,
+    Location,
+    make_db,
+    make_location,
+    small_settings,
+)
 
 
 @pytest.fixture(params=["memory", "local"])
@@ -30,11 +38,6 @@ def location(request: pytest.FixtureRequest, tmp_path: Path) -> Location:
     store's reader, which reads the same whether or not the host keeps an index copy; the
     same layouts on S3 run through every command in tests/cli/test_hostile_store_cli.py."""
     return make_location(request.param, tmp_path, request)
-
-
-DB = "artifacts/stigmem.db"
-CURSOR = "artifacts/schema_migration_cursor.json"
-CURSOR_BYTES = b'{"applied_migrations": ["001_init"]}'
 
 
 def put(store: Store, label: str, db: Path) -> str:

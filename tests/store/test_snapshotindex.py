@@ -17,6 +17,9 @@ from store import index as index_format
 from store.index import ChunkIndex
 from store.repository import Store
 from tests.store.conftest import (
+    CURSOR,
+    CURSOR_BYTES,
+    DB,
     Location,
     change_rows,
     make_db,
@@ -25,10 +28,6 @@ from tests.store.conftest import (
     sid,
     small_settings,
 )
-
-DB = "artifacts/stigmem.db"
-CURSOR = "artifacts/schema_migration_cursor.json"
-CURSOR_BYTES = b'{"applied_migrations": ["001_init"]}'
 
 
 @pytest.fixture(params=["memory", "local"])

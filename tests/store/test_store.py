@@ -20,6 +20,9 @@ from store.localcache import LocalCache
 from store.reports import PutResult
 from store.repository import Store
 from tests.store.conftest import (
+    CURSOR,
+    CURSOR_BYTES,
+    DB,
     Location,
     change_rows,
     framed_settings,
@@ -29,10 +32,6 @@ from tests.store.conftest import (
     sid,
     small_settings,
 )
-
-DB = "artifacts/stigmem.db"
-CURSOR = "artifacts/schema_migration_cursor.json"
-CURSOR_BYTES = b'{"applied_migrations": ["001_init"]}'
 
 
 def put(store: Store, label: str, db: Path) -> tuple[str, int]:
