@@ -217,10 +217,6 @@ class Catalog:
         """The last drill of each snapshot (or of ``snapshot_id``), by snapshot id."""
         return self._read(lambda c: queries.last_drills(c, snapshot_id))
 
-    def node_drills(self) -> dict[str, dict[str, Any]]:
-        """The last drill of each node, by node id."""
-        return self._read(queries.node_drills)
-
     def record_event(self, event: str, snapshot_id: str | None, detail: str) -> None:
         self._write(
             lambda c, at: writes.record_event(c, at, self._host, event, snapshot_id, detail)

@@ -28,8 +28,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from catalog.records import iso
 
 if TYPE_CHECKING:
     from snapshot.config import Fleet
@@ -80,20 +82,16 @@ class NodeHealth:
         f = self.facts
         return {
             "node_id": f.node_id,
-            "last_snapshot_at": _iso(f.last_snapshot_at),
+            "last_snapshot_at": iso(f.last_snapshot_at),
             "last_snapshot_age_seconds": self.last_snapshot_age_seconds,
-            "last_verified_at": _iso(f.last_verified_at),
+            "last_verified_at": iso(f.last_verified_at),
             "last_verify_outcome": f.last_verify_outcome,
-            "last_drill_at": _iso(f.last_drill_at),
+            "last_drill_at": iso(f.last_drill_at),
             "last_drill_outcome": f.last_drill_outcome,
             "restore_seconds": f.restore_seconds,
-            "tiers": {tier: _iso(at) for tier, at in self.tiers.items()},
+            "tiers": {tier: iso(at) for tier, at in self.tiers.items()},
             "problems": list(self.problems),
         }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def problems_of(

@@ -300,12 +300,6 @@ def last_drills(conn: Connection, snapshot_id: str | None) -> dict[str, dict[str
     return {row.snapshot_id: _drill(row) for row in conn.execute(stmt)}
 
 
-def node_drills(conn: Connection) -> dict[str, dict[str, Any]]:
-    """The newest drill of each node."""
-    stmt = select(*_DRILL_COLUMNS).order_by(drills.c.at, drills.c.id)
-    return {row.node_id: _drill(row) for row in conn.execute(stmt)}
-
-
 def history(
     conn: Connection,
     snapshot_id: str | None,

@@ -261,12 +261,4 @@ def record_drill(
             host=host,
         )
     )
-    conn.execute(
-        events.insert().values(
-            at=at,
-            event="drill",
-            snapshot_id=snapshot_id,
-            detail=f"{outcome} in {restore_seconds:.2f}s",
-            host=host,
-        )
-    )
+    record_event(conn, at, host, "drill", snapshot_id, f"{outcome} in {restore_seconds:.2f}s")

@@ -21,12 +21,11 @@ import click
 
 from cli.app import App
 from snapshot.errors import StigmemError, UsageError, VerificationError
+from snapshot.manifest import DB_MEMBER
 
 if TYPE_CHECKING:
     from snapshot.trust import TrustPolicy
     from store.repository import Store
-
-DB_MEMBER = "artifacts/stigmem.db"
 
 
 class RefusedStatement(UsageError):

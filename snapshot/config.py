@@ -81,16 +81,6 @@ class Tier:
     def grace_seconds(self) -> float:
         return self.grace.total_seconds()
 
-    @property
-    def lock_retention(self) -> timedelta | None:
-        """How long an object this tier writes is locked: the longest its policy can keep a
-        snapshot, plus the grace period (None without ``object_lock``)."""
-        if self.object_lock is None:
-            return None
-        longest = self.policy.longest_keep()
-        assert longest is not None  # checked when the config was read
-        return longest + self.grace
-
 
 @dataclass(frozen=True)
 class Expected:
