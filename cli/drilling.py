@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from cli.app import App, Tier
 from cli.sources import ReadResult, StoreSource, write_into
 from snapshot.errors import StigmemError, VerificationError
+from snapshot.nodedb import applied_migrations_of, node_meta_of, readonly_uri
 
 if TYPE_CHECKING:
     from snapshot.fileio import Writable
@@ -213,7 +214,7 @@ def _run(
 def _node_checks(target: Path, node_id: str | None, cursor: list[str], result: Drill) -> None:
     """The restored file is this node's database: its node id, its migrations, its tables."""
     try:
-        conn = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
+        conn = sqlite3.connect(readonly_uri(target), uri=True)
     except sqlite3.Error as exc:
         result.check("node_database", False, f"does not open: {exc}")
         return
@@ -230,17 +231,16 @@ def _node_checks(target: Path, node_id: str | None, cursor: list[str], result: D
             else "missing: " + ", ".join(missing),
         ):
             return
-        row = conn.execute("SELECT value FROM node_meta WHERE key = 'node_id'").fetchone()
-        found = None if row is None else str(row[0])
+        found = node_meta_of(conn).node_id
         result.check(
             "node_id",
             found is not None and found == node_id,
             f"node_meta names {found!r}, the manifest {node_id!r}",
         )
-        versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
+        versions = applied_migrations_of(conn)
         result.check(
             "schema_migrations",
-            sorted(versions) == sorted(cursor),
+            versions == sorted(cursor),
             f"{len(versions)} applied, the manifest's cursor lists {len(cursor)}",
         )
         (facts,) = conn.execute("SELECT count(*) FROM facts").fetchone()
