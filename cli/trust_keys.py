@@ -72,15 +72,11 @@ def deferred_policy(
         strict = tuple(keys)
     node_keys = tuple(node_public_keys(target_db)) if strict is None else ()
 
-    def catalog_keys() -> tuple[tuple[bytes, ...], frozenset[bytes]]:
-        catalog = app.catalog()
-        trusted = tuple(parse_public_key(k, "the catalog") for k in catalog.trusted_keys())
-        revoked = frozenset(parse_public_key(k, "the catalog") for k in catalog.revoked_keys())
-        return trusted, revoked
+    def read() -> CatalogKeys:
+        return catalog_keys(app)
 
-    get_keys: Callable[[], tuple[tuple[bytes, ...], frozenset[bytes]]] = catalog_keys
-    if background:
-        get_keys = in_background(catalog_keys)
+    # Read once for the command: a search calls the policy once per snapshot it reads.
+    get_keys = in_background(read) if background else once(read)
 
     def policy() -> TrustPolicy:
         trusted, revoked = get_keys()
@@ -102,14 +98,36 @@ def strict_policy(
     never the manifest's own key or a node's."""
     if trusted_key or trusted_keys_file is not None:
         return deferred_policy(app, trusted_key, trusted_keys_file, background=False)
+    get_keys = once(lambda: catalog_keys(app))
 
     def policy() -> TrustPolicy:
-        catalog = app.catalog()
-        trusted = tuple(parse_public_key(k, "the catalog") for k in catalog.trusted_keys())
-        revoked = frozenset(parse_public_key(k, "the catalog") for k in catalog.revoked_keys())
+        trusted, revoked = get_keys()
         return TrustPolicy(strict_keys=trusted, revoked=revoked)
 
     return policy
+
+
+CatalogKeys = tuple[tuple[bytes, ...], frozenset[bytes]]
+
+
+def catalog_keys(app: App) -> CatalogKeys:
+    """The keys the catalog trusts, and those it revoked."""
+    catalog = app.catalog()
+    trusted = tuple(parse_public_key(k, "the catalog") for k in catalog.trusted_keys())
+    revoked = frozenset(parse_public_key(k, "the catalog") for k in catalog.revoked_keys())
+    return trusted, revoked
+
+
+def once(work: Callable[[], T]) -> Callable[[], T]:
+    """``work``, run at the first call only; later calls return its result."""
+    done: list[T] = []
+
+    def result() -> T:
+        if not done:
+            done.append(work())
+        return done[0]
+
+    return result
 
 
 def in_background(work: Callable[[], T]) -> Callable[[], T]:
