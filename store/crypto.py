@@ -19,8 +19,6 @@ its threat model):
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import os
 import struct
@@ -31,6 +29,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from snapshot.keys import KeyFormatError, b64url_decode, b64url_encode, key_id
 
 SCHEME = "x25519-hkdf-sha256-aes256gcm"
 TAG = 16  # bytes AES-GCM adds to what it encrypts
@@ -54,24 +54,20 @@ class OpenError(Exception):
     """A sealed key or a frame that does not open: damaged, moved, or another key's."""
 
 
-def b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+b64 = b64url_encode
+# A store key's id: the first 16 hex digits of the SHA-256 of its public half, as a node key's.
+public_key_id = key_id
 
 
 def unb64(text: str, what: str) -> bytes:
-    text = text.strip()
+    """A key's 32 bytes from its base64url text, which must be the one way to write them."""
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (ValueError, TypeError):
-        raise BadKey(f"{what} is not base64url") from None
-    if len(raw) != KEY_BYTES or b64(raw) != text:
+        raw = b64url_decode(text, KEY_BYTES, what)
+    except KeyFormatError as exc:
+        raise BadKey(str(exc)) from None
+    if b64(raw) != text.strip():
         raise BadKey(f"{what} must be {KEY_BYTES} bytes in base64url")
     return raw
-
-
-def public_key_id(public: bytes) -> str:
-    """A store key's id: the first 16 hex digits of the SHA-256 of its public half."""
-    return hashlib.sha256(public).hexdigest()[:16]
 
 
 # -- store keys ---------------------------------------------------------------------------
