@@ -98,16 +98,20 @@ def released_name(name: str) -> str:
     return RELEASED + name
 
 
-def _listed(backend: Backend) -> tuple[list[str], set[str]]:
+Listed = tuple[list[str], set[str]]
+
+
+def _listed(backend: Backend) -> Listed:
     """The lock names in ``locks/``, and the names of those a marker says were released."""
     names = [e.path[len(layout.LOCKS) + 1 :] for e in backend.list(layout.LOCKS)]
     released = {n[len(RELEASED) :] for n in names if n.startswith(RELEASED)}
     return [n for n in names if is_lock_name(n)], released
 
 
-def read_locks(backend: Backend) -> list[LockInfo]:
-    """The locks held: every lock object but those released by a marker."""
-    names, released = _listed(backend)
+def read_locks(backend: Backend, listed: Listed | None = None) -> list[LockInfo]:
+    """The locks held: every lock object but those released by a marker (``listed``: what
+    the caller listed of ``locks/`` already)."""
+    names, released = listed or _listed(backend)
     paths = [layout.lock_path(n) for n in names if n not in released]
     found = []
     for path in paths:
@@ -137,14 +141,16 @@ def break_locks(
 ) -> list[LockInfo]:
     """Remove stale locks (or all of them); return what was removed."""
     now = time.time()
-    doomed = [i for i in read_locks(backend) if not stale_only or is_stale(i, now, stale_after)]
-    backend.delete([layout.lock_path(i.name) for i in doomed] + released_pairs(backend))
+    listed = _listed(backend)
+    held = read_locks(backend, listed)
+    doomed = [i for i in held if not stale_only or is_stale(i, now, stale_after)]
+    backend.delete([layout.lock_path(i.name) for i in doomed] + released_pairs(listed))
     return doomed
 
 
-def released_pairs(backend: Backend) -> list[str]:
+def released_pairs(listed: Listed) -> list[str]:
     """The paths of locks released by a marker, and of the markers."""
-    names, released = _listed(backend)
+    names, released = listed
     locks = [layout.lock_path(n) for n in names if n in released]
     return locks + [layout.lock_path(released_name(n)) for n in released]
 
@@ -190,7 +196,8 @@ class StoreLock:
         now = time.time()
         holder = None
         orphans = []
-        for info in read_locks(self.backend):
+        listed = _listed(self.backend)
+        for info in read_locks(self.backend, listed):
             if info.name == self.name:
                 continue
             if is_orphan(info):
@@ -206,7 +213,7 @@ class StoreLock:
         # their processes), and are left for 'store unlock'. Released pairs go too. Without
         # the right to delete, all of them stay, ignored, for a host that has it.
         if self.kind == "exclusive":
-            orphans += released_pairs(self.backend)
+            orphans += released_pairs(listed)
         if orphans:
             with contextlib.suppress(AccessDenied):
                 self.backend.delete(orphans)
