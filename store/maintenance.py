@@ -657,13 +657,12 @@ def _sync(src: Store, dst: Store, progress: Callable[[int, int], None] | None) -
             "store is encrypted and the other is not (store migrate re-encodes)"
         )
     src_index, dst_index = src.index(), dst.index()
-    needed: set[str] = set()
+    # An encrypted store's chunk lists are sealed: every pack the target lacks goes.
+    needed: set[str] = set(src_index.packs) if src.encryption.encrypted else set()
     for sid, doc in _documents(src, missing):
         if isinstance(doc, str):
             raise StoreError(f"cannot sync {sid} from {src.url}: {doc}")
         if src.encryption.encrypted:
-            # Its chunk lists are sealed: every pack the target lacks goes.
-            needed.update(src_index.packs)
             continue
         source = ChunkSource(src.backend, src_index, sid)
         try:
