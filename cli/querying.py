@@ -25,7 +25,6 @@ from snapshot.manifest import DB_MEMBER
 
 if TYPE_CHECKING:
     from snapshot.trust import TrustPolicy
-    from store.repository import Store
 
 
 class RefusedStatement(UsageError):
@@ -49,21 +48,33 @@ def _value(value: Any) -> Any:
     return value
 
 
-def judge(app: App, store: Store, sid: str, policy: Callable[[], TrustPolicy], force: bool) -> None:
-    """Refuse (``VerificationError``) a snapshot whose manifest does not verify under
-    ``policy`` (signature, signer; not the whole-database digest) or whose last recorded
-    verification failed, unless ``force``."""
+ASK_CATALOG = object()  # judge's last outcome, when the caller does not know it
+
+
+def judge(
+    app: App,
+    sid: str,
+    document: dict[str, Any],
+    policy: Callable[[], TrustPolicy],
+    force: bool,
+    last_outcome: str | object | None = ASK_CATALOG,
+) -> None:
+    """Refuse (``VerificationError``) a snapshot whose manifest (in ``document``) does not
+    verify under ``policy`` (signature, signer; not the whole-database digest) or whose last
+    recorded verification (``last_outcome``, else the catalog's) failed, unless ``force``."""
     from snapshot.manifest import manifest_from_dict
     from snapshot.trust import evaluate
 
-    manifest = manifest_from_dict(store.load_document(sid)["manifest"])
+    manifest = manifest_from_dict(document["manifest"])
     verdict = evaluate(manifest, dict(manifest.artifacts), policy())
-    catalog = app.catalog()
-    last = catalog.show(sid).get("last_verify_outcome") if catalog.known_ids([sid]) else None
     if force:
         return
     if not verdict.ok:
         raise VerificationError(verdict.outcome, verdict.detail, sid)
+    last = last_outcome
+    if last is ASK_CATALOG:
+        catalog = app.catalog()
+        last = catalog.show(sid).get("last_verify_outcome") if catalog.known_ids([sid]) else None
     if last not in (None, "ok"):
         raise VerificationError(
             str(last), f"{sid}: its last verification failed ({last}); verify it again", sid
@@ -87,10 +98,10 @@ def run_sql(
     source = resolve(app, ref, 0)
     if not isinstance(source, StoreSource):
         raise StigmemError(f"snapshot sql reads stored snapshots: {ref} is a tarball")
-    store, sid = source.store, source.snapshot_id
-    judge(app, store, sid, policy, force_unverified)
+    store, sid, document = source.store, source.snapshot_id, source.stored_document()
+    judge(app, sid, document, policy, force_unverified)
     cache = ChunkCache()
-    stored = StoredFile(store, sid, DB_MEMBER, cache)
+    stored = StoredFile(store, sid, DB_MEMBER, cache, document)
     conn = open_database(stored, f"{sid}.db")
     conn.authorizer = _authorizer()
     try:

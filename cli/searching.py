@@ -41,10 +41,12 @@ def _stored(app: App, sid: str) -> tuple[Store, Tier]:
     raise StigmemError(f"snapshot {sid} is in no store of this config")
 
 
-def _open(store: Store, sid: str, cache: ChunkCache) -> tuple[Any, StoredFile]:
+def _open(
+    store: Store, sid: str, cache: ChunkCache, document: dict[str, Any]
+) -> tuple[Any, StoredFile]:
     from store.storedfile import StoredFile, open_database
 
-    stored = StoredFile(store, sid, DB_MEMBER, cache)
+    stored = StoredFile(store, sid, DB_MEMBER, cache, document)
     return open_database(stored, f"{sid}.db"), stored
 
 
@@ -100,8 +102,9 @@ def find(
         facts: dict[str, dict[str, Any]] = {}
         for row in chain:
             store, _ = _stored(app, row.id)
-            judge(app, store, row.id, policy, force)
-            conn, _stored_file = _open(store, row.id, cache)
+            document = store.load_document(row.id)
+            judge(app, row.id, document, policy, force, row.last_verify_outcome)
+            conn, _stored_file = _open(store, row.id, cache, document)
             try:
                 here = {str(f["id"]): f for f in _rows(conn, query, tuple(params))}
             finally:
@@ -233,8 +236,9 @@ def diff(
     files = []
     for sid in (a, b):
         store, _ = _stored(app, sid)
-        judge(app, store, sid, policy, force)
-        files.append(StoredFile(store, sid, DB_MEMBER, cache))
+        document = store.load_document(sid)
+        judge(app, sid, document, policy, force)
+        files.append(StoredFile(store, sid, DB_MEMBER, cache, document))
     file_a, file_b = files
     conn = open_database(file_a, f"{a}.db")
     try:

@@ -92,6 +92,10 @@ class StoreSource:
             self.document = self.store.load_document(self.snapshot_id)
         return self.document
 
+    def stored_document(self) -> dict[str, Any]:
+        """The snapshot's document, read from the store once."""
+        return self._document()
+
     def peek(self) -> Manifest:
         return manifest_from_dict(self._document()["manifest"])
 

@@ -52,9 +52,17 @@ class ChunkCache:
 class StoredFile:
     """Member ``member`` of snapshot ``snapshot_id`` in ``store``, read by byte range."""
 
-    def __init__(self, store: Store, snapshot_id: str, member: str, cache: ChunkCache) -> None:
+    def __init__(
+        self,
+        store: Store,
+        snapshot_id: str,
+        member: str,
+        cache: ChunkCache,
+        document: dict[str, Any] | None = None,
+    ) -> None:
+        """``document``: the snapshot's document, when the caller has read it already."""
         self.cache = cache
-        doc = store.load_document(snapshot_id)
+        doc = store.load_document(snapshot_id) if document is None else document
         entry = doc["artifacts"].get(member)
         if entry is None:
             raise StoreError(f"snapshot {snapshot_id} in {store.url} has no member {member}")
