@@ -104,17 +104,6 @@ def chosen_snapshots(
     return chosen
 
 
-def source_for(app: App, snapshot_id: str, tier: Tier | None) -> StoreSource:
-    tiers = [tier] if tier is not None else app.all_tiers()
-    misses = []
-    for candidate in tiers:
-        store = app.store(candidate)
-        if store.has_snapshot(snapshot_id):
-            return StoreSource(store, candidate, snapshot_id)
-        misses.append(store.url)
-    raise StigmemError(f"snapshot {snapshot_id} is in none of the stores {', '.join(misses)}")
-
-
 def scratch_root(app: App) -> Path:
     root = app.home / "scratch"
     root.mkdir(parents=True, exist_ok=True)

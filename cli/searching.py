@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from cli.app import App, Tier
+from cli.app import App
 from cli.output import printable
 from cli.querying import DB_MEMBER, judge
+from cli.sources import source_for
 from snapshot.errors import StigmemError
 
 if TYPE_CHECKING:
@@ -31,14 +32,6 @@ class Seen:
 
     def to_json(self) -> dict[str, str]:
         return {"snapshot_id": self.snapshot_id, "created_at": self.created_at}
-
-
-def _stored(app: App, sid: str) -> tuple[Store, Tier]:
-    for tier in app.all_tiers():
-        store = app.store(tier)
-        if store.has_snapshot(sid):
-            return store, tier
-    raise StigmemError(f"snapshot {sid} is in no store of this config")
 
 
 def _open(
@@ -101,7 +94,7 @@ def find(
         gone: dict[str, Seen] = {}
         facts: dict[str, dict[str, Any]] = {}
         for row in chain:
-            store, _ = _stored(app, row.id)
+            store = source_for(app, row.id).store
             document = store.load_document(row.id)
             judge(app, row.id, document, policy, force, row.last_verify_outcome)
             conn, _stored_file = _open(store, row.id, cache, document)
@@ -235,7 +228,7 @@ def diff(
     cache = ChunkCache()
     files = []
     for sid in (a, b):
-        store, _ = _stored(app, sid)
+        store = source_for(app, sid).store
         document = store.load_document(sid)
         judge(app, sid, document, policy, force)
         files.append(StoredFile(store, sid, DB_MEMBER, cache, document))

@@ -349,8 +349,9 @@ def drill_cmd(
     Strict verification (the keys given, else the keys the catalog trusts), the full PRAGMA
     integrity_check, the node's id, migrations and tables; each drill is recorded with its
     time to restore. Exit 0 when every drill passed, 3 when one failed."""
-    from cli.drilling import chosen_snapshots, drill, source_for
+    from cli.drilling import chosen_snapshots, drill
     from cli.output import echo, emit_json
+    from cli.sources import source_for
     from cli.trust_keys import strict_policy
     from snapshot.errors import StigmemError, UsageError
 

@@ -204,6 +204,18 @@ def verify(
 Judge = Callable[[TrustPolicy], tuple[VerifyResult, ReadResult]]
 
 
+def source_for(app: App, snapshot_id: str, tier: Tier | None = None) -> StoreSource:
+    """The snapshot in ``tier``'s store, else in the first store of the config holding it."""
+    tiers = [tier] if tier is not None else app.all_tiers()
+    misses = []
+    for candidate in tiers:
+        store = app.store(candidate)
+        if store.has_snapshot(snapshot_id):
+            return StoreSource(store, candidate, snapshot_id)
+        misses.append(store.url)
+    raise StigmemError(f"snapshot {snapshot_id} is in none of the stores {', '.join(misses)}")
+
+
 def write_into(source: Source, out: Writable) -> tuple[Judge, ReadResult]:
     """Write the snapshot's database into ``out``; return the step that judges it under a
     policy (a restore may still be reading the catalog's keys meanwhile), and what was read
