@@ -288,19 +288,28 @@ def diff_markdown(doc: dict[str, Any], node: str, created: tuple[str, str]) -> s
     """The diff in the layout of the runbook's Markdown review (``snapshot.markdown``): a
     header, a section per entity with the facts added and retracted, each fact as the review
     prints one, then the tables that changed. ``created``: when each snapshot was taken."""
-    from snapshot.jqprint import jq_number, value_text
-    from snapshot.markdown import AUTO_GENERATED
+    from snapshot.markdown import AUTO_GENERATED, Fact
 
     def fact_line(fact: dict[str, Any]) -> str:
+        """The fact as the review prints one (``Fact.line``); a row whose confidence or
+        value will not convert, as it is."""
         try:
-            conf = jq_number(float(fact.get("confidence") or 0))
-            value = value_text(str(fact.get("value_type")), str(fact.get("value_v")))
+            line = Fact(
+                entity=str(fact.get("entity")),
+                relation=str(fact.get("relation")),
+                value_type=str(fact.get("value_type")),
+                value_v=str(fact.get("value_v")),
+                source=str(fact.get("source")),
+                confidence=float(fact.get("confidence") or 0),
+                quarantine_status=None,
+            ).line()
         except (TypeError, ValueError):
-            conf, value = str(fact.get("confidence")), str(fact.get("value_v"))
+            line = (
+                f"- **{fact.get('relation')}** (source={fact.get('source')}, "
+                f"conf={fact.get('confidence')}): {fact.get('value_v')}"
+            )
         # The database's own text: control characters escaped.
-        return printable(
-            f"- **{fact.get('relation')}** (source={fact.get('source')}, conf={conf}): {value}"
-        )
+        return printable(line)
 
     lines = [
         f"# Stigmem Snapshot Diff — {created[1]}",
