@@ -213,9 +213,9 @@ class Catalog:
             )
         )
 
-    def last_drills(self, snapshot_id: str | None = None) -> dict[str, dict[str, Any]]:
-        """The last drill of each snapshot (or of ``snapshot_id``), by snapshot id."""
-        return self._read(lambda c: queries.last_drills(c, snapshot_id))
+    def last_drills(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The last drill of each of the snapshots ``ids`` that has one, by snapshot id."""
+        return self._read(lambda c: queries.last_drills(c, ids))
 
     def record_event(self, event: str, snapshot_id: str | None, detail: str) -> None:
         self._write(

@@ -261,7 +261,7 @@ def show(conn: Connection, snapshot_id: str) -> dict[str, Any]:
         ("at", "target", "forced", "migrations_replayed", "host"),
         json_fields=("migrations_replayed",),
     )
-    doc["last_drill"] = last_drills(conn, snapshot_id).get(snapshot_id)
+    doc["last_drill"] = last_drills(conn, [snapshot_id]).get(snapshot_id)
     return doc
 
 
@@ -292,12 +292,18 @@ def _drill(row: Any) -> dict[str, Any]:
     }
 
 
-def last_drills(conn: Connection, snapshot_id: str | None) -> dict[str, dict[str, Any]]:
-    """The newest drill of each snapshot (only ``snapshot_id``'s when given)."""
-    stmt = select(*_DRILL_COLUMNS).order_by(drills.c.at, drills.c.id)
-    if snapshot_id is not None:
-        stmt = stmt.where(drills.c.snapshot_id == snapshot_id)
-    return {row.snapshot_id: _drill(row) for row in conn.execute(stmt)}
+def last_drills(conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The newest drill of each of the snapshots ``ids`` that has one."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        stmt = (
+            select(*_DRILL_COLUMNS)
+            .where(drills.c.snapshot_id.in_(chunk))
+            .order_by(drills.c.at, drills.c.id)
+        )
+        found.update((row.snapshot_id, _drill(row)) for row in conn.execute(stmt))
+    return found
 
 
 def history(

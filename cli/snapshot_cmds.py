@@ -518,7 +518,7 @@ def list_cmd(app: App, as_json: bool, **filters: object) -> None:
 
     catalog = app.catalog()
     rows = catalog.list_snapshots(build_filter(filters))
-    print_list(rows, as_json, catalog.last_drills())
+    print_list(rows, as_json, catalog.last_drills([row.id for row in rows]))
 
 
 @snapshot_group.command(
