@@ -103,14 +103,29 @@ class Encryption:
         its name, or None when there were none."""
         if not self._written or self.public is None:
             return None
-        data = crypto.encode_keyring(self.public, self._written)
-        name = hashlib.sha256(data).hexdigest()
-        self.backend.write(layout.keyring_path(name), data)
+        name = self.put_keyring(self.public, self._written)
         with self._lock:
             if self._sealed is not None:
                 self._sealed.update(self._written)
         self._written = {}
         return name
+
+    def take_written(self) -> dict[bytes, crypto.Sealed]:
+        """The sealed keys of the packs written since the last keyring, which the caller
+        will put in a keyring of its own."""
+        written, self._written = self._written, {}
+        return written
+
+    def put_keyring(self, public: bytes, records: dict[bytes, crypto.Sealed]) -> str:
+        """Write one keyring object of ``records`` sealed to ``public``; its name."""
+        data = crypto.encode_keyring(public, records)
+        name = hashlib.sha256(data).hexdigest()
+        self.backend.write(layout.keyring_path(name), data)
+        return name
+
+    def keyring_paths(self) -> list[str]:
+        """The paths of the store's keyring objects."""
+        return [e.path for e in self.backend.list(layout.KEYS) if layout.keyring_of(e.path)]
 
     # -- reading ----------------------------------------------------------------------
 
@@ -133,11 +148,7 @@ class Encryption:
 
     def _load_keyrings(self) -> dict[bytes, crypto.Sealed]:
         assert self.public is not None
-        names = [
-            entry.path
-            for entry in self.backend.list(layout.KEYS)
-            if layout.keyring_of(entry.path) is not None
-        ]
+        names = self.keyring_paths()
         found: dict[bytes, crypto.Sealed] = {}
         for path, data in sorted(self.backend.read_many(names, limits.MAX_OBJECT).items()):
             try:

@@ -560,14 +560,13 @@ def _compact_keyrings(store: Store, gone: set[str]) -> list[str]:
     """Write one keyring with the sealed keys of every pack that stays (those the repack
     wrote included), as they are; return the paths of the keyrings it replaces."""
     crypt = store.encryption
-    crypt.write_keyring()  # the repacked packs' keys
-    old = [e.path for e in store.backend.list(layout.KEYS) if layout.keyring_of(e.path)]
+    repacked = crypt.take_written()  # in no keyring yet: they go in this one
+    old = crypt.keyring_paths()
     crypt.forget_keys()
     assert crypt.public is not None
-    kept = {p: k for p, k in crypt.sealed_keys().items() if p.hex() not in gone}
-    data = crypto.encode_keyring(crypt.public, kept)
-    name = hashlib.sha256(data).hexdigest()
-    store.backend.write(layout.keyring_path(name), data)
+    every = {**crypt.sealed_keys(), **repacked}
+    kept = {p: k for p, k in every.items() if p.hex() not in gone}
+    name = crypt.put_keyring(crypt.public, kept)
     crypt.forget_keys()
     stale = [path for path in old if path != layout.keyring_path(name)]
     locked = store.backend.retained(stale)  # stay until their lock ends; readers ignore none

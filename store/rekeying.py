@@ -9,7 +9,6 @@ behind are sealed to a key the store no longer names, and gc or another rekey re
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -46,10 +45,8 @@ def rekey(store: Store, new_public: bytes) -> RekeyReport:
             key = crypt.pack_key(pack.hex())
             ephemeral, wrapped = crypto.seal(key, pack, new_public)
             sealed[pack] = crypto.Sealed(ephemeral, wrapped)
-        data = crypto.encode_keyring(new_public, sealed)
-        name = hashlib.sha256(data).hexdigest()
-        old = [e.path for e in store.backend.list(layout.KEYS) if layout.keyring_of(e.path)]
-        store.backend.write(layout.keyring_path(name), data)
+        old = crypt.keyring_paths()
+        name = crypt.put_keyring(new_public, sealed)
         settings = store.config
 
         store.backend.write(layout.CONFIG, replace(settings, encrypt_to=new_public).to_json())
