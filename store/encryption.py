@@ -79,6 +79,22 @@ class Encryption:
         key = self.need_writer().chunk_id_key()
         return lambda data: crypto.chunk_id(key, data)
 
+    def pack_hooks(
+        self,
+    ) -> tuple[
+        Callable[[], tuple[bytes, crypto.PackCipher] | None] | None,
+        Callable[[str, bytes], None] | None,
+    ]:
+        """What a ``packs.PackWriter`` is handed to encrypt the packs it fills and seal
+        their keys: (``new_pack``, ``pack_written``), or nothing for a plaintext store."""
+        return (self.new_pack, self.pack_written) if self.encrypted else (None, None)
+
+    def matches(self, key: bytes, chunk: bytes | memoryview) -> bool:
+        """Whether ``chunk``, opened from its frame, is the chunk named ``key``: in an
+        encrypted store its frame opened only with that id as associated data, which was
+        the check (its ids are keyed by the writer key, which a reader need not hold)."""
+        return self.encrypted or packs.chunk_matches(key, chunk)
+
     def new_pack(self) -> tuple[bytes, crypto.PackCipher] | None:
         """A pack key and its cipher for the next pack a writer fills (None: plaintext)."""
         if self.public is None:

@@ -417,8 +417,7 @@ def _repack(
         cfg.frame_size,
         cfg.pack_size,
         kept,
-        crypt.new_pack if crypt.encrypted else None,
-        crypt.pack_written if crypt.encrypted else None,
+        *crypt.pack_hooks(),
     )
     for name, positions in sorted(by_pack.items()):
         data: bytes = store.backend.read(layout.pack_path(name), limits.max_pack(cfg))
@@ -451,7 +450,7 @@ def _repack(
                 raise StoreError(f"gc stopped on {store.url}: pack {name}: {exc}") from None
             chunk = frames[loc.frame_offset][loc.offset : loc.offset + loc.length]
             key = chunk_index.key(position)
-            if not crypt.encrypted and not packs.chunk_matches(key, chunk):
+            if not crypt.matches(key, chunk):
                 raise StoreError(
                     f"gc stopped on {store.url}: chunk {key.hex()} in pack {name} "
                     "does not match its hash"

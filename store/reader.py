@@ -44,10 +44,10 @@ class ChunkSource:
         self.staging: str | None = None
 
     def matches(self, key: bytes, chunk: bytes | memoryview) -> bool:
-        """Whether ``chunk`` is the chunk named ``key``. An encrypted store's frame opened
-        only with its chunk's id as associated data: that is the check (its ids are keyed
-        by the writer key, which a reader need not hold)."""
-        return self.encryption is not None or packs.chunk_matches(key, chunk)
+        """Whether ``chunk`` is the chunk named ``key`` (``Encryption.matches``)."""
+        if self.encryption is not None:
+            return self.encryption.matches(key, chunk)
+        return packs.chunk_matches(key, chunk)
 
     def _missing(self, detail: str) -> VerificationError:
         return VerificationError("missing_data", f"{self.snapshot_id}: {detail}", self.snapshot_id)

@@ -146,8 +146,7 @@ class SnapshotWriter:
             cfg.frame_size,
             cfg.pack_size,
             self._dictionary(artifacts),
-            crypt.new_pack if crypt.encrypted else None,
-            crypt.pack_written if crypt.encrypted else None,
+            *crypt.pack_hooks(),
         )
         entries = {m: self._artifact(m, source) for m, source in sorted(artifacts.items())}
         self._packs.finish()
