@@ -525,12 +525,15 @@ class FsspecBackend(Backend):
     def write_many(self, objects: dict[str, bytes]) -> None:
         if not objects:
             return
-        if self.object_lock is not None:
-            for path, data in objects.items():
-                self.write(path, data)
-            return
+        # Concurrently in both groups: what a tier locks carries its lock (the same
+        # retention for the whole batch), the rest goes as it is.
+        locked = {p: d for p, d in objects.items() if self._lock_args(p)}
+        rest = {p: d for p, d in objects.items() if p not in locked}
         with self._translated():
-            self.fs.pipe({self.full(p): d for p, d in objects.items()})
+            for group in (locked, rest):
+                if group:
+                    args = self._lock_args(next(iter(group)))
+                    self.fs.pipe({self.full(p): d for p, d in group.items()}, **args)
 
     def delete(self, paths: builtins.list[str]) -> None:
         if not paths:

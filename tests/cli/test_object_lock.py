@@ -115,3 +115,27 @@ def test_object_lock_retains_during_the_lock_and_prunes_after(
     }
     for sid in kept:
         ok(stigmem("snapshot", "verify", sid))
+
+
+def test_objects_written_in_a_batch_carry_the_tiers_lock(s3_endpoint: str) -> None:
+    """What sync writes a batch at a time (packs, documents) is locked like a single write;
+    what a tier does not lock (index objects) is not."""
+    from store.backend import FsspecBackend, open_backend
+
+    client = s3(s3_endpoint)
+    bucket = f"locked-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    backend = open_backend(f"s3://{bucket}/vault", s3_options(s3_endpoint))
+    assert isinstance(backend, FsspecBackend)
+    backend.object_lock = ("GOVERNANCE", 3600)
+    pack, document, index = (
+        layout.pack_path("ab" * 32),
+        layout.snapshot_path("cd" * 32),
+        (layout.index_path("ef" * 32)),
+    )
+    backend.write_many({pack: b"p", document: b"{}", index: b"i"})
+    until = locked_objects(client, bucket, "vault")
+    assert until[index] is None
+    for path in (pack, document):
+        locked = until[path]
+        assert locked is not None and locked > datetime.now(UTC) + timedelta(minutes=50), path
