@@ -68,16 +68,18 @@ def show_health(app: App, as_json: bool) -> None:
 
     with around(app, "health") as hook:
         reports = node_health(app)
-        hook.result([report.to_json() for report in reports])
-        _print(reports, as_json)
+        documents = [report.to_json() for report in reports]
+        hook.result(documents)
+        _print(reports, documents if as_json else None)
 
 
-def _print(reports: list[NodeHealth], as_json: bool) -> None:
+def _print(reports: list[NodeHealth], documents: list[dict[str, Any]] | None) -> None:
+    """The report as a table, or as ``documents`` (the JSON array) when given."""
     from catalog.health import unhealthy
     from cli.output import emit_json, table
 
-    if as_json:
-        emit_json([report.to_json() for report in reports])
+    if documents is not None:
+        emit_json(documents)
     else:
         tier_names = list(reports[0].tiers) if reports else []
         rows = []
